@@ -1,0 +1,5 @@
+"""`python -m opsroom` runs the CLI."""
+
+from opsroom.cli.main import main
+
+main()

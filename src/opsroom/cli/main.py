@@ -1,0 +1,59 @@
+"""The `opsroom` command line. Subcommands are imported only when they are used."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+# name -> (module, attribute, one-line help). Keeping help here lets `opsroom --help`
+# answer without importing any room.
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "serve": ("opsroom.cli.serve", "serve", "Run the bot on its configuration (or embedded defaults)."),
+    "shell": ("opsroom.cli.shell", "shell", "A terminal chat with the same engine."),
+    "run": ("opsroom.cli.run", "run", "Send one chat message through the whole pipeline."),
+    "jobs": ("opsroom.cli.jobs", "jobs", "List jobs, newest first."),
+    "catalog": ("opsroom.cli.catalog", "catalog", "Check, list, show and export a catalog."),
+    "new": ("opsroom.cli.catalog", "new", "Scaffold a new script that passes `catalog check --strict`."),
+    "config": ("opsroom.cli.config", "config", "Check the configuration and print it."),
+    "bench": ("opsroom.cli.bench", "bench", "Run the benchmark suite and print its figures."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands live in modules imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """All subcommand names, sorted."""
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Import the module holding `cmd_name` and return its click command."""
+        entry = _COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(entry[0])
+        command: click.Command = getattr(module, entry[1])
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List subcommands from the static table, without importing them."""
+        rows = [(name, _COMMANDS[name][2]) for name in sorted(_COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="opsroom", prog_name="opsroom")
+def cli() -> None:
+    """opsroom: your scripts become typed chat commands.
+
+    Start with `opsroom shell` for a terminal chat on the bundled example catalog,
+    or `opsroom serve` for the bot on its configuration.
+    """
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the console script."""
+    return cli.main(args=argv, prog_name="opsroom")

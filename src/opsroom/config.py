@@ -1,0 +1,205 @@
+"""Settings, read once from `opsroom.toml` plus `OPSROOM_<SECTION>_<KEY>` overrides.
+
+Every other module receives a frozen `Settings`; nothing reads the environment afterwards.
+Unknown keys and bad values are `ConfigError`s naming the key path (`runner.timeout`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from opsroom.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "opsroom.toml"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from `90`, `"90s"`, `"15m"`, `"2h"`, `"1d"`; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 90, \"90s\", \"15m\" or \"2h\"")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        raise ValueError(f"expected a duration like 90, \"90s\", \"15m\" or \"2h\", got {value!r}")
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return seconds
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BotSettings(_Section):
+    """`[bot]`: how the bot presents itself."""
+
+    name: str = "ops"
+    prefix: str = "!"
+
+
+class CatalogSettings(_Section):
+    """`[catalog]`: where the scripts live."""
+
+    path: str | None = None  # None: the bundled example catalog
+    git: str | None = None
+    branch: str = "main"
+    poll_interval: float = 60.0
+
+    @field_validator("poll_interval", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        return parse_duration(v)
+
+
+class StoreSettings(_Section):
+    """`[store]`: the database of jobs and audit."""
+
+    url: str = "sqlite:///opsroom.db"
+
+
+class WebSettings(_Section):
+    """`[web]`: the console and web chat."""
+
+    listen: str = "127.0.0.1:8080"
+    base_url: str | None = None
+
+
+class RunnerSettings(_Section):
+    """`[runner]`: how scripts are run."""
+
+    concurrency: int = Field(default=8, ge=1)
+    timeout: float = 3600.0  # default per-job timeout, seconds
+    max_timeout: float = 86400.0
+    kill_grace: float = 5.0
+    foreground_seconds: float = 5.0
+    output_cap: int = Field(default=10_000_000, ge=1024)  # bytes kept per job
+    pwsh: str = "pwsh"
+    python: str | None = None  # None: the interpreter running opsroom
+    bash: str = "bash"
+    env_passthrough: tuple[str, ...] = ()
+
+    @field_validator("timeout", "max_timeout", "kill_grace", "foreground_seconds", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        return parse_duration(v)
+
+
+class Settings(_Section):
+    """The whole configuration."""
+
+    bot: BotSettings = BotSettings()
+    catalog: CatalogSettings = CatalogSettings()
+    store: StoreSettings = StoreSettings()
+    web: WebSettings = WebSettings()
+    runner: RunnerSettings = RunnerSettings()
+    secrets: dict[str, str] = {}
+    groups: dict[str, list[str]] = {}
+    roles: list[dict[str, Any]] = []
+    adapters: dict[str, dict[str, Any]] = {}
+    ldap: dict[str, Any] = {}
+    source: Literal["defaults", "file"] = "defaults"
+    path: str | None = None
+
+
+_SECTIONS = ("bot", "catalog", "store", "web", "runner")
+
+
+def _format_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{loc}: {msg}")
+    return "; ".join(lines)
+
+
+def _coerce_env(raw: str) -> object:
+    """An override value: TOML-ish literal when it parses as one, else the plain string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for key, raw in environ.items():
+        if not key.startswith("OPSROOM_") or key == "OPSROOM_CONFIG":
+            continue
+        rest = key[len("OPSROOM_") :].lower()
+        section, _, name = rest.partition("_")
+        if section not in _SECTIONS or not name:
+            continue
+        data.setdefault(section, {})
+        if not isinstance(data[section], dict):
+            raise ConfigError(f"{section}: expected a table")
+        data[section][name] = _coerce_env(raw)
+
+
+def config_path(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> Path | None:
+    """The config file to read: `--config`, then OPSROOM_CONFIG, then ./opsroom.toml."""
+    if explicit:
+        return Path(explicit)
+    if env := environ.get("OPSROOM_CONFIG"):
+        return Path(env)
+    candidate = cwd / DEFAULT_CONFIG_NAME
+    return candidate if candidate.is_file() else None
+
+
+def load_settings(
+    explicit: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Read the configuration once; raise ConfigError naming the key path on any problem."""
+    environ = os.environ if environ is None else environ
+    cwd = Path.cwd() if cwd is None else cwd
+    path = config_path(explicit, environ, cwd)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        except OSError as e:
+            raise ConfigError(f"{path}: {e.strerror}") from None
+        for reserved in ("source", "path"):
+            if reserved in data:
+                raise ConfigError(f"{path}: {reserved}: unknown key")
+        data["source"] = "file"
+        data["path"] = str(path)
+    _apply_env(data, environ)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as e:
+        where = f"{path}: " if path else "OPSROOM_* overrides: "
+        raise ConfigError(where + _format_error(e)) from None
+    return _resolve_paths(settings, path.parent if path else cwd)
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    """Relative catalog paths and SQLite files are relative to the config file's folder."""
+    catalog = settings.catalog
+    if catalog.path is not None and not Path(catalog.path).is_absolute():
+        catalog = catalog.model_copy(update={"path": str((base / catalog.path).resolve())})
+    return settings.model_copy(update={"catalog": catalog})
+
+
+def dump_settings(settings: Settings) -> str:
+    """The effective configuration as JSON (used by `config check`)."""
+    return json.dumps(settings.model_dump(mode="json"), indent=2, sort_keys=True)

@@ -1,0 +1,1 @@
+"""Shared value types: frozen dataclasses and string enums, no I/O."""
