@@ -26,13 +26,13 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0
 def parse_duration(value: object) -> float:
     """Seconds from `90`, `"90s"`, `"15m"`, `"2h"`, `"1d"`; ValueError otherwise."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration like 90, \"90s\", \"15m\" or \"2h\"")
+        raise ValueError('expected a duration like 90, "90s", "15m" or "2h"')
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str) and (m := _DURATION.match(value)):
         seconds = float(m.group(1)) * _UNITS[m.group(2)]
     else:
-        raise ValueError(f"expected a duration like 90, \"90s\", \"15m\" or \"2h\", got {value!r}")
+        raise ValueError(f'expected a duration like 90, "90s", "15m" or "2h", got {value!r}')
     if seconds <= 0:
         raise ValueError("a duration must be positive")
     return seconds

@@ -10,12 +10,20 @@ import click
 # name -> (module, attribute, one-line help). Keeping help here lets `opsroom --help`
 # answer without importing any room.
 _COMMANDS: dict[str, tuple[str, str, str]] = {
-    "serve": ("opsroom.cli.serve", "serve", "Run the bot on its configuration (or embedded defaults)."),
+    "serve": (
+        "opsroom.cli.serve",
+        "serve",
+        "Run the bot (embedded defaults without a config).",
+    ),
     "shell": ("opsroom.cli.shell", "shell", "A terminal chat with the same engine."),
     "run": ("opsroom.cli.run", "run", "Send one chat message through the whole pipeline."),
     "jobs": ("opsroom.cli.jobs", "jobs", "List jobs, newest first."),
     "catalog": ("opsroom.cli.catalog", "catalog", "Check, list, show and export a catalog."),
-    "new": ("opsroom.cli.catalog", "new", "Scaffold a new script that passes `catalog check --strict`."),
+    "new": (
+        "opsroom.cli.catalog",
+        "new",
+        "Scaffold a new script with help and a test.",
+    ),
     "config": ("opsroom.cli.config", "config", "Check the configuration and print it."),
     "bench": ("opsroom.cli.bench", "bench", "Run the benchmark suite and print its figures."),
 }
