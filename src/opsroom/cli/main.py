@@ -57,8 +57,8 @@ class LazyGroup(click.Group):
 def cli() -> None:
     """opsroom: your scripts become typed chat commands.
 
-    Start with `opsroom shell` for a terminal chat on the bundled example catalog,
-    or `opsroom serve` for the bot on its configuration.
+    Start with `opsroom shell` for a terminal chat on the bundled example catalog
+    (or on the catalog named in ./opsroom.toml).
     """
 
 

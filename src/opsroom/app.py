@@ -1,0 +1,73 @@
+"""Composition root: settings → store → catalog → registry → policy → dispatcher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from opsroom.config import Settings
+from opsroom.model.catalog import Catalog
+from opsroom.model.jobs import Job
+
+if TYPE_CHECKING:  # imported lazily at run time: start-up cost
+    from opsroom.router.dispatch import Dispatcher
+    from opsroom.store import Store
+
+
+@dataclass(slots=True)
+class App:
+    """One running opsroom engine: what `run`, `shell` and `serve` share."""
+
+    settings: Settings
+    catalog: Catalog
+    store: Store
+    dispatcher: Dispatcher
+    interrupted: tuple[Job, ...] = ()
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        catalog_dir: str | None = None,
+        store_url: str | None = None,
+    ) -> App:
+        """Open the store (reconciling it), load the catalog and build the dispatcher."""
+        from opsroom.catalog.scan import bundled_catalog_path, catalog_commit, load_catalog
+        from opsroom.router.builtins import BUILTIN_SPECS
+        from opsroom.router.dispatch import DispatchContext, Dispatcher
+        from opsroom.router.registry import Registry
+        from opsroom.store.owner import owner_alive, owner_id
+
+        root = Path(catalog_dir or settings.catalog.path or bundled_catalog_path()).resolve()
+        commit = catalog_commit(root)
+        catalog = load_catalog(root, commit=commit)
+        registry = Registry((*BUILTIN_SPECS, *catalog.commands))
+        store = await _open_store(store_url or settings.store.url)
+        try:
+            interrupted = await store.reconcile(is_owner_alive=owner_alive)
+        except BaseException:
+            await store.close()
+            raise
+        dispatcher = Dispatcher(
+            DispatchContext(
+                settings=settings,
+                registry=registry,
+                store=store,
+                catalog_root=root,
+                catalog_commit=commit,
+                owner=owner_id(),
+            )
+        )
+        return cls(settings, catalog, store, dispatcher, tuple(interrupted))
+
+    async def close(self) -> None:
+        """Release the store."""
+        await self.store.close()
+
+
+async def _open_store(url: str) -> Store:
+    from opsroom.store import Store as _Store
+
+    return await _Store.open(url)

@@ -1,0 +1,90 @@
+"""Plain-text renderer: how a reply looks in a terminal (`opsroom shell`, `opsroom run`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opsroom.model.blocks import Block, Code, Progress, Reply, Status, Table, Text
+
+DEFAULT_MAX_LINES = 40
+_BAR_WIDTH = 24
+_MARKS = {"success": "✔", "error": "✖", "warning": "!", "info": "·"}
+
+
+def render_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Align a table in columns with a header rule."""
+    widths = [len(c) for c in columns]
+    for row in rows:
+        for i, cell in enumerate(row[: len(widths)]):
+            widths[i] = max(widths[i], len(cell))
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()
+    out = [line(columns), "  ".join("─" * w for w in widths)]
+    out.extend(line(list(r) + [""] * (len(widths) - len(r))) for r in rows)
+    return out
+
+
+def progress_bar(percent: float | None, message: str = "") -> str:
+    """A one-line progress bar: `[██████░░░░] 60% copying volume 3/5`."""
+    if percent is None:
+        return f"[{'·' * _BAR_WIDTH}] {message}".rstrip()
+    p = max(0.0, min(100.0, percent))
+    filled = round(_BAR_WIDTH * p / 100)
+    bar = "█" * filled + "░" * (_BAR_WIDTH - filled)
+    return f"[{bar}] {p:3.0f}% {message}".rstrip()
+
+
+def _code(block: Code, max_lines: int) -> list[str]:
+    lines = list(block.lines)
+    more = block.more
+    if len(lines) > max_lines:
+        more += len(lines) - max_lines
+        lines = lines[-max_lines:]
+    out = []
+    if more:
+        where = f" — full log: {block.link}" if block.link else ""
+        out.append(f"… {more} more lines{where}")
+    out.extend(f"  {line}" for line in lines)
+    return out
+
+
+def render_block(block: Block, *, max_lines: int = DEFAULT_MAX_LINES) -> list[str]:
+    """One neutral block as terminal lines."""
+    match block:
+        case Text(text=text):
+            return text.splitlines() or [""]
+        case Code():
+            return _code(block, max_lines)
+        case Table(columns=columns, rows=rows):
+            return render_table(columns, rows)
+        case Progress(percent=percent, message=message):
+            return [progress_bar(percent, message)]
+        case Status(text=text, level=level):
+            return [f"{_MARKS.get(level, '·')} {text}"]
+    raise TypeError(f"unknown block {block!r}")  # pragma: no cover - exhaustive
+
+
+def render_reply(reply: Reply, *, max_lines: int = DEFAULT_MAX_LINES) -> str:
+    """A whole reply as terminal text."""
+    lines: list[str] = []
+    for block in reply.blocks:
+        lines.extend(render_block(block, max_lines=max_lines))
+    return "\n".join(lines)
+
+
+def reply_to_dict(reply: Reply) -> dict[str, object]:
+    """A reply as a JSON-able dict (`opsroom run --json`)."""
+    blocks: list[dict[str, object]] = []
+    for block in reply.blocks:
+        match block:
+            case Text(text=text):
+                blocks.append({"type": "text", "text": text})
+            case Code(lines=lines, more=more, link=link):
+                blocks.append({"type": "code", "lines": list(lines), "more": more, "link": link})
+            case Table(columns=columns, rows=rows):
+                blocks.append({"type": "table", "columns": list(columns), "rows": [list(r) for r in rows]})
+            case Progress(percent=percent, message=message):
+                blocks.append({"type": "progress", "percent": percent, "message": message})
+            case Status(text=text, level=level):
+                blocks.append({"type": "status", "text": text, "level": level})
+    return {"kind": reply.kind, "job_id": reply.job_id, "text": render_reply(reply), "blocks": blocks}

@@ -1,0 +1,303 @@
+"""Built-in commands (`help`, `whoami`, `version`, `jobs`, `job`): ordinary specs with handlers.
+
+Handlers read the store through the small `JobReader` protocol, so this module does not
+import the store room.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from opsroom import __version__
+from opsroom.errors import ParseError, UnknownCommand
+from opsroom.model.blocks import Code, Reply, Status, Table, Text
+from opsroom.model.commands import CommandSpec, Language, ParamSpec, ParamType
+from opsroom.model.jobs import Job, JobState
+from opsroom.router.parser import usage_line
+from opsroom.router.registry import Registry
+
+_HELP_LIST_LIMIT = 60
+_JOB_TAIL = 15
+
+
+class JobReader(Protocol):
+    """What the built-ins need from the store."""
+
+    async def list_jobs(
+        self,
+        *,
+        limit: int = 50,
+        states: Sequence[JobState] | None = None,
+        requester: str | None = None,
+    ) -> list[Job]:
+        """Jobs, newest first."""
+        ...
+
+    async def get_job(self, job_id: int) -> Job | None:
+        """One job or None."""
+        ...
+
+    async def output(self, job_id: int, *, tail: int | None = None) -> list[tuple[str, str]]:
+        """(stream, text) lines of a job."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltinContext:
+    """Everything a built-in handler may look at."""
+
+    principal: str
+    room: str
+    prefix: str
+    registry: Registry
+    jobs: JobReader
+    catalog_root: str
+    catalog_commit: str | None
+    can_run: Callable[[CommandSpec], bool]
+    spec_notes: Callable[[CommandSpec], tuple[str, ...]]
+
+
+Handler = Callable[[BuiltinContext, list[str]], Awaitable[Reply]]
+
+
+def _spec(name: str, summary: str, *params: ParamSpec, description: str = "") -> CommandSpec:
+    return CommandSpec(
+        name=name,
+        path="",
+        language=Language.BUILTIN,
+        summary=summary,
+        description=description,
+        params=params,
+    )
+
+
+_ID = ParamSpec("id", ParamType.INT, required=True, position=0, help="the job number")
+
+BUILTIN_SPECS: tuple[CommandSpec, ...] = (
+    _spec(
+        "help",
+        "List the commands you may run here, or show one command's help.",
+        ParamSpec("topic", multiple=True, position=0, help="a command name or search words"),
+    ),
+    _spec("whoami", "Show who opsroom thinks you are, and your roles."),
+    _spec("version", "Show the opsroom version and the catalog it serves."),
+    _spec(
+        "jobs",
+        "List recent jobs.",
+        ParamSpec(
+            "scope", choices=("all", "mine", "running"), position=0, help="which jobs to list"
+        ),
+    ),
+    _spec("job", "Show one job: state, duration and its last lines.", _ID),
+)
+
+
+def _age(when: datetime, now: datetime) -> str:
+    seconds = int((now - when).total_seconds())
+    if seconds < 60:
+        return f"{seconds}s ago"
+    if seconds < 3600:
+        return f"{seconds // 60}m ago"
+    if seconds < 86400:
+        return f"{seconds // 3600}h ago"
+    return f"{seconds // 86400}d ago"
+
+
+def format_duration(seconds: float | None) -> str:
+    """`4.2s`, `3m 05s`, `1h 02m`."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def describe_param(p: ParamSpec) -> str:
+    """One line about a parameter for `help <command>`."""
+    bits = [p.type_label]
+    if p.required:
+        bits.append("required")
+    if p.choices:
+        bits.append("one of " + ", ".join(p.choices))
+    if p.default is not None:
+        shown = ",".join(map(str, p.default)) if isinstance(p.default, tuple) else str(p.default)
+        bits.append(f"default {shown}")
+    elif p.default_text:
+        bits.append(f"default {p.default_text}")
+    if p.range:
+        lo, hi = p.range
+        bits.append(f"range {'' if lo is None else f'{lo:g}'}..{'' if hi is None else f'{hi:g}'}")
+    if p.pattern:
+        bits.append(f"matching {p.pattern}")
+    if p.aliases:
+        bits.append("alias " + ", ".join(f"--{a}" for a in p.aliases))
+    line = f"--{p.name} ({'; '.join(bits)})"
+    return f"{line} — {p.help}" if p.help else line
+
+
+def command_help(spec: CommandSpec, prefix: str, notes: Sequence[str] = ()) -> Reply:
+    """The full help of one command."""
+    blocks: list[Text | Code | Status] = [Text(f"*{spec.name}* — {spec.summary or '(no summary)'}")]
+    blocks.append(Code((usage_line(spec, prefix),)))
+    if spec.description:
+        blocks.append(Text(spec.description))
+    if spec.params:
+        blocks.append(
+            Text("Parameters:\n" + "\n".join("  " + describe_param(p) for p in spec.params))
+        )
+    if spec.examples:
+        blocks.append(Text("Examples:\n" + "\n".join("  " + e for e in spec.examples)))
+    facts = []
+    if spec.aliases:
+        facts.append("aliases: " + ", ".join(spec.aliases))
+    if spec.timeout:
+        facts.append(f"timeout: {format_duration(spec.timeout)}")
+    if spec.approval:
+        facts.append(f"needs approval by: {spec.approval}")
+    if spec.dry_run or spec.should_process:
+        facts.append("supports --dry-run")
+    if spec.owner:
+        facts.append(f"owner: {spec.owner}")
+    if spec.path:
+        facts.append(f"script: {spec.path} ({spec.language.value})")
+    if facts:
+        blocks.append(Text(" · ".join(facts)))
+    blocks.extend(Status(n, "warning") for n in notes)
+    return Reply(tuple(blocks))
+
+
+def _list_lines(specs: Sequence[CommandSpec]) -> list[str]:
+    width = max((len(s.name) for s in specs), default=0)
+    return [f"{s.name.ljust(width)}  {s.summary}".rstrip() for s in specs]
+
+
+async def _help(ctx: BuiltinContext, args: list[str]) -> Reply:
+    visible = [s for s in ctx.registry if not s.hidden and ctx.can_run(s)]
+    if not args:
+        catalog = [s for s in visible if s.language is not Language.BUILTIN]
+        builtin = [s for s in visible if s.language is Language.BUILTIN]
+        blocks: list[Text | Code] = []
+        if len(catalog) <= _HELP_LIST_LIMIT:
+            blocks.append(Text(f"Commands you can run here ({len(catalog)}):"))
+            blocks.append(Code(tuple(_list_lines(catalog))))
+        else:
+            groups: dict[str, int] = {}
+            for s in catalog:
+                groups[s.name.split(" ")[0]] = groups.get(s.name.split(" ")[0], 0) + 1
+            blocks.append(
+                Text(
+                    f"{len(catalog)} commands in {len(groups)} groups — "
+                    f"`{ctx.prefix}help <group>` lists one:"
+                )
+            )
+            blocks.append(Code(tuple(f"{g} ({n})" for g, n in sorted(groups.items()))))
+        blocks.append(Text("Built-in: " + ", ".join(s.name for s in builtin)))
+        blocks.append(
+            Text(f"`{ctx.prefix}help <command>` for details, `{ctx.prefix}help <words>` to search.")
+        )
+        return Reply(tuple(blocks))
+    try:
+        spec, rest = ctx.registry.lookup(args)
+    except UnknownCommand:
+        spec, rest = None, args
+    if spec is not None and not rest and ctx.can_run(spec):
+        return command_help(spec, ctx.prefix, ctx.spec_notes(spec))
+    found = [s for s in ctx.registry.search(args) if ctx.can_run(s)]
+    if not found:
+        return Reply(
+            (
+                Text(
+                    f"No command matches “{' '.join(args)}”. "
+                    f"Try `{ctx.prefix}help` for the full list."
+                ),
+            ),
+            kind="error",
+        )
+    return Reply((Text(f"Commands matching “{' '.join(args)}”:"), Code(tuple(_list_lines(found)))))
+
+
+async def _whoami(ctx: BuiltinContext, args: list[str]) -> Reply:
+    return Reply((Text(f"You are {ctx.principal} in {ctx.room}."),))
+
+
+async def _version(ctx: BuiltinContext, args: list[str]) -> Reply:
+    count = sum(1 for s in ctx.registry if s.language is not Language.BUILTIN)
+    commit = f" at {ctx.catalog_commit[:12]}" if ctx.catalog_commit else ""
+    return Reply(
+        (
+            Text(
+                f"opsroom {__version__} (Python {platform.python_version()}) — "
+                f"{count} commands from {ctx.catalog_root}{commit}"
+            ),
+        )
+    )
+
+
+async def _jobs(ctx: BuiltinContext, args: list[str]) -> Reply:
+    scope = args[0].lower() if args else "all"
+    if scope not in ("all", "mine", "running") or len(args) > 1:
+        raise ParseError(
+            f"scope: {' '.join(args)!r} is not one of all, mine, running",
+            usage=f"{ctx.prefix}jobs [all|mine|running]",
+        )
+    jobs = await ctx.jobs.list_jobs(
+        limit=20,
+        states=[JobState.RUNNING, JobState.QUEUED] if scope == "running" else None,
+        requester=ctx.principal if scope == "mine" else None,
+    )
+    if not jobs:
+        return Reply((Text("No jobs yet." if scope == "all" else f"No {scope} jobs."),))
+    now = datetime.now(UTC)
+    rows = tuple(
+        (
+            str(j.id),
+            j.command,
+            j.state.value,
+            j.requester,
+            _age(j.created_at, now),
+            format_duration(j.duration),
+        )
+        for j in jobs
+    )
+    return Reply((Table(("job", "command", "state", "requester", "created", "took"), rows),))
+
+
+async def _job(ctx: BuiltinContext, args: list[str]) -> Reply:
+    usage = f"{ctx.prefix}job <id>"
+    if len(args) != 1 or not args[0].lstrip("#").isdigit():
+        raise ParseError("id: give one job number", usage=usage)
+    job = await ctx.jobs.get_job(int(args[0].lstrip("#")))
+    if job is None:
+        raise ParseError(f"id: there is no job {args[0]}", usage=usage)
+    lines = await ctx.jobs.output(job.id, tail=_JOB_TAIL)
+    params = " ".join(f"--{k} {v}" for k, v in job.params.items())
+    head = f"job {job.id}: {job.command} {params}".rstrip()
+    facts = [f"state {job.state.value}", f"requested by {job.requester} in {job.room}"]
+    if job.exit_code is not None:
+        facts.append(f"exit code {job.exit_code}")
+    if job.started_at is not None:
+        end = job.finished_at or datetime.now(UTC)
+        facts.append(f"ran {format_duration((end - job.started_at).total_seconds())}")
+    blocks: list[Text | Code] = [Text(head), Text(" · ".join(facts))]
+    if job.error:
+        blocks.append(Text(job.error))
+    if lines:
+        blocks.append(Code(tuple(t for _, t in lines)))
+    return Reply(tuple(blocks), job_id=job.id)
+
+
+HANDLERS: dict[str, Handler] = {
+    "help": _help,
+    "whoami": _whoami,
+    "version": _version,
+    "jobs": _jobs,
+    "job": _job,
+}

@@ -1,0 +1,48 @@
+"""Exact output of the terminal renderer."""
+
+from __future__ import annotations
+
+from opsroom.model.blocks import Code, Progress, Reply, Status, Table, Text
+from opsroom.render.text import progress_bar, render_reply, reply_to_dict
+
+
+def test_table_is_aligned_under_a_rule() -> None:
+    reply = Reply((Table(("site", "status"), (("hq", "up"), ("store-0042", "degraded"))),))
+    assert render_reply(reply) == (
+        "site        status\n"
+        "──────────  ────────\n"
+        "hq          up\n"
+        "store-0042  degraded"
+    )
+
+
+def test_long_output_is_truncated_with_a_count_and_where_the_rest_is() -> None:
+    lines = tuple(f"line {i}" for i in range(1, 101))
+    text = render_reply(Reply((Code(lines, link="job 7"),)), max_lines=3)
+    assert text == "… 97 more lines — full log: job 7\n  line 98\n  line 99\n  line 100"
+
+
+def test_code_carries_lines_already_left_out() -> None:
+    text = render_reply(Reply((Code(("a", "b"), more=10),)), max_lines=5)
+    assert text.splitlines()[0] == "… 10 more lines"
+
+
+def test_progress_bar() -> None:
+    assert progress_bar(50, "volume 2/4") == "[████████████░░░░░░░░░░░░]  50% volume 2/4"
+    assert progress_bar(250) == "[████████████████████████] 100%"
+    assert progress_bar(None, "waiting") == "[························] waiting"
+
+
+def test_status_and_text() -> None:
+    reply = Reply((Text("hello\nworld"), Status("done", "success"), Status("bad", "error"),
+                   Progress(10)))
+    assert render_reply(reply).splitlines() == [
+        "hello", "world", "✔ done", "✖ bad", "[██░░░░░░░░░░░░░░░░░░░░░░]  10%"
+    ]
+
+
+def test_reply_to_dict_keeps_structure() -> None:
+    d = reply_to_dict(Reply((Table(("a",), (("1",),)),), job_id=4, kind="job"))
+    assert d["job_id"] == 4
+    assert d["kind"] == "job"
+    assert d["blocks"] == [{"type": "table", "columns": ["a"], "rows": [["1"]]}]

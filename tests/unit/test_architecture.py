@@ -1,0 +1,68 @@
+"""The room boundaries of ARCHITECTURE.md, checked by walking every module's imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import opsroom
+
+PACKAGE = Path(opsroom.__file__).parent
+ROOMS = ("catalog", "router", "policy", "runner", "render", "store")
+SHARED = ("model", "errors", "config")
+# Modules allowed to wire rooms together.
+WIRING = {"router/dispatch.py", "app.py"}
+# router.builtins belongs to the router and renders help with the router's own parser.
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return {n for n in names if n == "opsroom" or n.startswith("opsroom.")}
+
+
+def _room_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def _modules() -> list[Path]:
+    return sorted(
+        p for p in PACKAGE.rglob("*.py") if "examples" not in p.parts and "bootstrap" not in p.parts
+    )
+
+
+@pytest.mark.parametrize(
+    "path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_rooms_import_only_shared_types_and_themselves(path: Path) -> None:
+    rel = path.relative_to(PACKAGE).as_posix()
+    if rel in WIRING:
+        return
+    own = rel.split("/")[0]
+    if own not in ROOMS and own != "model":
+        return  # cli/, web/, adapters/ are clients; checked below
+    allowed = {*SHARED, own, None}
+    if own == "model":
+        allowed = {"model", "errors", None}
+    bad = sorted(m for m in _imports(path) if _room_of(m) not in allowed and m != "opsroom")
+    assert not bad, f"{rel} imports another room: {bad}"
+
+
+def test_cli_never_imports_the_runner() -> None:
+    for path in (PACKAGE / "cli").glob("*.py"):
+        bad = [m for m in _imports(path) if _room_of(m) == "runner"]
+        assert not bad, f"{path.name} starts processes itself: {bad}"
+
+
+def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
+    bad = tmp_path / "x.py"
+    bad.write_text("from opsroom.store import Store\nimport opsroom.runner.local\n")
+    assert _imports(bad) == {"opsroom.store", "opsroom.runner.local"}
