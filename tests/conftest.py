@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from support import FIXTURES, OPSROOM, Opsroom, Result
 
 
@@ -22,13 +23,20 @@ def workdir(tmp_path: Path) -> Path:
 def opsroom(workdir: Path) -> Opsroom:
     """Run the real console script in `workdir` with a clean environment."""
 
-    def call(*args: str, input: str | None = None, env: dict[str, str] | None = None,
-             timeout: float = 60) -> Result:
+    def call(
+        *args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 60
+    ) -> Result:
         base = {k: v for k, v in os.environ.items() if not k.startswith("OPSROOM_")}
         base.update(env or {})
         proc = subprocess.run(
-            [OPSROOM, *args], cwd=workdir, env=base, input=input, capture_output=True,
-            text=True, timeout=timeout, check=False,
+            [OPSROOM, *args],
+            cwd=workdir,
+            env=base,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 

@@ -89,6 +89,7 @@ class RunnerSettings(_Section):
     python: str | None = None  # None: the interpreter running opsroom
     bash: str = "bash"
     env_passthrough: tuple[str, ...] = ()
+    env_cache: str | None = None  # PEP 723 environments; default ~/.cache/opsroom/envs
 
     @field_validator("timeout", "max_timeout", "kill_grace", "foreground_seconds", mode="before")
     @classmethod

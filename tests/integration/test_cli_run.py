@@ -36,7 +36,9 @@ def test_shell_script_gets_value_byte_for_byte(
 
 
 @pytest.mark.parametrize("form", ["--text=--force", "--text --force", "text=--force"])
-def test_option_looking_value_stays_a_value(opsroom: Opsroom, echo_catalog: Path, form: str) -> None:
+def test_option_looking_value_stays_a_value(
+    opsroom: Opsroom, echo_catalog: Path, form: str
+) -> None:
     r = opsroom("run", "--catalog", str(echo_catalog), f"!echo shell-text {form}")
     assert r.code == 0, r.stdout + r.stderr
     assert "TEXT=[--force]" in r.stdout
@@ -126,8 +128,16 @@ def test_long_output_is_truncated_as_a_room_would_see_it(
 
 def test_jobs_json_lists_newest_first(opsroom: Opsroom, echo_catalog: Path) -> None:
     opsroom("run", "--catalog", str(echo_catalog), "!echo python-text one")
-    opsroom("run", "--as", "local:bob", "--room", "local:ops", "--catalog", str(echo_catalog),
-            "!echo fail")
+    opsroom(
+        "run",
+        "--as",
+        "local:bob",
+        "--room",
+        "local:ops",
+        "--catalog",
+        str(echo_catalog),
+        "!echo fail",
+    )
     [jobs] = opsroom("jobs", "--json", "--catalog", str(echo_catalog)).json_lines
     assert [j["command"] for j in jobs] == ["echo fail", "echo python-text"]
     newest = jobs[0]
@@ -136,8 +146,16 @@ def test_jobs_json_lists_newest_first(opsroom: Opsroom, echo_catalog: Path) -> N
     assert newest["room"] == "local:ops"
     assert newest["exit_code"] == 3
     assert jobs[1]["params"] == {"text": "one"}
-    assert {"id", "command", "params", "state", "requester", "room", "created_at",
-            "exit_code"} <= set(newest)
+    assert {
+        "id",
+        "command",
+        "params",
+        "state",
+        "requester",
+        "room",
+        "created_at",
+        "exit_code",
+    } <= set(newest)
 
 
 def test_state_carries_between_calls(opsroom: Opsroom, echo_catalog: Path) -> None:
@@ -152,8 +170,9 @@ def test_state_carries_between_calls(opsroom: Opsroom, echo_catalog: Path) -> No
 def test_chat_network_principal_is_refused_without_roles(
     opsroom: Opsroom, echo_catalog: Path
 ) -> None:
-    r = opsroom("run", "--as", "slack:U024BE7LH", "--catalog", str(echo_catalog),
-                "!echo python-text hi")
+    r = opsroom(
+        "run", "--as", "slack:U024BE7LH", "--catalog", str(echo_catalog), "!echo python-text hi"
+    )
     assert r.code == 2
     assert "roles" in r.stderr
 

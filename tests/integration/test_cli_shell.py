@@ -22,8 +22,12 @@ def test_shell_answers_help_and_runs_an_example(opsroom: Opsroom, workdir: Path)
 def test_shell_prefix_is_optional_and_errors_do_not_end_it(
     opsroom: Opsroom, echo_catalog: Path
 ) -> None:
-    r = opsroom("shell", "--catalog", str(echo_catalog),
-                input="!echo python-text one\necho nope\necho python-text two\n")
+    r = opsroom(
+        "shell",
+        "--catalog",
+        str(echo_catalog),
+        input="!echo python-text one\necho nope\necho python-text two\n",
+    )
     assert r.code == 0
     assert "TEXT=[one]" in r.stdout
     assert "unknown command" in r.stdout

@@ -39,9 +39,7 @@ def _modules() -> list[Path]:
     )
 
 
-@pytest.mark.parametrize(
-    "path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE))
-)
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_rooms_import_only_shared_types_and_themselves(path: Path) -> None:
     rel = path.relative_to(PACKAGE).as_posix()
     if rel in WIRING:

@@ -42,15 +42,21 @@ def test_opsroom_config_env_names_the_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[runner]\ntimeoutt = 5\n', "runner.timeoutt: unknown key"),
-        ('[bogus]\nx = 1\n', "bogus: unknown key"),
-        ('[runner]\nconcurrency = 0\n', "runner.concurrency"),
+        ("[runner]\ntimeoutt = 5\n", "runner.timeoutt: unknown key"),
+        ("[bogus]\nx = 1\n", "bogus: unknown key"),
+        ("[runner]\nconcurrency = 0\n", "runner.concurrency"),
         ('[runner]\ntimeout = "soon"\n', "runner.timeout"),
-        ('[store]\nurl = 5\n', "store.url"),
+        ("[store]\nurl = 5\n", "store.url"),
         ("[bot\n", "not valid TOML"),
     ],
-    ids=["unknown-key", "unknown-section", "zero-concurrency", "bad-duration", "wrong-type",
-         "bad-toml"],
+    ids=[
+        "unknown-key",
+        "unknown-section",
+        "zero-concurrency",
+        "bad-duration",
+        "wrong-type",
+        "bad-toml",
+    ],
 )
 def test_bad_config_names_the_key_path(tmp_path: Path, text: str, expected: str) -> None:
     _write(tmp_path, text)
@@ -63,8 +69,11 @@ def test_bad_config_names_the_key_path(tmp_path: Path, text: str, expected: str)
 def test_environment_overrides_file(tmp_path: Path) -> None:
     _write(tmp_path, '[runner]\ntimeout = "15m"\n')
     s = load_settings(
-        environ={"OPSROOM_RUNNER_TIMEOUT": "2h", "OPSROOM_BOT_PREFIX": "%",
-                 "OPSROOM_RUNNER_CONCURRENCY": "3"},
+        environ={
+            "OPSROOM_RUNNER_TIMEOUT": "2h",
+            "OPSROOM_BOT_PREFIX": "%",
+            "OPSROOM_RUNNER_CONCURRENCY": "3",
+        },
         cwd=tmp_path,
     )
     assert s.runner.timeout == 7200.0
@@ -92,8 +101,15 @@ def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(90, 90.0), ("90s", 90.0), ("15m", 900.0), ("2h", 7200.0), ("1d", 86400.0),
-     ("500ms", 0.5), (" 3 m ", 180.0)],
+    [
+        (90, 90.0),
+        ("90s", 90.0),
+        ("15m", 900.0),
+        ("2h", 7200.0),
+        ("1d", 86400.0),
+        ("500ms", 0.5),
+        (" 3 m ", 180.0),
+    ],
 )
 def test_durations(value: object, seconds: float) -> None:
     assert parse_duration(value) == seconds

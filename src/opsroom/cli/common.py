@@ -14,13 +14,26 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def engine_options(func: F) -> F:
     """Add `--config`, `--catalog` and `--store` to a command."""
-    func = click.option("--store", "store_url", metavar="URL",
-                        help="Store URL for this call (default from config: sqlite:///opsroom.db).")(func)
-    func = click.option("--catalog", "catalog_dir", metavar="DIR",
-                        help="Catalog folder for this call (default from config, else the examples).")(func)
-    func = click.option("--config", "config_path", metavar="FILE", envvar="OPSROOM_CONFIG",
-                        help="Config file (default ./opsroom.toml).")(func)
-    return func
+    store = click.option(
+        "--store",
+        "store_url",
+        metavar="URL",
+        help="Store URL for this call (default from config: sqlite:///opsroom.db).",
+    )
+    catalog = click.option(
+        "--catalog",
+        "catalog_dir",
+        metavar="DIR",
+        help="Catalog folder for this call (default from config, else the examples).",
+    )
+    config = click.option(
+        "--config",
+        "config_path",
+        metavar="FILE",
+        envvar="OPSROOM_CONFIG",
+        help="Config file (default ./opsroom.toml).",
+    )
+    return config(catalog(store(func)))
 
 
 def load_settings_or_exit(config_path: str | None) -> Any:

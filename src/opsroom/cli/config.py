@@ -13,8 +13,13 @@ def config() -> None:
 
 
 @config.command("check")
-@click.option("--config", "config_path", metavar="FILE", envvar="OPSROOM_CONFIG",
-              help="Config file (default ./opsroom.toml).")
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    envvar="OPSROOM_CONFIG",
+    help="Config file (default ./opsroom.toml).",
+)
 def check(config_path: str | None) -> None:
     """Validate opsroom.toml (and OPSROOM_* overrides) and print the effective configuration."""
     from opsroom.config import dump_settings

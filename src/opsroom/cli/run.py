@@ -12,12 +12,22 @@ from opsroom.cli.common import engine_options, local_principal, open_app
 
 
 @click.command()
-@click.option("--as", "principal", metavar="PRINCIPAL",
-              help="Who is asking, e.g. local:bob or slack:U024BE7LH (default local:$USER).")
-@click.option("--room", default="local:cli", show_default=True, metavar="ROOM",
-              help="The room the message is said in.")
-@click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per reply, then a summary line.")
+@click.option(
+    "--as",
+    "principal",
+    metavar="PRINCIPAL",
+    help="Who is asking, e.g. local:bob or slack:U024BE7LH (default local:$USER).",
+)
+@click.option(
+    "--room",
+    default="local:cli",
+    show_default=True,
+    metavar="ROOM",
+    help="The room the message is said in.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object per reply, then a summary line."
+)
 @click.option("--no-wait", is_flag=True, help="Do not wait for a backgrounded job to end.")
 @engine_options
 @click.argument("text")
@@ -37,8 +47,11 @@ def run(
     (also timed out or cancelled), 2 refused (parse error, unknown command, permission,
     validation).
     """
-    code = asyncio.run(_run(principal or local_principal(), room, as_json, config_path,
-                            catalog_dir, store_url, text))
+    code = asyncio.run(
+        _run(
+            principal or local_principal(), room, as_json, config_path, catalog_dir, store_url, text
+        )
+    )
     sys.exit(code)
 
 
@@ -57,6 +70,7 @@ async def _run(
 
     app = await open_app(config_path, catalog_dir, store_url)
     try:
+
         async def send(reply: Reply) -> None:
             if as_json:
                 click.echo(json.dumps(reply_to_dict(reply), ensure_ascii=False))

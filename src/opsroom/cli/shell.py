@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -23,8 +24,13 @@ def _history_file() -> Path:
 @click.option("--as", "principal", metavar="PRINCIPAL", help="Act as another principal.")
 @click.option("--room", default="local:shell", show_default=True, metavar="ROOM")
 @engine_options
-def shell(principal: str | None, room: str, config_path: str | None, catalog_dir: str | None,
-          store_url: str | None) -> None:
+def shell(
+    principal: str | None,
+    room: str,
+    config_path: str | None,
+    catalog_dir: str | None,
+    store_url: str | None,
+) -> None:
     """A terminal chat: type `help`, or a command like `store status 42`.
 
     The prefix (`!`) is optional here, as in a direct message. Ctrl-C stops a running
@@ -60,10 +66,8 @@ def _readline_setup() -> None:
 def _save_history(path: Path) -> None:
     import readline
 
-    try:
+    with contextlib.suppress(OSError):
         readline.write_history_file(path)
-    except OSError:
-        pass
 
 
 def _loop(runner: asyncio.Runner, app: object, who: str, room: str) -> None:
@@ -100,7 +104,8 @@ def _loop(runner: asyncio.Runner, app: object, who: str, room: str) -> None:
         if text in ("exit", "quit"):
             return
         try:
-            runner.run(dispatcher.handle(
-                Inbound(text=text, principal=who, room=room, direct=True), send))
+            runner.run(
+                dispatcher.handle(Inbound(text=text, principal=who, room=room, direct=True), send)
+            )
         except KeyboardInterrupt:
             click.echo("^C — stopped.")

@@ -11,8 +11,9 @@ from opsroom.model.commands import CommandSpec, Language
 # Principals that sit at the machine itself; with no roles configured only they may run
 # anything (SPEC §6.2).
 _TRUSTED_WITHOUT_ROLES = ("local", "web")
-_OPEN_BUILTINS = frozenset({"help", "whoami", "version", "jobs", "job", "pending", "approve",
-                            "deny", "cancel"})
+_OPEN_BUILTINS = frozenset(
+    {"help", "whoami", "version", "jobs", "job", "pending", "approve", "deny", "cancel"}
+)
 
 
 @dataclass(frozen=True, slots=True)

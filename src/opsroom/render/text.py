@@ -17,8 +17,10 @@ def render_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[
     for row in rows:
         for i, cell in enumerate(row[: len(widths)]):
             widths[i] = max(widths[i], len(cell))
+
     def line(cells: Sequence[str]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()
+
     out = [line(columns), "  ".join("─" * w for w in widths)]
     out.extend(line(list(r) + [""] * (len(widths) - len(r))) for r in rows)
     return out
@@ -82,9 +84,15 @@ def reply_to_dict(reply: Reply) -> dict[str, object]:
             case Code(lines=lines, more=more, link=link):
                 blocks.append({"type": "code", "lines": list(lines), "more": more, "link": link})
             case Table(columns=columns, rows=rows):
-                blocks.append({"type": "table", "columns": list(columns), "rows": [list(r) for r in rows]})
+                table_rows = [list(r) for r in rows]
+                blocks.append({"type": "table", "columns": list(columns), "rows": table_rows})
             case Progress(percent=percent, message=message):
                 blocks.append({"type": "progress", "percent": percent, "message": message})
             case Status(text=text, level=level):
                 blocks.append({"type": "status", "text": text, "level": level})
-    return {"kind": reply.kind, "job_id": reply.job_id, "text": render_reply(reply), "blocks": blocks}
+    return {
+        "kind": reply.kind,
+        "job_id": reply.job_id,
+        "text": render_reply(reply),
+        "blocks": blocks,
+    }

@@ -34,10 +34,11 @@ from opsroom.model.jobs import (
 from opsroom.model.messages import Inbound
 from opsroom.policy.rbac import Decision, decide
 from opsroom.router.builtins import HANDLERS, BuiltinContext, command_help, format_duration
-from opsroom.router.parser import bind_arguments, strip_trigger, tokenize
+from opsroom.router.parser import bind_arguments, normalize, strip_trigger, tokenize
 from opsroom.router.registry import Registry
 from opsroom.runner.argv import build_launch, powershell_available
 from opsroom.runner.local import run_local
+from opsroom.runner.pep723 import ensure_environment, environments_dir
 
 Send = Callable[[Reply], Awaitable[None]]
 
@@ -162,7 +163,10 @@ class Dispatcher:
     async def handle(self, inbound: Inbound, send: Send) -> Outcome:
         """Handle one message; every reply goes through `send`."""
         body = strip_trigger(
-            inbound.text, prefix=self._prefix, bot_names=self._names, direct=inbound.direct
+            normalize(inbound.text),
+            prefix=self._prefix,
+            bot_names=self._names,
+            direct=inbound.direct,
         )
         if body is None:
             return Outcome("ignored")
@@ -188,7 +192,10 @@ class Dispatcher:
             reply = await HANDLERS[spec.name](self._builtin_ctx(inbound), rest)
             await send(reply)
             return Outcome("succeeded", output=_plain(reply))
-        invocation = bind_arguments(spec, rest, text=body)
+        if _asks_for_help(spec, rest):
+            await send(command_help(spec, self._prefix, self.spec_notes(spec)))
+            return Outcome("succeeded")
+        invocation = bind_arguments(spec, rest, text=body, prefix=self._prefix)
         return await self._run(inbound, spec, invocation, decision, send)
 
     def _builtin_ctx(self, inbound: Inbound) -> BuiltinContext:
@@ -308,6 +315,18 @@ class Dispatcher:
             output="\n".join(t for _, t in lines),
         )
 
+    async def _python_for(self, spec: CommandSpec) -> str | None:
+        """The interpreter of the cached PEP 723 environment a Python script asks for."""
+        if spec.language is not Language.PYTHON or not spec.requires:
+            return None
+        env_python = await ensure_environment(
+            spec.requires,
+            spec.requires_python,
+            cache_dir=environments_dir(self.ctx.settings.runner),
+            python=self.ctx.settings.runner.python,
+        )
+        return str(env_python)
+
     async def _supervise(
         self,
         job: Job,
@@ -319,6 +338,7 @@ class Dispatcher:
         runner = self.ctx.settings.runner
         workdir = Path(tempfile.mkdtemp(prefix=f"opsroom-job{job.id}-", dir=self.ctx.workdir_root))
         try:
+            python = await self._python_for(spec)
             launch = build_launch(
                 spec,
                 invocation,
@@ -328,6 +348,7 @@ class Dispatcher:
                 room=inbound.room,
                 settings=runner,
                 workdir=workdir,
+                python=python,
             )
             collector = _Collector(self.ctx.store, job.id, send)
             timeout = min(spec.timeout or runner.timeout, runner.max_timeout)
@@ -444,6 +465,13 @@ class _Collector:
                 )
             )
         return Reply(tuple(blocks), job_id=job.id, kind="job")
+
+
+def _asks_for_help(spec: CommandSpec, rest: Sequence[str]) -> bool:
+    """`!cmd --help` shows help unless the script declares its own `help` parameter."""
+    if len(rest) != 1 or rest[0].lower() not in ("--help", "-h", "-?", "/?"):
+        return False
+    return all(p.name.lower() != "help" for p in spec.params)
 
 
 def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:

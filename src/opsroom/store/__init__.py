@@ -1,1 +1,6 @@
-"""store room."""
+"""The store room: jobs, their output and events, and the hash-chained audit trail."""
+
+from opsroom.store.owner import owner_alive, owner_id
+from opsroom.store.store import Store
+
+__all__ = ["Store", "owner_alive", "owner_id"]

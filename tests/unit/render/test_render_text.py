@@ -9,10 +9,7 @@ from opsroom.render.text import progress_bar, render_reply, reply_to_dict
 def test_table_is_aligned_under_a_rule() -> None:
     reply = Reply((Table(("site", "status"), (("hq", "up"), ("store-0042", "degraded"))),))
     assert render_reply(reply) == (
-        "site        status\n"
-        "──────────  ────────\n"
-        "hq          up\n"
-        "store-0042  degraded"
+        "site        status\n──────────  ────────\nhq          up\nstore-0042  degraded"
     )
 
 
@@ -34,10 +31,15 @@ def test_progress_bar() -> None:
 
 
 def test_status_and_text() -> None:
-    reply = Reply((Text("hello\nworld"), Status("done", "success"), Status("bad", "error"),
-                   Progress(10)))
+    reply = Reply(
+        (Text("hello\nworld"), Status("done", "success"), Status("bad", "error"), Progress(10))
+    )
     assert render_reply(reply).splitlines() == [
-        "hello", "world", "✔ done", "✖ bad", "[██░░░░░░░░░░░░░░░░░░░░░░]  10%"
+        "hello",
+        "world",
+        "✔ done",
+        "✖ bad",
+        "[██░░░░░░░░░░░░░░░░░░░░░░]  10%",
     ]
 
 

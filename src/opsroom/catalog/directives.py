@@ -1,0 +1,205 @@
+"""`# opsroom: key = <TOML value>` lines at the top of a script (SPEC §3.5).
+
+The same validation serves script directives, sidecars and folder defaults, so a value
+means the same thing wherever it is written.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from opsroom.catalog.naming import is_valid_name, normalize_name
+from opsroom.catalog.parsers.base import Problem
+from opsroom.config import parse_duration
+
+_DIRECTIVE = re.compile(r"^\s*#\s*opsroom\s*:(?P<rest>.*)$", re.IGNORECASE)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_DOCSTRING_START = re.compile("^[rRuUbBfF]{0,2}(\"\"\"|'''|\"|')")
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected a non-empty string")
+    return value.strip()
+
+
+def _text_list(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError("expected a list of strings")
+    return tuple(_text(v) for v in value)
+
+
+def _timeout(value: object) -> float:
+    return parse_duration(value)
+
+
+def _concurrency(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("expected an integer of at least 1")
+    return value
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    return value
+
+
+def _aliases(value: object) -> tuple[str, ...]:
+    out = []
+    for alias in _text_list(value):
+        name = normalize_name(alias)
+        if not is_valid_name(name):
+            raise ValueError(f"not a valid command name: {alias!r}")
+        out.append(name)
+    return tuple(out)
+
+
+def _secrets(value: object) -> tuple[str, ...]:
+    names = _text_list(value)
+    for name in names:
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"not an environment variable name: {name!r}")
+    return names
+
+
+def _command_ref(value: object) -> str:
+    name = normalize_name(_text(value))
+    if not is_valid_name(name):
+        raise ValueError(f"not a valid command name: {value!r}")
+    return name
+
+
+def _choices_from(value: object) -> str | Mapping[str, str]:
+    if isinstance(value, dict):
+        table = {}
+        for param, command in value.items():
+            if not _PARAM_NAME.match(param):
+                raise ValueError(f"not a parameter name: {param!r}")
+            table[param] = _command_ref(command)
+        return MappingProxyType(table)
+    if isinstance(value, str):
+        return _command_ref(value)
+    raise ValueError("expected a command name, or a table of parameter = command")
+
+
+# key -> validator returning the normalised value (raises ValueError with a reason)
+VALIDATORS: Mapping[str, Callable[[object], Any]] = MappingProxyType(
+    {
+        "timeout": _timeout,
+        "approval": _text,
+        "concurrency": _concurrency,
+        "aliases": _aliases,
+        "secrets": _secrets,
+        "runs_on": _text,
+        "rooms": _text_list,
+        "background": _flag,
+        "dry_run": _flag,
+        "hidden": _flag,
+        "owner": _text,
+        "choices_from": _choices_from,
+    }
+)
+DIRECTIVE_KEYS = frozenset(VALIDATORS)
+
+
+def validate_directive(key: str, value: object) -> Any:
+    """The normalised value of directive `key`; KeyError if unknown, ValueError if bad."""
+    validator = VALIDATORS.get(key)
+    if validator is None:
+        raise KeyError(key)
+    return validator(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Directives:
+    """Validated directives of one source, with the line each came from."""
+
+    values: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    problems: tuple[Problem, ...] = ()
+
+
+def _header_lines(source: str, *, python: bool) -> list[tuple[int, str]]:
+    """The comment lines of the header: before the first code line (shebang allowed).
+
+    For Python the module docstring is stepped over, so directives may sit on either side.
+    PowerShell block comments (`<# ... #>`) are stepped over too.
+    """
+    out: list[tuple[int, str]] = []
+    lines = source.splitlines()
+    i = 0
+    seen_docstring = False
+    in_block = False
+    while i < len(lines):
+        raw = lines[i]
+        stripped = raw.strip()
+        lineno = i + 1
+        i += 1
+        if in_block:
+            if "#>" in stripped:
+                in_block = False
+            continue
+        if not stripped:
+            continue
+        if stripped.startswith("<#"):
+            in_block = "#>" not in stripped[2:]
+            continue
+        if stripped.startswith("#"):
+            out.append((lineno, raw))
+            continue
+        m = _DOCSTRING_START.match(stripped) if python and not seen_docstring else None
+        if m is None:
+            break
+        seen_docstring = True
+        quote = m.group(1)
+        rest = stripped[m.end() :]
+        if quote in rest:
+            continue
+        while i < len(lines) and quote not in lines[i]:
+            i += 1
+        i += 1
+    return out
+
+
+def read_directives(source: str, *, python: bool = False) -> Directives:
+    """Read and validate the `# opsroom:` lines of a script's header."""
+    values: dict[str, Any] = {}
+    where: dict[str, int] = {}
+    problems: list[Problem] = []
+    for lineno, raw in _header_lines(source, python=python):
+        m = _DIRECTIVE.match(raw)
+        if m is None:
+            continue
+        rest = m.group("rest").strip()
+        try:
+            parsed = tomllib.loads(rest)
+        except tomllib.TOMLDecodeError as e:
+            problems.append(Problem(lineno, f"bad directive (expected `key = <TOML value>`): {e}"))
+            continue
+        if len(parsed) != 1:
+            problems.append(Problem(lineno, "bad directive: expected exactly one `key = value`"))
+            continue
+        ((key, value),) = parsed.items()
+        if key not in DIRECTIVE_KEYS:
+            known = ", ".join(sorted(DIRECTIVE_KEYS))
+            problems.append(Problem(lineno, f"unknown directive '{key}' (known: {known})"))
+            continue
+        if key in values:
+            problems.append(
+                Problem(lineno, f"directive '{key}' given twice (first on line {where[key]})")
+            )
+            continue
+        try:
+            values[key] = validate_directive(key, value)
+        except ValueError as e:
+            problems.append(Problem(lineno, f"bad value for directive '{key}': {e}"))
+            continue
+        where[key] = lineno
+    return Directives(MappingProxyType(values), MappingProxyType(where), tuple(problems))

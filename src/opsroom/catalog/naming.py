@@ -1,0 +1,70 @@
+"""Which files are commands (SPEC §3.1) and what they are called (SPEC §3.2)."""
+
+from __future__ import annotations
+
+import re
+
+SCRIPT_SUFFIXES: dict[str, str] = {".ps1": "powershell", ".py": "python", ".sh": "shell"}
+SIDECAR_SUFFIX = ".opsroom.toml"
+FOLDER_DEFAULTS = "defaults.opsroom.toml"
+
+_WORD = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
+
+
+def is_hidden_name(name: str) -> bool:
+    """A file or folder name that §3.1 always skips (leading `_` or `.`)."""
+    return name.startswith(("_", "."))
+
+
+def _suffix(filename: str) -> str:
+    dot = filename.rfind(".")
+    return filename[dot:].lower() if dot > 0 else ""
+
+
+def script_suffix(filename: str) -> str | None:
+    """The script extension (`.ps1`, `.py`, `.sh`) of `filename`, or None for any other file."""
+    suffix = _suffix(filename)
+    return suffix if suffix in SCRIPT_SUFFIXES else None
+
+
+def is_candidate(relpath: str, *, has_sidecar: bool = False, executable: bool = False) -> bool:
+    """Whether the file at `relpath` (relative, POSIX) is a command under §3.1.
+
+    Scripts qualify by extension; any other file only when it is executable and a
+    `<file>.opsroom.toml` sidecar sits beside it.
+    """
+    parts = [p for p in relpath.split("/") if p]
+    if not parts or any(is_hidden_name(p) for p in parts):
+        return False
+    filename = parts[-1]
+    lower = filename.lower()
+    if lower.endswith(SIDECAR_SUFFIX) or lower == FOLDER_DEFAULTS:
+        return False
+    if lower.endswith(".tests.ps1") or (lower.startswith("test_") and lower.endswith(".py")):
+        return False
+    if script_suffix(filename) is not None:
+        return True
+    return has_sidecar and executable
+
+
+def command_name(relpath: str) -> str:
+    """`storage/migrate_volume.py` → `storage migrate-volume` (§3.2)."""
+    parts = [p for p in relpath.replace("\\", "/").split("/") if p]
+    if not parts:
+        raise ValueError("empty path")
+    last = parts[-1]
+    if script_suffix(last) is not None:
+        last = last[: last.rfind(".")]
+    words = [*parts[:-1], last]
+    return " ".join(" ".join(w.lower().replace("_", "-").split()) for w in words)
+
+
+def is_valid_name(name: str) -> bool:
+    """A command name or alias: lower-case words of letters, digits, `-`, `.`, `+`."""
+    words = name.split(" ")
+    return bool(words) and all(_WORD.match(w) for w in words)
+
+
+def normalize_name(name: str) -> str:
+    """Lower-case a name and collapse its whitespace, as names are compared."""
+    return " ".join(name.lower().split())

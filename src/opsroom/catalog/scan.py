@@ -1,0 +1,390 @@
+"""Load a catalog folder: every script → one immutable CommandSpec (SPEC §3).
+
+A broken script is reported as an issue and skipped; it never stops the others loading.
+The walk is sorted, so the same tree always gives the same catalog and the same issues
+(a duplicate is always reported on the later path, naming the earlier one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opsroom.catalog.directives import Directives, read_directives
+from opsroom.catalog.naming import (
+    FOLDER_DEFAULTS,
+    SIDECAR_SUFFIX,
+    command_name,
+    is_candidate,
+    is_hidden_name,
+    script_suffix,
+)
+from opsroom.catalog.parsers.base import ParsedScript, Problem
+from opsroom.catalog.sidecar import Sidecar, apply_params, read_folder_defaults, read_sidecar
+from opsroom.errors import CatalogError
+from opsroom.model.catalog import Catalog, CatalogIssue, Severity
+from opsroom.model.commands import CommandSpec, Language, ParamSpec
+
+# Single-word names the router answers itself (SPEC §4.3); a script may not shadow them.
+BUILTIN_NAMES = frozenset(
+    {
+        "help",
+        "jobs",
+        "job",
+        "cancel",
+        "approve",
+        "deny",
+        "pending",
+        "whoami",
+        "schedule",
+        "version",
+        "reload",
+    }
+)
+_LANGUAGES = {".ps1": Language.POWERSHELL, ".py": Language.PYTHON, ".sh": Language.SHELL}
+
+
+def bundled_catalog_path() -> Path:
+    """The example catalog shipped inside the package."""
+    return Path(__file__).resolve().parent.parent / "examples"
+
+
+def catalog_commit(root: Path) -> str | None:
+    """`git rev-parse HEAD` of the work tree holding `root`, or None outside git."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--verify", "-q", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = done.stdout.strip()
+    return sha if done.returncode == 0 and sha else None
+
+
+def _parse_powershell(source: str) -> ParsedScript:
+    # Imported on first use: tree-sitter is only loaded for catalogs holding PowerShell.
+    from opsroom.catalog.parsers.powershell import parse_powershell
+
+    return parse_powershell(source)
+
+
+def _parse_python(source: str) -> ParsedScript:
+    from opsroom.catalog.parsers.python import parse_python
+
+    return parse_python(source)
+
+
+def _parse_shell(source: str) -> ParsedScript:
+    from opsroom.catalog.parsers.shell import parse_shell
+
+    return parse_shell(source)
+
+
+_PARSERS: dict[Language, Callable[[str], ParsedScript]] = {
+    Language.POWERSHELL: _parse_powershell,
+    Language.PYTHON: _parse_python,
+    Language.SHELL: _parse_shell,
+}
+
+
+def _decode(data: bytes) -> str:
+    """Script text; PowerShell files saved on Windows are often UTF-16 or carry a BOM."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    return data.decode("utf-8-sig")
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    relpath: str
+    path: Path
+    language: Language
+    sidecar: Path | None
+    defaults: Mapping[str, tuple[Any, str, int]]  # key -> (value, file, line)
+
+
+class _Loader:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.issues: list[CatalogIssue] = []
+
+    def issue(self, path: str, problem: Problem) -> None:
+        self.issues.append(CatalogIssue(path, problem.line, problem.message, problem.severity))
+
+    def walk(
+        self, folder: Path, prefix: str, defaults: Mapping[str, tuple[Any, str, int]]
+    ) -> Iterator[_Found]:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as e:
+            self.issues.append(CatalogIssue(prefix.rstrip("/") or ".", 1, f"cannot read: {e}"))
+            return
+        names = {e.name for e in entries}
+        if FOLDER_DEFAULTS in names:
+            defaults = self._folder_defaults(folder / FOLDER_DEFAULTS, prefix, defaults)
+        for entry in entries:
+            name = entry.name
+            if is_hidden_name(name):
+                continue
+            relpath = prefix + name
+            if entry.is_dir(follow_symlinks=False):
+                yield from self.walk(Path(entry.path), relpath + "/", defaults)
+                continue
+            if name.endswith(SIDECAR_SUFFIX):
+                if name != FOLDER_DEFAULTS and name[: -len(SIDECAR_SUFFIX)] not in names:
+                    self.issue(
+                        relpath, Problem(1, "sidecar without a script beside it", Severity.WARNING)
+                    )
+                continue
+            suffix = script_suffix(name)
+            has_sidecar = name + SIDECAR_SUFFIX in names
+            if suffix is None and not has_sidecar:
+                continue
+            executable = suffix is None and entry.is_file() and os.access(entry.path, os.X_OK)
+            if not is_candidate(relpath, has_sidecar=has_sidecar, executable=executable):
+                if suffix is None:
+                    self.issue(
+                        relpath + SIDECAR_SUFFIX,
+                        Problem(
+                            1,
+                            f"sidecar for '{name}', which is not an executable file",
+                            Severity.WARNING,
+                        ),
+                    )
+                continue
+            language = _LANGUAGES[suffix] if suffix else Language.EXECUTABLE
+            sidecar = Path(entry.path + SIDECAR_SUFFIX) if has_sidecar else None
+            yield _Found(relpath, Path(entry.path), language, sidecar, defaults)
+
+    def _folder_defaults(
+        self, path: Path, prefix: str, inherited: Mapping[str, tuple[Any, str, int]]
+    ) -> Mapping[str, tuple[Any, str, int]]:
+        rel = prefix + FOLDER_DEFAULTS
+        try:
+            parsed = read_folder_defaults(path.read_text(encoding="utf-8-sig"))
+        except (OSError, UnicodeDecodeError) as e:
+            self.issue(rel, Problem(1, f"cannot read: {e}"))
+            return inherited
+        for p in parsed.problems:
+            self.issue(rel, p)
+        merged = dict(inherited)
+        for key, value in parsed.values.items():
+            merged[key] = (value, rel, parsed.lines.get(key, 1))
+        return merged
+
+    def load(self, found: _Found) -> tuple[CommandSpec | None, list[tuple[str, int, str]]]:
+        """One command (None when it has errors) and the names it claims: (word, line, kind)."""
+        rel = found.relpath
+        problems: list[Problem] = []
+        sidecar_problems: list[Problem] = []
+        try:
+            data = found.path.read_bytes()
+        except OSError as e:
+            self.issue(rel, Problem(1, f"cannot read: {e.strerror or e}"))
+            return None, []
+        parsed = ParsedScript()
+        directives = Directives()
+        if found.language is not Language.EXECUTABLE:
+            try:
+                source = _decode(data)
+            except UnicodeDecodeError:
+                self.issue(rel, Problem(1, "not UTF-8 (or UTF-16 with a BOM) text"))
+                return None, []
+            parsed = _PARSERS[found.language](source)
+            problems += parsed.problems
+            directives = read_directives(source, python=found.language is Language.PYTHON)
+            problems += directives.problems
+        sidecar = Sidecar()
+        sidecar_rel = rel + SIDECAR_SUFFIX
+        if found.sidecar is not None:
+            try:
+                sidecar = read_sidecar(found.sidecar.read_text(encoding="utf-8-sig"))
+            except (OSError, UnicodeDecodeError) as e:
+                sidecar_problems.append(Problem(1, f"cannot read: {e}"))
+            sidecar_problems += sidecar.problems
+            if "summary" in sidecar.fields:
+                # the sidecar supplies what the script lacks
+                problems = [
+                    p
+                    for p in problems
+                    if p.severity is Severity.ERROR or "missing" not in p.message.lower()
+                ]
+        if found.language is Language.EXECUTABLE and not sidecar.fields.get("summary"):
+            sidecar_problems.append(
+                Problem(1, "missing summary (set `summary` in the sidecar)", Severity.WARNING)
+            )
+
+        values: dict[str, Any] = {k: v[0] for k, v in found.defaults.items()}
+        values.update(directives.values)
+        values.update(sidecar.directives.values)
+
+        params = parsed.params
+        choices_from = values.get("choices_from")
+        if choices_from is not None:
+            params, cf_problem = _apply_choices_from(params, choices_from)
+            if cf_problem:
+                line = sidecar.directives.lines.get("choices_from") or directives.lines.get(
+                    "choices_from", 1
+                )
+                in_sidecar = "choices_from" in sidecar.directives.values
+                (sidecar_problems if in_sidecar else problems).append(Problem(line, cf_problem))
+        params = apply_params(params, sidecar.params)
+        from_sidecar = {o.name: o.line for o in sidecar.params}
+        for p in params:
+            if p.name in from_sidecar:
+                sidecar_problems += _param_problems(
+                    dataclasses.replace(p, line=from_sidecar[p.name])
+                )
+            else:
+                # a parser may report this itself (the PowerShell one does); say it once
+                reported = {q.line for q in parsed.problems if "mandatory" in q.message}
+                problems += [q for q in _param_problems(p) if q.line not in reported]
+        problems += _duplicate_params(params)
+
+        for problem in problems:
+            self.issue(rel, problem)
+        for problem in sidecar_problems:
+            self.issue(sidecar_rel, problem)
+        if any(p.severity is Severity.ERROR for p in (*problems, *sidecar_problems)):
+            return None, []
+
+        fields = sidecar.fields
+        name = fields.get("name") or command_name(rel)
+        aliases = tuple(values.get("aliases", ()))
+        spec = CommandSpec(
+            name=name,
+            path=rel,
+            language=found.language,
+            summary=fields.get("summary", parsed.summary),
+            description=fields.get("description", parsed.description),
+            params=params,
+            examples=tuple(fields.get("examples", parsed.examples)),
+            notes=fields.get("notes", parsed.notes),
+            links=tuple(fields.get("links", parsed.links)),
+            aliases=aliases,
+            timeout=values.get("timeout"),
+            approval=values.get("approval"),
+            concurrency=values.get("concurrency"),
+            secrets=tuple(values.get("secrets", ())),
+            runs_on=values.get("runs_on"),
+            rooms=tuple(values.get("rooms", ())),
+            background=bool(values.get("background", False)),
+            dry_run=bool(values.get("dry_run", False)) or parsed.should_process,
+            should_process=parsed.should_process,
+            hidden=bool(values.get("hidden", False)),
+            owner=values.get("owner"),
+            requires=parsed.requires,
+            requires_python=parsed.requires_python,
+            script_hash=hashlib.sha256(data).hexdigest(),
+            line=parsed.summary_line,
+        )
+        alias_line = sidecar.directives.lines.get("aliases") or directives.lines.get("aliases", 1)
+        claims = [(name, 1, "command name")]
+        claims += [(a, alias_line, "alias") for a in aliases if a != name]
+        return spec, claims
+
+
+def _apply_choices_from(
+    params: tuple[ParamSpec, ...], value: str | Mapping[str, str]
+) -> tuple[tuple[ParamSpec, ...], str | None]:
+    if isinstance(value, str):
+        for i, p in enumerate(params):
+            if p.required:
+                updated = dataclasses.replace(p, choices_from=value)
+                return (*params[:i], updated, *params[i + 1 :]), None
+        return params, "choices_from names no parameter and the script has no required one"
+    result = list(params)
+    for param_name, command in value.items():
+        for i, p in enumerate(result):
+            if p.name.lower() == param_name.lower():
+                result[i] = dataclasses.replace(p, choices_from=command)
+                break
+        else:
+            return params, f"choices_from: no parameter '{param_name}'"
+    return tuple(result), None
+
+
+def _param_problems(p: ParamSpec) -> list[Problem]:
+    out = []
+    if p.required and (p.default is not None or p.default_text is not None):
+        out.append(Problem(p.line or 1, f"mandatory parameter '{p.name}' has a default"))
+    if p.choices and p.default is not None:
+        defaults = p.default if isinstance(p.default, tuple) else (p.default,)
+        bad = [str(d) for d in defaults if str(d) not in p.choices]
+        if bad:
+            out.append(
+                Problem(
+                    p.line or 1,
+                    f"default of '{p.name}' ({', '.join(bad)}) is not one of its choices",
+                )
+            )
+    return out
+
+
+def _duplicate_params(params: tuple[ParamSpec, ...]) -> list[Problem]:
+    # Chat matches parameter names case-insensitively (SPEC §4.2), so `Name` and `name` clash.
+    seen: dict[str, str] = {}
+    out = []
+    for p in params:
+        for word in (p.name, *p.aliases):
+            key = word.lower()
+            if key in seen and seen[key] != p.name:
+                out.append(
+                    Problem(
+                        p.line or 1,
+                        f"parameter name '{word}' clashes with "
+                        f"'{seen[key]}' (names match case-insensitively)",
+                    )
+                )
+            seen.setdefault(key, p.name)
+    return out
+
+
+def load_catalog(root: Path, *, commit: str | None = None) -> Catalog:
+    """Read every command of the catalog at `root`; problems become issues, never raise."""
+    root = Path(root)
+    if not root.is_dir():
+        raise CatalogError(f"{root}: catalog folder not found (or not a folder)")
+    loader = _Loader(root)
+    claimed: dict[str, str] = {}
+    commands: list[CommandSpec] = []
+    for found in loader.walk(root, "", {}):
+        spec, claims = loader.load(found)
+        if spec is None:
+            continue
+        clash = None
+        for word, line, kind in claims:
+            if kind == "command name" and word in BUILTIN_NAMES:
+                clash = CatalogIssue(found.relpath, line, f"command name '{word}' is a built-in")
+            elif word in claimed:
+                clash = CatalogIssue(
+                    found.relpath,
+                    line,
+                    f"duplicate {kind} '{word}' (already defined by {claimed[word]})",
+                )
+            if clash:
+                break
+        if clash:
+            loader.issues.append(clash)
+            continue
+        for word, _line, _kind in claims:
+            claimed[word] = found.relpath
+        commands.append(spec)
+    commands.sort(key=lambda c: c.name)
+    return Catalog(
+        root=str(root.resolve()),
+        commands=tuple(commands),
+        issues=tuple(loader.issues),
+        commit=commit if commit is not None else catalog_commit(root),
+    )

@@ -1,0 +1,218 @@
+"""Spec + invocation → the exact argv, environment and folder of one child process.
+
+Pure apart from looking interpreters up on PATH: nothing here starts a process. Values never
+travel through a shell or a code string — they go as JSON (`OPSROOM_PARAMS`) or as one
+environment variable per parameter (`OPSROOM_ARG_<NAME>`), so `$(…)`, backticks and a value
+that starts with `-` reach the script exactly as typed (SPEC §5.1).
+
+The event channel's fd number (`OPSROOM_EVENTS_FD`) is only known when the pipe exists, so
+`run_local` adds it; a `Launch` never carries it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import re
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from opsroom.config import RunnerSettings
+from opsroom.errors import RefusedError
+from opsroom.model.commands import CommandSpec, Invocation, Language, ParamType, ParamValue
+
+BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
+PYTHON_BOOTSTRAP = BOOTSTRAP_DIR / "python_bootstrap.py"
+POWERSHELL_BOOTSTRAP = BOOTSTRAP_DIR / "bootstrap.ps1"
+
+SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+PWSH_FLAGS = ("-NoLogo", "-NoProfile", "-NonInteractive")
+
+# Copied from the bot's environment when present: harmless, and things break without them.
+_POSIX_KEEP = ("HOME", "USER", "LOGNAME", "TZ")
+_WINDOWS_KEEP = (
+    "SYSTEMROOT",
+    "SYSTEMDRIVE",
+    "WINDIR",
+    "COMSPEC",
+    "PATHEXT",
+    "PATH",
+    "USERPROFILE",
+    "USERNAME",
+    "APPDATA",
+    "LOCALAPPDATA",
+    "PROGRAMDATA",
+    "PROGRAMFILES",
+    "PROGRAMFILES(X86)",
+    "HOMEDRIVE",
+    "HOMEPATH",
+    "TZ",
+)
+# cmd.exe re-parses the arguments of a batch file: no safe way to pass chat text (BatBadBut).
+_BATCH_SUFFIXES = (".bat", ".cmd")
+_ENV_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """Everything needed to start one script: argv (never a shell string), env, folder."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    cwd: str
+
+
+def powershell_available(settings: RunnerSettings) -> bool:
+    """True when the configured PowerShell runtime is on this host's PATH."""
+    return shutil.which(settings.pwsh) is not None
+
+
+def arg_env_name(name: str) -> str:
+    """`OPSROOM_ARG_<NAME>` for a parameter: upper-case, anything but [A-Z0-9_] → `_`."""
+    return "OPSROOM_ARG_" + _ENV_NAME_UNSAFE.sub("_", name).upper()
+
+
+def build_launch(
+    spec: CommandSpec,
+    invocation: Invocation,
+    *,
+    catalog_root: Path,
+    job_id: int,
+    requester: str,
+    room: str,
+    settings: RunnerSettings,
+    secrets: Mapping[str, str] = MappingProxyType({}),
+    base_env: Mapping[str, str] | None = None,
+    workdir: Path,
+    python: str | None = None,
+) -> Launch:
+    """The launch for one job; RefusedError when it cannot run here or not like that.
+
+    `python` overrides the interpreter for Python scripts (a PEP 723 environment).
+    """
+    if spec.language is Language.BUILTIN:
+        raise ValueError(f"{spec.name} is a built-in command, not a script")
+    _check_dry_run(spec, invocation)
+    _check_params(spec, invocation)
+    script = _script_path(spec, catalog_root)
+    base = os.environ if base_env is None else base_env
+    env = _base_env(base, settings, workdir)
+
+    if spec.language is Language.PYTHON:
+        argv: tuple[str, ...] = (
+            python or settings.python or sys.executable,
+            str(PYTHON_BOOTSTRAP),
+            script,
+        )
+        env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    elif spec.language is Language.POWERSHELL:
+        pwsh = shutil.which(settings.pwsh)
+        if pwsh is None:
+            raise RefusedError(
+                f"no PowerShell runtime ({settings.pwsh}) on this host: {spec.name} cannot run here"
+            )
+        argv = (pwsh, *PWSH_FLAGS, "-File", str(POWERSHELL_BOOTSTRAP), script)
+    elif spec.language is Language.SHELL:
+        argv = (shutil.which(settings.bash) or settings.bash, script)
+        env.update(_arg_env(spec, invocation))
+    else:
+        if script.lower().endswith(_BATCH_SUFFIXES):
+            raise RefusedError(f"{spec.name}: batch files cannot take chat arguments safely")
+        argv = (script,)
+        env.update(_arg_env(spec, invocation))
+
+    for name in spec.secrets:
+        if name in secrets:
+            env[name] = secrets[name]
+    # Set last so a declared secret can never shadow them.
+    env["OPSROOM_JOB_ID"] = str(job_id)
+    env["OPSROOM_REQUESTER"] = requester
+    env["OPSROOM_ROOM"] = room
+    env["OPSROOM_DRY_RUN"] = "1" if invocation.dry_run else "0"
+    env["OPSROOM_PARAMS"] = json.dumps(_json_params(invocation.params), sort_keys=True)
+    env["OPSROOM_PARAM_TYPES"] = json.dumps(
+        {p.name: p.type_label for p in spec.params}, sort_keys=True
+    )
+    return Launch(argv=argv, env=MappingProxyType(env), cwd=str(workdir))
+
+
+def _check_dry_run(spec: CommandSpec, invocation: Invocation) -> None:
+    if not invocation.dry_run:
+        return
+    if spec.dry_run or (spec.should_process and spec.language is Language.POWERSHELL):
+        return
+    raise RefusedError(f"{spec.name} does not support --dry-run; nothing was run")
+
+
+def _check_params(spec: CommandSpec, invocation: Invocation) -> None:
+    # The router validates already; this is the last line against splatting unknown names.
+    for name, value in invocation.params.items():
+        if spec.param(name) is None:
+            raise RefusedError(f"{spec.name} has no parameter {name!r}")
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, str):
+                if "\x00" in item:
+                    raise RefusedError(f"{name}: a value may not contain a NUL character")
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise RefusedError(f"{name}: the value is not valid text") from None
+
+
+def _script_path(spec: CommandSpec, catalog_root: Path) -> str:
+    rel = posixpath.normpath(spec.path)
+    if not spec.path or rel.startswith(("../", "/")) or rel == "..":
+        raise RefusedError(f"{spec.name}: script path {spec.path!r} is outside the catalog")
+    return str(catalog_root / rel)
+
+
+def _base_env(base: Mapping[str, str], settings: RunnerSettings, workdir: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    if os.name == "nt":
+        for name in _WINDOWS_KEEP:
+            if name in base:
+                env[name] = base[name]
+        env["TEMP"] = env["TMP"] = str(workdir)
+    else:
+        env["PATH"] = SAFE_PATH
+        for name in _POSIX_KEEP:
+            if name in base:
+                env[name] = base[name]
+    env["LANG"] = base.get("LANG") or "C.UTF-8"
+    if base.get("LC_ALL"):
+        env["LC_ALL"] = base["LC_ALL"]
+    env["TMPDIR"] = str(workdir)
+    for name in settings.env_passthrough:
+        if name in base:
+            env[name] = base[name]
+    return env
+
+
+def _arg_env(spec: CommandSpec, invocation: Invocation) -> dict[str, str]:
+    """One variable per parameter; defaults filled in, since a shell header cannot apply them."""
+    out: dict[str, str] = {}
+    for p in spec.params:
+        value: ParamValue | None = invocation.params.get(p.name, p.default)
+        if value is None and p.type in (ParamType.SWITCH, ParamType.BOOL) and not p.multiple:
+            value = False
+        if value is None:
+            continue
+        items = value if isinstance(value, tuple) else (value,)
+        out[arg_env_name(p.name)] = "\n".join(_env_text(v) for v in items)
+    return out
+
+
+def _env_text(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def _json_params(params: Mapping[str, ParamValue]) -> dict[str, object]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}

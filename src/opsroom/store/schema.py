@@ -1,0 +1,129 @@
+"""The tables, as SQLAlchemy Core metadata (the migrations in `migrations/` create them)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+HEAD_REVISION = "0001"
+"""The newest migration; `open` skips Alembic when the database already says this."""
+
+GENESIS_HASH = "0" * 64
+"""The `prev_hash` of the first audit entry."""
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps none, so it stores UTC wall time)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Normalise to UTC; naive datetimes are refused rather than guessed."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use timezone-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Attach UTC to what SQLite hands back naive."""
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("command", String(200), nullable=False),
+    Column("params", Text, nullable=False),  # JSON object
+    Column("state", String(32), nullable=False),
+    Column("requester", String(300), nullable=False),
+    Column("room", String(300), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("catalog_commit", String(64), nullable=True),
+    Column("script_hash", String(128), nullable=True),
+    Column("owner", String(300), nullable=True),
+    Column("dry_run", Boolean, nullable=False, default=False),
+    Column("error", Text, nullable=True),
+    Index(None, "state"),
+    Index(None, "requester"),
+    sqlite_autoincrement=True,  # ids are never reused, even after deletes
+)
+
+job_output = Table(
+    "job_output",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("stream", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("data", Text, nullable=False),  # JSON object
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    # Assigned by the store (last id + 1 under a lock), so ids stay gap-free on every
+    # backend and are part of the hashed entry.
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("principal", String(300), nullable=False),
+    Column("room", String(300), nullable=False),
+    Column("command", String(200), nullable=False),
+    Column("params", Text, nullable=True),  # JSON, secrets already masked by the caller
+    Column("job_id", Integer, nullable=True),  # no foreign key: the trail outlives jobs
+    Column("outcome", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("catalog_commit", String(64), nullable=True),
+    Column("script_hash", String(128), nullable=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index(None, "job_id"),
+)

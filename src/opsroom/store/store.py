@@ -1,0 +1,498 @@
+"""The store: jobs, their output and events, and the audit trail (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import Row, and_, case, func, insert, literal, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from opsroom.errors import StoreError
+from opsroom.model.audit import AuditEvent, AuditRecord
+from opsroom.model.jobs import Job, JobState
+from opsroom.store.audit_chain import ChainCheck, entry_hash, params_json
+from opsroom.store.engine import for_writing, make_engine
+from opsroom.store.migrate import ensure_schema
+from opsroom.store.schema import (
+    GENESIS_HASH,
+    UTCDateTime,
+    audit,
+    job_events,
+    job_output,
+    jobs,
+    utcnow,
+)
+from opsroom.store.url import async_url, redacted, sqlite_path
+
+_FINAL = [s.value for s in JobState if s.finished]
+_STARTABLE = [JobState.QUEUED.value, JobState.AWAITING_APPROVAL.value]
+_AUDIT_LOCK_KEY = 0x6F7073726F6F6D  # "opsroom": PostgreSQL advisory lock for audit appends
+_PAGE = 1000
+
+
+class Store:
+    """Async access to the opsroom database; open with `await Store.open(url)`."""
+
+    def __init__(self, engine: AsyncEngine, url: str) -> None:
+        self._engine = engine
+        self._writer = for_writing(engine)
+        self.url = url
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        """Open (creating and migrating as needed) the store at `url`."""
+        full = async_url(url)
+        if full.startswith("sqlite") and sqlite_path(url) is None:
+            # Every pooled connection would see its own empty database.
+            raise StoreError(
+                f"store url {url!r} is an in-memory SQLite database, which opsroom processes "
+                "cannot share; give a file, e.g. sqlite:///opsroom.db"
+            )
+        try:
+            engine = make_engine(full)
+        except ImportError as e:
+            driver = full.split("://", 1)[0].split("+")[-1]
+            raise StoreError(
+                f"cannot open the store {redacted(url)}: its driver is not installed "
+                f"({e}); install it with: pip install {driver}"
+            ) from None
+        threads_before = set(threading.enumerate())
+        try:
+            await ensure_schema(engine)
+        except StoreError:
+            await _discard(engine, threads_before)
+            raise
+        except (SQLAlchemyError, OSError) as e:
+            await _discard(engine, threads_before)
+            raise StoreError(_open_failure(url, e)) from None
+        return cls(engine, url)
+
+    async def close(self) -> None:
+        """Release every connection."""
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def _read(self, doing: str) -> AsyncIterator[AsyncConnection]:
+        async with self._guard(doing), self._engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _write(self, doing: str) -> AsyncIterator[AsyncConnection]:
+        async with self._guard(doing), self._writer.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _guard(self, doing: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except (SQLAlchemyError, OSError) as e:
+            raise StoreError(f"store {redacted(self.url)}: could not {doing}: {_reason(e)}") from e
+
+    # --- jobs -----------------------------------------------------------------------------
+
+    async def create_job(
+        self,
+        *,
+        command: str,
+        params: Mapping[str, Any],
+        requester: str,
+        room: str,
+        state: JobState = JobState.QUEUED,
+        catalog_commit: str | None = None,
+        script_hash: str | None = None,
+        dry_run: bool = False,
+    ) -> Job:
+        """Record a new job and return it with its id."""
+        values: dict[str, Any] = {
+            "command": command,
+            "params": json.dumps(dict(params), ensure_ascii=False, default=str),
+            "state": JobState(state).value,
+            "requester": requester,
+            "room": room,
+            "created_at": utcnow(),
+            "catalog_commit": catalog_commit,
+            "script_hash": script_hash,
+            "dry_run": dry_run,
+        }
+        async with self._write("record a job") as conn:
+            result = await conn.execute(insert(jobs).values(**values))
+            key = result.inserted_primary_key
+            assert key is not None
+            job_id = int(key[0])
+        values["params"] = json.loads(values["params"])
+        values["state"] = JobState(state)
+        return Job(id=job_id, **values)
+
+    async def get_job(self, job_id: int) -> Job | None:
+        """The job with this id, or None."""
+        async with self._read(f"read job {job_id}") as conn:
+            return await _fetch_job(conn, job_id)
+
+    async def list_jobs(
+        self,
+        *,
+        limit: int = 50,
+        states: Collection[JobState] | None = None,
+        requester: str | None = None,
+    ) -> list[Job]:
+        """Jobs, newest first, optionally only those in `states` or asked for by `requester`."""
+        query = select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+        if states is not None:
+            query = query.where(jobs.c.state.in_([JobState(s).value for s in states]))
+        if requester is not None:
+            query = query.where(jobs.c.requester == requester)
+        async with self._read("list jobs") as conn:
+            rows = (await conn.execute(query)).all()
+        return [_job(row) for row in rows]
+
+    async def start_job(self, job_id: int, *, owner: str) -> Job:
+        """Mark a queued (or approved) job running, owned by the process `owner`."""
+        async with self._write(f"start job {job_id}") as conn:
+            result = await conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.state.in_(_STARTABLE))
+                .values(state=JobState.RUNNING.value, started_at=utcnow(), owner=owner)
+            )
+            job = await _fetch_job(conn, job_id)
+        if job is None:
+            raise StoreError(f"job {job_id} does not exist")
+        if result.rowcount != 1:
+            raise StoreError(f"job {job_id} is {job.state.value}; it cannot start")
+        return job
+
+    async def finish_job(
+        self, job_id: int, *, state: JobState, exit_code: int | None, error: str | None = None
+    ) -> Job:
+        """Record how a job ended; the first final state wins (a cancel is not overwritten).
+
+        When the job already ended (say it was cancelled from another process), only the
+        missing exit code, error and end time are filled in; the returned job shows the
+        state that stands.
+        """
+        state = JobState(state)
+        if not state.finished:
+            raise ValueError(f"finish_job needs a final state, not {state.value}")
+        now = utcnow()
+        async with self._write(f"finish job {job_id}") as conn:
+            result = await conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.state.not_in(_FINAL))
+                .values(state=state.value, exit_code=exit_code, error=error, finished_at=now)
+            )
+            if result.rowcount != 1:
+                await conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id)
+                    .values(
+                        exit_code=func.coalesce(jobs.c.exit_code, exit_code),
+                        error=func.coalesce(jobs.c.error, error),
+                        finished_at=_coalesce_time(jobs.c.finished_at, now),
+                    )
+                )
+            job = await _fetch_job(conn, job_id)
+        if job is None:
+            raise StoreError(f"job {job_id} does not exist")
+        return job
+
+    async def set_state(
+        self, job_id: int, state: JobState, *, expect: JobState | None = None
+    ) -> bool:
+        """Set a job's state; with `expect`, only if it is in that state now (compare-and-set).
+
+        Entering a final state also records the end time. True when the job changed.
+        """
+        state = JobState(state)
+        condition = jobs.c.id == job_id
+        if expect is not None:
+            condition = and_(condition, jobs.c.state == JobState(expect).value)
+        values: dict[str, Any] = {"state": state.value}
+        if state.finished:
+            values["finished_at"] = _coalesce_time(jobs.c.finished_at, utcnow())
+        async with self._write(f"change the state of job {job_id}") as conn:
+            result = await conn.execute(update(jobs).where(condition).values(**values))
+        return bool(result.rowcount == 1)
+
+    async def reconcile(self, *, is_owner_alive: Callable[[str], bool]) -> list[Job]:
+        """Mark jobs left `running` by owners that are gone as `interrupted`; return them.
+
+        Jobs of live owners (and running jobs without an owner) are left alone.
+        """
+        async with self._read("look for interrupted jobs") as conn:
+            rows = (
+                await conn.execute(
+                    select(jobs.c.id, jobs.c.owner).where(
+                        jobs.c.state == JobState.RUNNING.value, jobs.c.owner.is_not(None)
+                    )
+                )
+            ).all()
+        alive: dict[str, bool] = {}
+        dead = []
+        for job_id, owner in rows:
+            if owner not in alive:
+                alive[owner] = is_owner_alive(owner)
+            if not alive[owner]:
+                dead.append((int(job_id), str(owner)))
+        interrupted = []
+        for job_id, owner in dead:
+            async with self._write(f"mark job {job_id} interrupted") as conn:
+                result = await conn.execute(
+                    update(jobs)
+                    .where(
+                        jobs.c.id == job_id,
+                        jobs.c.state == JobState.RUNNING.value,
+                        jobs.c.owner == owner,
+                    )
+                    .values(
+                        state=JobState.INTERRUPTED.value,
+                        finished_at=utcnow(),
+                        error=f"the process running it ({owner}) ended before the job did",
+                    )
+                )
+                job = await _fetch_job(conn, job_id) if result.rowcount == 1 else None
+            if job is not None:
+                interrupted.append(job)
+        return interrupted
+
+    # --- output and events ----------------------------------------------------------------
+
+    async def append_output(self, job_id: int, lines: Sequence[tuple[str, str]]) -> None:
+        """Add (stream, text) lines after those already kept for the job."""
+        if not lines:
+            return
+        async with self._write(f"keep output of job {job_id}") as conn:
+            first = await _next_seq(conn, job_output, job_id)
+            await conn.execute(
+                insert(job_output),
+                [
+                    {"job_id": job_id, "seq": first + i, "stream": stream, "text": line}
+                    for i, (stream, line) in enumerate(lines)
+                ],
+            )
+
+    async def output(self, job_id: int, *, tail: int | None = None) -> list[tuple[str, str]]:
+        """The job's output lines in order; with `tail`, only the last so many."""
+        query = select(job_output.c.stream, job_output.c.text).where(job_output.c.job_id == job_id)
+        if tail is None:
+            query = query.order_by(job_output.c.seq)
+        else:
+            query = query.order_by(job_output.c.seq.desc()).limit(max(tail, 0))
+        async with self._read(f"read output of job {job_id}") as conn:
+            rows = [(str(r.stream), str(r.text)) for r in await conn.execute(query)]
+        return rows if tail is None else rows[::-1]
+
+    async def append_events(self, job_id: int, events: Sequence[Mapping[str, Any]]) -> None:
+        """Add structured events (progress, table, status, ...) as JSON objects, in order."""
+        if not events:
+            return
+        async with self._write(f"keep events of job {job_id}") as conn:
+            first = await _next_seq(conn, job_events, job_id)
+            await conn.execute(
+                insert(job_events),
+                [
+                    {
+                        "job_id": job_id,
+                        "seq": first + i,
+                        "data": json.dumps(dict(ev), ensure_ascii=False, default=str),
+                    }
+                    for i, ev in enumerate(events)
+                ],
+            )
+
+    async def events(self, job_id: int) -> list[dict[str, Any]]:
+        """The job's structured events in the order they were added."""
+        query = (
+            select(job_events.c.data)
+            .where(job_events.c.job_id == job_id)
+            .order_by(job_events.c.seq)
+        )
+        async with self._read(f"read events of job {job_id}") as conn:
+            return [json.loads(data) for data in (await conn.scalars(query))]
+
+    # --- audit ----------------------------------------------------------------------------
+
+    async def append_audit(self, event: AuditEvent) -> AuditRecord:
+        """Append one hash-chained entry; StoreError when it cannot be written.
+
+        Appends are serialised across processes (SQLite: BEGIN IMMEDIATE; PostgreSQL: an
+        advisory lock), so each entry's previous hash is really the last one.
+        """
+        try:
+            params = params_json(event.params)
+        except (TypeError, ValueError) as e:
+            raise StoreError(f"audit entry could not be written: parameters: {e}") from None
+        async with self._write("write the audit entry (the action is refused)") as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK_KEY}
+                )
+            last = (
+                await conn.execute(
+                    select(audit.c.id, audit.c.hash).order_by(audit.c.id.desc()).limit(1)
+                )
+            ).first()
+            entry_id, prev = (1, GENESIS_HASH) if last is None else (int(last.id) + 1, last.hash)
+            at = utcnow()
+            digest = entry_hash(prev, entry_id, at, event)
+            await conn.execute(
+                insert(audit).values(
+                    id=entry_id,
+                    at=at,
+                    action=event.action,
+                    principal=event.principal,
+                    room=event.room,
+                    command=event.command,
+                    params=params,
+                    job_id=event.job_id,
+                    outcome=event.outcome,
+                    reason=event.reason,
+                    catalog_commit=event.catalog_commit,
+                    script_hash=event.script_hash,
+                    prev_hash=prev,
+                    hash=digest,
+                )
+            )
+        return AuditRecord(id=entry_id, at=at, event=event, prev_hash=prev, hash=digest)
+
+    async def audit(self, *, limit: int = 100) -> list[AuditRecord]:
+        """The latest audit entries, newest first."""
+        query = select(audit).order_by(audit.c.id.desc()).limit(limit)
+        async with self._read("read the audit trail") as conn:
+            return [_audit_record(row) for row in await conn.execute(query)]
+
+    async def verify_audit(self) -> int | None:
+        """Recompute the chain; the id of the first broken entry, or None when intact."""
+        check = ChainCheck()
+        after = None
+        async with self._read("read the audit trail") as conn:
+            while True:
+                query = select(audit).order_by(audit.c.id).limit(_PAGE)
+                if after is not None:
+                    query = query.where(audit.c.id > after)
+                rows = (await conn.execute(query)).all()
+                for row in rows:
+                    if not check.feed(_audit_record(row)):
+                        return check.broken
+                if len(rows) < _PAGE:
+                    return None
+                after = rows[-1].id
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+async def _fetch_job(conn: AsyncConnection, job_id: int) -> Job | None:
+    row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).first()
+    return None if row is None else _job(row)
+
+
+async def _next_seq(conn: AsyncConnection, table: Any, job_id: int) -> int:
+    # Lock the job row where the backend can (PostgreSQL), so two appenders to one job
+    # cannot pick the same sequence number; SQLite is already serialised by BEGIN IMMEDIATE.
+    await conn.execute(select(jobs.c.id).where(jobs.c.id == job_id).with_for_update())
+    last = await conn.scalar(select(func.max(table.c.seq)).where(table.c.job_id == job_id))
+    return 1 if last is None else int(last) + 1
+
+
+async def _discard(engine: AsyncEngine, threads_before: set[threading.Thread]) -> None:
+    """Dispose of an engine that failed to open, and let its driver threads finish.
+
+    When aiosqlite fails to connect, its worker thread reports its own shutdown to the
+    event loop a moment later; if the loop has closed by then (a CLI exiting on the
+    error) the thread dies with "Event loop is closed". Waiting here avoids that.
+    """
+    await engine.dispose()
+    for thread in set(threading.enumerate()) - threads_before:
+        if "_connection_worker_thread" in thread.name:
+            await asyncio.to_thread(thread.join, 1.0)
+
+
+def _coalesce_time(column: Any, value: datetime) -> Any:
+    return case((column.is_(None), literal(value, UTCDateTime())), else_=column)
+
+
+def _job(row: Row[Any]) -> Job:
+    return Job(
+        id=row.id,
+        command=row.command,
+        params=json.loads(row.params),
+        state=JobState(row.state),
+        requester=row.requester,
+        room=row.room,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        exit_code=row.exit_code,
+        catalog_commit=row.catalog_commit,
+        script_hash=row.script_hash,
+        owner=row.owner,
+        dry_run=bool(row.dry_run),
+        error=row.error,
+    )
+
+
+def _audit_record(row: Row[Any]) -> AuditRecord:
+    event = AuditEvent(
+        action=row.action,
+        principal=row.principal,
+        room=row.room,
+        command=row.command,
+        params=None if row.params is None else json.loads(row.params),
+        job_id=row.job_id,
+        outcome=row.outcome,
+        reason=row.reason,
+        catalog_commit=row.catalog_commit,
+        script_hash=row.script_hash,
+    )
+    return AuditRecord(id=row.id, at=row.at, event=event, prev_hash=row.prev_hash, hash=row.hash)
+
+
+def _reason(e: BaseException) -> str:
+    """The driver's own words, without SQLAlchemy's statement dump."""
+    orig = getattr(e, "orig", None)
+    return str(orig if orig is not None else e).strip() or type(e).__name__
+
+
+def _open_failure(url: str, e: BaseException) -> str:
+    """A message saying what went wrong opening the store, and for SQLite files, why."""
+    reason = _reason(e)
+    message = f"cannot open the store {redacted(url)}: {reason}"
+    path = sqlite_path(url)
+    if path is None:
+        return message
+    file = Path(path).absolute()
+    folder = file.parent
+    hint = ""
+    if file.is_dir():
+        hint = f"{file} is a folder, not a database file"
+    elif not folder.is_dir():
+        hint = f"the folder {folder} does not exist"
+    elif "not a database" in reason:
+        hint = f"{file} is not a SQLite database"
+    elif "readonly" in reason or "read-only" in reason or not os.access(folder, os.W_OK):
+        hint = (
+            f"{file} or its folder is read-only; opsroom writes the file and its "
+            "-wal and -shm companions beside it"
+        )
+    elif "unable to open" in reason:
+        hint = f"check that {file} can be created and written"
+    return f"{message} ({hint})" if hint else message
