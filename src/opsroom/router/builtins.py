@@ -17,7 +17,7 @@ from opsroom.errors import ParseError, UnknownCommand
 from opsroom.model.blocks import Code, Reply, Status, Table, Text
 from opsroom.model.commands import CommandSpec, Language, ParamSpec, ParamType
 from opsroom.model.jobs import Job, JobState
-from opsroom.router.parser import usage_line
+from opsroom.router.parser import option_name, usage_line
 from opsroom.router.registry import Registry
 
 _HELP_LIST_LIMIT = 60
@@ -139,7 +139,7 @@ def describe_param(p: ParamSpec) -> str:
         bits.append(f"matching {p.pattern}")
     if p.aliases:
         bits.append("alias " + ", ".join(f"--{a}" for a in p.aliases))
-    line = f"--{p.name} ({'; '.join(bits)})"
+    line = f"{option_name(p)} ({'; '.join(bits)})"
     return f"{line} — {p.help}" if p.help else line
 
 

@@ -263,7 +263,7 @@ def _strip_mention(body: str, bot_names: tuple[str, ...]) -> str | None:
 _MAX_CHOICES_SHOWN: Final = 6
 
 
-def _display(p: ParamSpec) -> str:
+def option_name(p: ParamSpec) -> str:
     """How a parameter is written in chat: `--vm-name` for `vm_name`, `--ComputerName`."""
     return "--" + p.name.replace("_", "-")
 
@@ -294,13 +294,13 @@ def usage_line(spec: CommandSpec, prefix: str = "!") -> str:
             inner = f"{name}:{_choices_text(p)}" if p.choices else name
             parts.append(f"<{inner}>{dots}")
         elif p.choices:
-            parts.append(f"[{_display(p)} {_choices_text(p)}]{dots}")
+            parts.append(f"[{option_name(p)} {_choices_text(p)}]{dots}")
         elif p.type is ParamType.BOOL:
-            parts.append(f"[{_display(p)} true|false]")
+            parts.append(f"[{option_name(p)} true|false]")
         else:
-            parts.append(f"[{_display(p)} <{p.type.value}>]{dots}")
+            parts.append(f"[{option_name(p)} <{p.type.value}>]{dots}")
     for p in switches:
-        parts.append(_display(p) if p.required else f"[{_display(p)}]")
+        parts.append(option_name(p) if p.required else f"[{option_name(p)}]")
     if spec.dry_run or spec.should_process:
         parts.append("[--dry-run]")
     return " ".join(parts)
@@ -379,7 +379,7 @@ class _Binder:
         """The one parameter among hits; an error when they are several distinct ones."""
         distinct = list(dict.fromkeys(hits))
         if len(distinct) > 1:
-            names = ", ".join(_display(p) for p in distinct)
+            names = ", ".join(option_name(p) for p in distinct)
             self.fail(f"{shown} is ambiguous: it could be {names}")
         return distinct[0] if distinct else None
 
@@ -411,7 +411,9 @@ class _Binder:
     def unknown(self, shown: str, name: str, *, dash_value: bool) -> NoReturn:
         """Fail for an unknown option, with did-you-mean and a hint for dash-values."""
         labels = {
-            _loose_key(lbl): _display(p) for p in self.spec.params for lbl in (p.name, *p.aliases)
+            _loose_key(lbl): option_name(p)
+            for p in self.spec.params
+            for lbl in (p.name, *p.aliases)
         }
         close = difflib.get_close_matches(_loose_key(name), list(labels), n=3, cutoff=0.6)
         message = f"unknown parameter {shown}"
@@ -451,7 +453,7 @@ def bind_arguments(
     def once(p: ParamSpec) -> None:
         # A scalar given twice is almost always a mistake; arrays collect values instead.
         if not p.multiple and (p.name in raw or p.name in flags):
-            b.fail(f"{_display(p)} was given more than once")
+            b.fail(f"{option_name(p)} was given more than once")
 
     i = 0
     while i < len(tokens):
@@ -525,10 +527,10 @@ def bind_arguments(
         else:
             if inline is None:
                 if i >= len(tokens):
-                    b.fail(f"{_display(p)} needs a value")
+                    b.fail(f"{option_name(p)} needs a value")
                 inline = tokens[i]
                 i += 1
-            _take(b, p, inline, _display(p), raw, flags)
+            _take(b, p, inline, option_name(p), raw, flags)
 
     _assign_positionals(b, positional, raw, flags)
 
@@ -545,7 +547,7 @@ def bind_arguments(
     )
     missing = tuple(p.name for p in spec.params if p.required and p.name not in params)
     if missing:
-        names = ", ".join(_display(p) for p in spec.params if p.name in missing)
+        names = ", ".join(option_name(p) for p in spec.params if p.name in missing)
         plural = "s" if len(missing) > 1 else ""
         raise MissingParameters(
             f"missing required parameter{plural} {names}",
@@ -590,7 +592,7 @@ def _split_items(b: _Binder, p: ParamSpec, value: str) -> list[str]:
     items = [part.replace("\\,", ",").strip() for part in _COMMA_RE.split(value)]
     items = [item for item in items if item]
     if not items:
-        b.fail(f"{_display(p)}: {_quote(value)} holds no values")
+        b.fail(f"{option_name(p)}: {_quote(value)} holds no values")
     return items
 
 
@@ -611,7 +613,7 @@ def _assign_positionals(
             return
         take = len(values) - at if p.multiple and k == len(open_params) - 1 else 1
         for value in values[at : at + take]:
-            _take(b, p, value, _display(p), raw, flags)
+            _take(b, p, value, option_name(p), raw, flags)
         at += take
     if at < len(values):
         extra = ", ".join(_quote(v) for v in values[at:])
@@ -623,7 +625,7 @@ def _assign_positionals(
 
 def _convert(b: _Binder, p: ParamSpec, value: str) -> Scalar:
     """Check one raw value against the spec and convert it to the parameter's type."""
-    shown = _display(p)
+    shown = option_name(p)
     if p.choices:
         folded = value.casefold()
         match = next((c for c in p.choices if c.casefold() == folded), None)
