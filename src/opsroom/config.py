@@ -79,12 +79,14 @@ class WebSettings(_Section):
 class RunnerSettings(_Section):
     """`[runner]`: how scripts are run."""
 
-    concurrency: int = Field(default=8, ge=1)
+    concurrency: int = Field(default=8, ge=1)  # jobs running at once, whole installation
+    per_user: int = Field(default=4, ge=1)  # jobs one requester may have running at once
     timeout: float = 3600.0  # default per-job timeout, seconds
     max_timeout: float = 86400.0
     kill_grace: float = 5.0
     foreground_seconds: float = 5.0
-    output_cap: int = Field(default=10_000_000, ge=1024)  # bytes kept per job
+    output_cap: int = Field(default=10_000_000, ge=1024)  # bytes of output kept per job
+    attachment_cap: int = Field(default=20_000_000, ge=1024)  # bytes per attached file
     pwsh: str = "pwsh"
     python: str | None = None  # None: the interpreter running opsroom
     bash: str = "bash"

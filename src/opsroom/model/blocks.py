@@ -45,7 +45,17 @@ class Status:
     level: str = "info"  # info | success | warning | error
 
 
-Block = Text | Code | Table | Progress | Status
+@dataclass(frozen=True, slots=True)
+class File:
+    """A file attached to a reply (an attachment a job produced)."""
+
+    name: str
+    size: int
+    job_id: int | None = None
+    content_type: str = "application/octet-stream"
+
+
+Block = Text | Code | Table | Progress | Status | File
 
 
 @dataclass(frozen=True, slots=True)

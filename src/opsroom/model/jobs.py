@@ -61,6 +61,12 @@ class Job:
     owner: str | None = None  # the process (host:pid:boot) that runs it
     dry_run: bool = False
     error: str | None = None  # why it failed to start, timed out, etc.
+    pid: int | None = None  # the script's process (its process group and session leader)
+    process_token: str | None = None  # OPSROOM_JOB_TOKEN: finds the job's processes anywhere
+    cancel_requested_by: str | None = None
+    output_lines: int = 0  # lines the job printed (also those beyond the stored cap)
+    output_truncated: bool = False  # the stored log hit [runner] output_cap
+    notified: bool = False  # the requester was told it was interrupted
 
     @property
     def duration(self) -> float | None:
@@ -113,6 +119,16 @@ class StatusEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachmentEvent:
+    """A file from the job's own working folder, offered to the room."""
+
+    name: str  # file name as shown (no folders)
+    path: str  # absolute path inside the job's working folder, already checked
+    size: int
+    content_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
 class ExitEvent:
     """The script ended; `exit_code` is None when it was killed by a signal."""
 
@@ -121,4 +137,4 @@ class ExitEvent:
     message: str = ""
 
 
-JobEvent = OutputLine | ProgressEvent | TableEvent | StatusEvent | ExitEvent
+JobEvent = OutputLine | ProgressEvent | TableEvent | StatusEvent | AttachmentEvent | ExitEvent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from opsroom.model.blocks import Block, Code, Progress, Reply, Status, Table, Text
+from opsroom.model.blocks import Block, Code, File, Progress, Reply, Status, Table, Text
 
 DEFAULT_MAX_LINES = 40
 _BAR_WIDTH = 24
@@ -36,6 +36,15 @@ def progress_bar(percent: float | None, message: str = "") -> str:
     return f"[{bar}] {p:3.0f}% {message}".rstrip()
 
 
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover - loop always returns
+
+
 def _code(block: Code, max_lines: int) -> list[str]:
     lines = list(block.lines)
     more = block.more
@@ -63,6 +72,9 @@ def render_block(block: Block, *, max_lines: int = DEFAULT_MAX_LINES) -> list[st
             return [progress_bar(percent, message)]
         case Status(text=text, level=level):
             return [f"{_MARKS.get(level, '·')} {text}"]
+        case File(name=name, size=size, job_id=job_id):
+            where = f" (job {job_id})" if job_id is not None else ""
+            return [f"📎 {name} — {_size(size)}{where}"]
     raise TypeError(f"unknown block {block!r}")  # pragma: no cover - exhaustive
 
 
@@ -90,6 +102,10 @@ def reply_to_dict(reply: Reply) -> dict[str, object]:
                 blocks.append({"type": "progress", "percent": percent, "message": message})
             case Status(text=text, level=level):
                 blocks.append({"type": "status", "text": text, "level": level})
+            case File(name=name, size=size, content_type=content_type):
+                blocks.append(
+                    {"type": "file", "name": name, "size": size, "content_type": content_type}
+                )
     return {
         "kind": reply.kind,
         "job_id": reply.job_id,
