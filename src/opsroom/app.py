@@ -38,6 +38,7 @@ class App:
         from opsroom.router.builtins import BUILTIN_SPECS
         from opsroom.router.dispatch import DispatchContext, Dispatcher
         from opsroom.router.registry import Registry
+        from opsroom.runner.tree import end_orphaned_job
         from opsroom.store.owner import owner_alive, owner_id
 
         root = Path(catalog_dir or settings.catalog.path or bundled_catalog_path()).resolve()
@@ -47,6 +48,9 @@ class App:
         store = await _open_store(store_url or settings.store.url)
         try:
             interrupted = await store.reconcile(is_owner_alive=owner_alive)
+            for job in interrupted:
+                # Its owner died (kill -9, crash, reboot): end what it left running.
+                await end_orphaned_job(job.process_token, job.pid, grace=settings.runner.kill_grace)
         except BaseException:
             await store.close()
             raise
@@ -63,8 +67,18 @@ class App:
         return cls(settings, catalog, store, dispatcher, tuple(interrupted))
 
     async def close(self) -> None:
-        """Release the store."""
+        """Stop background work and release the store."""
+        await self.dispatcher.supervisor.close()
         await self.store.close()
+
+    async def interrupted_notices(self, requester: str) -> list[Job]:
+        """Jobs of `requester` that were interrupted and not yet reported; marks them told."""
+        jobs = await self.store.unnotified_interrupted(requester=requester)
+        if not jobs:
+            return []
+        # Mark first, tell only what this process marked: two processes never both tell.
+        mine = await self.store.mark_notified([j.id for j in jobs])
+        return [j for j in jobs if j.id in mine]
 
 
 async def _open_store(url: str) -> Store:

@@ -12,15 +12,17 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from opsroom.errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "opsroom.toml"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SECRET_SOURCE = re.compile(r"^(?:env:[A-Za-z_][A-Za-z0-9_]*|file:/.+|vault:[^#\s]+#[^#\s]+)$")
 
 
 def parse_duration(value: object) -> float:
@@ -99,6 +101,79 @@ class RunnerSettings(_Section):
         return parse_duration(v)
 
 
+def _secret_name(name: str) -> str:
+    if not _ENV_NAME.match(name):
+        raise ValueError("a secret name must look like an environment variable name (A-Z, 0-9, _)")
+    return name
+
+
+def _secret_source(text: str) -> str:
+    # The bad value is never echoed: it may well be the password pasted inline.
+    if not _SECRET_SOURCE.match(text):
+        raise ValueError(
+            'expected "env:NAME", "file:/absolute/path" or "vault:<path>#<key>" '
+            "(secrets are referenced, never written inline)"
+        )
+    return text
+
+
+def _reference(text: str) -> str:
+    if not (text.startswith("env:") and _ENV_NAME.match(text[4:])) and not (
+        text.startswith("file:") and len(text) > len("file:")
+    ):
+        raise ValueError(
+            'expected a reference like "env:VAULT_TOKEN" or "file:/path", never the token itself'
+        )
+    return text
+
+
+class VaultSettings(_Section):
+    """`[vault]`: the HashiCorp Vault / OpenBao server behind `vault:` secrets."""
+
+    url: str | None = None
+    token: Annotated[str, AfterValidator(_reference)] = "env:VAULT_TOKEN"  # noqa: S105 (a reference)
+    namespace: str | None = None
+    ca_cert: str | None = None  # PEM bundle to trust; None: the system store
+    timeout: float = 10.0
+    kv_version: Literal[1, 2] = 2
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        return parse_duration(v)
+
+
+def strip_newline(text: str) -> str:
+    """`text` without one trailing newline (`\\n` or `\\r\\n`), as editors leave in files."""
+    return text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text
+
+
+def resolve_reference(ref: str, environ: Mapping[str, str] | None = None) -> str:
+    """The value behind `env:NAME` or `file:PATH`; ConfigError (never the value) otherwise."""
+    environ = os.environ if environ is None else environ
+    kind, _, target = ref.partition(":")
+    if kind == "env" and target:
+        value = environ.get(target)
+        if value is None:
+            raise ConfigError(f"{ref}: environment variable {target} is not set")
+        return value
+    if kind == "file" and target:
+        try:
+            text = Path(target).read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"{ref}: cannot read {target}: {e.strerror or e}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{ref}: {target} is not UTF-8 text") from None
+        return strip_newline(text)
+    raise ConfigError(
+        'expected a reference like "env:NAME" or "file:PATH" (never the value itself)'
+    )
+
+
+_SecretName = Annotated[str, AfterValidator(_secret_name)]
+_SecretSource = Annotated[str, AfterValidator(_secret_source)]
+
+
 class Settings(_Section):
     """The whole configuration."""
 
@@ -107,7 +182,8 @@ class Settings(_Section):
     store: StoreSettings = StoreSettings()
     web: WebSettings = WebSettings()
     runner: RunnerSettings = RunnerSettings()
-    secrets: dict[str, str] = {}
+    secrets: dict[_SecretName, _SecretSource] = {}
+    vault: VaultSettings = VaultSettings()
     groups: dict[str, list[str]] = {}
     roles: list[dict[str, Any]] = []
     adapters: dict[str, dict[str, Any]] = {}
@@ -116,7 +192,7 @@ class Settings(_Section):
     path: str | None = None
 
 
-_SECTIONS = ("bot", "catalog", "store", "web", "runner")
+_SECTIONS = ("bot", "catalog", "store", "web", "runner", "vault")
 
 
 def _format_error(err: ValidationError) -> str:

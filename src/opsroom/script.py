@@ -1,9 +1,16 @@
-"""Helpers for Python scripts run by opsroom: progress, tables and status lines (SPEC §5.3).
+"""Helpers for Python scripts run by opsroom: progress, tables, status lines, files (§5.3).
 
     from opsroom import script
     script.progress(40, "copying volumes")
     script.table([{"host": "web1", "state": "ok"}])
     script.status("volume migrated", level="success")
+    script.attach("report.csv", name="May report.csv", content_type="text/csv")
+
+An attached file must be a regular file inside the job's working folder (the current folder,
+also `$TMPDIR`), at most 20 MB by default; opsroom copies it before the folder is removed.
+From a shell script:
+
+    echo '{"type":"attachment","path":"out.csv"}' >&"$OPSROOM_EVENTS_FD"
 
 Events go as JSON lines to the private channel whose fd opsroom passes in
 `OPSROOM_EVENTS_FD`, so ordinary output can never forge one. Run by hand (no channel), they
@@ -19,7 +26,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["progress", "status", "table"]
+__all__ = ["attach", "progress", "status", "table"]
 
 _LEVELS = ("info", "success", "warning", "error")
 
@@ -71,3 +78,16 @@ def table(rows: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> None:
     if not _emit({"type": "table", "rows": items}):
         for row in items:
             print("\t".join(f"{k}={v}" for k, v in row.items()), flush=True)
+
+
+def attach(
+    path: str | os.PathLike[str], name: str | None = None, content_type: str | None = None
+) -> None:
+    """Offer a file of the job's working folder to the room (a display name is optional)."""
+    event: dict[str, Any] = {"type": "attachment", "path": os.fspath(path)}
+    if name is not None:
+        event["name"] = str(name)
+    if content_type is not None:
+        event["content_type"] = str(content_type)
+    if not _emit(event):
+        print(f"attachment: {os.fspath(path)}", file=sys.stderr, flush=True)

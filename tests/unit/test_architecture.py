@@ -13,7 +13,7 @@ PACKAGE = Path(opsroom.__file__).parent
 ROOMS = ("catalog", "router", "policy", "runner", "render", "store")
 SHARED = ("model", "errors", "config")
 # Modules allowed to wire rooms together.
-WIRING = {"router/dispatch.py", "app.py"}
+WIRING = {"router/dispatch.py", "router/supervisor.py", "router/collector.py", "app.py"}
 # router.builtins belongs to the router and renders help with the router's own parser.
 
 

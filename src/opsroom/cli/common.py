@@ -68,3 +68,20 @@ async def open_app(config_path: str | None, catalog_dir: str | None, store_url: 
     except (CatalogError, StoreError) as e:
         click.echo(f"opsroom: {e}", err=True)
         sys.exit(2)
+
+
+def interrupted_reply(job: Any) -> Any:
+    """The one-time notice that a job of yours was interrupted."""
+    from opsroom.model.blocks import Reply, Status
+
+    return Reply(
+        (
+            Status(
+                f"job {job.id} {job.command} was interrupted: the opsroom process running it "
+                "stopped. It was not re-run; its leftover processes were ended.",
+                "warning",
+            ),
+        ),
+        job_id=job.id,
+        kind="notice",
+    )

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from opsroom.cli.common import engine_options, local_principal, open_app
+from opsroom.cli.common import engine_options, interrupted_reply, local_principal, open_app
 
 
 @click.command()
@@ -77,6 +77,8 @@ async def _run(
             else:
                 click.echo(render_reply(reply), err=reply.kind == "error")
 
+        for job in await app.interrupted_notices(principal):
+            await send(interrupted_reply(job))
         outcome = await app.dispatcher.handle(
             Inbound(text=text, principal=principal, room=room, direct=True), send
         )

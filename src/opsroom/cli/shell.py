@@ -71,6 +71,7 @@ def _save_history(path: Path) -> None:
 
 
 def _loop(runner: asyncio.Runner, app: object, who: str, room: str) -> None:
+    from opsroom.cli.common import interrupted_reply
     from opsroom.model.blocks import Reply
     from opsroom.model.messages import Inbound
     from opsroom.render.text import render_reply
@@ -82,8 +83,8 @@ def _loop(runner: asyncio.Runner, app: object, who: str, room: str) -> None:
         count = len(app.catalog.commands)  # type: ignore[attr-defined]
         click.echo(f"opsroom shell — {count} commands. You are {who} in {room}.")
         click.echo("Type `help` to list commands, Ctrl-D to leave.")
-    for job in app.interrupted:  # type: ignore[attr-defined]
-        click.echo(f"! job {job.id} ({job.command}) was interrupted: its process had gone away.")
+    for job in runner.run(app.interrupted_notices(who)):  # type: ignore[attr-defined]
+        click.echo(render_reply(interrupted_reply(job)))
 
     async def send(reply: Reply) -> None:
         click.echo(render_reply(reply))

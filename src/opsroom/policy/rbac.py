@@ -59,3 +59,15 @@ def decide(principal: str, room: str, spec: CommandSpec, settings: Settings) -> 
 
 def _member(principal: str, members: list[str]) -> bool:
     return any(fnmatchcase(principal, m) for m in members if not m.startswith("group:"))
+
+
+def is_admin(principal: str, settings: Settings) -> bool:
+    """An operator of opsroom itself: a member of an `admin = true` role.
+
+    With no roles configured, the local and web users are the operators.
+    """
+    if not settings.roles:
+        return _adapter(principal) in _TRUSTED_WITHOUT_ROLES
+    return any(
+        r.get("admin") is True and _member(principal, r.get("members", [])) for r in settings.roles
+    )

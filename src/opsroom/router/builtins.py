@@ -6,6 +6,7 @@ import the store room.
 
 from __future__ import annotations
 
+import asyncio
 import platform
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -13,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from opsroom import __version__
-from opsroom.errors import ParseError, UnknownCommand
-from opsroom.model.blocks import Code, Reply, Status, Table, Text
+from opsroom.errors import ParseError, RefusedError, UnknownCommand
+from opsroom.model.blocks import Code, File, Reply, Status, Table, Text
 from opsroom.model.commands import CommandSpec, Language, ParamSpec, ParamType
 from opsroom.model.jobs import Job, JobState
 from opsroom.router.parser import option_name, usage_line
@@ -45,6 +46,14 @@ class JobReader(Protocol):
         """(stream, text) lines of a job."""
         ...
 
+    async def request_cancel(self, job_id: int, *, by: str) -> Job:
+        """Ask the owning process to cancel a job (queued jobs end at once)."""
+        ...
+
+    async def attachments(self, job_id: int) -> list[tuple[int, str, str, int]]:
+        """(id, name, content type, size) of a job's files."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class BuiltinContext:
@@ -59,6 +68,8 @@ class BuiltinContext:
     catalog_commit: str | None
     can_run: Callable[[CommandSpec], bool]
     spec_notes: Callable[[CommandSpec], tuple[str, ...]]
+    is_admin: bool = False
+    cancel_wait: float = 8.0  # how long `cancel` waits to see the job end
 
 
 Handler = Callable[[BuiltinContext, list[str]], Awaitable[Reply]]
@@ -93,6 +104,7 @@ BUILTIN_SPECS: tuple[CommandSpec, ...] = (
         ),
     ),
     _spec("job", "Show one job: state, duration and its last lines.", _ID),
+    _spec("cancel", "Cancel a job you asked for (admins: any job).", _ID),
 )
 
 
@@ -270,13 +282,18 @@ async def _jobs(ctx: BuiltinContext, args: list[str]) -> Reply:
     return Reply((Table(("job", "command", "state", "requester", "created", "took"), rows),))
 
 
-async def _job(ctx: BuiltinContext, args: list[str]) -> Reply:
-    usage = f"{ctx.prefix}job <id>"
+async def _find_job(ctx: BuiltinContext, args: list[str], command: str) -> Job:
+    usage = f"{ctx.prefix}{command} <id>"
     if len(args) != 1 or not args[0].lstrip("#").isdigit():
         raise ParseError("id: give one job number", usage=usage)
     job = await ctx.jobs.get_job(int(args[0].lstrip("#")))
     if job is None:
         raise ParseError(f"id: there is no job {args[0]}", usage=usage)
+    return job
+
+
+async def _job(ctx: BuiltinContext, args: list[str]) -> Reply:
+    job = await _find_job(ctx, args, "job")
     lines = await ctx.jobs.output(job.id, tail=_JOB_TAIL)
     params = " ".join(f"--{k} {v}" for k, v in job.params.items())
     head = f"job {job.id}: {job.command} {params}".rstrip()
@@ -286,12 +303,55 @@ async def _job(ctx: BuiltinContext, args: list[str]) -> Reply:
     if job.started_at is not None:
         end = job.finished_at or datetime.now(UTC)
         facts.append(f"ran {format_duration((end - job.started_at).total_seconds())}")
-    blocks: list[Text | Code] = [Text(head), Text(" · ".join(facts))]
+    blocks: list[Text | Code | File] = [Text(head), Text(" · ".join(facts))]
     if job.error:
         blocks.append(Text(job.error))
     if lines:
-        blocks.append(Code(tuple(t for _, t in lines)))
+        more = max(0, job.output_lines - len(lines))
+        blocks.append(Code(tuple(t for _, t in lines), more=more))
+    if job.output_truncated:
+        blocks.append(Text("The stored log stopped at the output cap."))
+    files = await ctx.jobs.attachments(job.id)
+    blocks.extend(File(name, size, job.id, ctype) for _, name, ctype, size in files)
     return Reply(tuple(blocks), job_id=job.id)
+
+
+async def _cancel(ctx: BuiltinContext, args: list[str]) -> Reply:
+    job = await _find_job(ctx, args, "cancel")
+    if job.requester != ctx.principal and not ctx.is_admin:
+        raise RefusedError(
+            f"denied: only {job.requester}, who asked for job {job.id}, or an admin may cancel it"
+        )
+    if job.state.finished:
+        return Reply(
+            (Text(f"job {job.id} {job.command} already ended: {job.state.value}."),), job_id=job.id
+        )
+    job = await ctx.jobs.request_cancel(job.id, by=ctx.principal)
+    if job.state.finished:
+        return Reply(
+            (Status(f"job {job.id} {job.command}: cancelled before it started", "success"),),
+            job_id=job.id,
+        )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.cancel_wait
+    while loop.time() < deadline:
+        await asyncio.sleep(0.2)
+        current = await ctx.jobs.get_job(job.id)
+        if current is not None and current.state.finished:
+            return Reply(
+                (Status(f"job {job.id} {job.command}: {current.state.value}", "success"),),
+                job_id=job.id,
+            )
+    return Reply(
+        (
+            Status(
+                f"cancel of job {job.id} requested; it is still stopping — "
+                f"`{ctx.prefix}job {job.id}` to check",
+                "warning",
+            ),
+        ),
+        job_id=job.id,
+    )
 
 
 HANDLERS: dict[str, Handler] = {
@@ -300,4 +360,5 @@ HANDLERS: dict[str, Handler] = {
     "version": _version,
     "jobs": _jobs,
     "job": _job,
+    "cancel": _cancel,
 }

@@ -90,10 +90,12 @@ def build_launch(
     base_env: Mapping[str, str] | None = None,
     workdir: Path,
     python: str | None = None,
+    token: str | None = None,
 ) -> Launch:
     """The launch for one job; RefusedError when it cannot run here or not like that.
 
-    `python` overrides the interpreter for Python scripts (a PEP 723 environment).
+    `python` overrides the interpreter for Python scripts (a PEP 723 environment); `token`
+    (OPSROOM_JOB_TOKEN) marks every process of the job so all of them can be found later.
     """
     if spec.language is Language.BUILTIN:
         raise ValueError(f"{spec.name} is a built-in command, not a script")
@@ -135,6 +137,8 @@ def build_launch(
     env["OPSROOM_REQUESTER"] = requester
     env["OPSROOM_ROOM"] = room
     env["OPSROOM_DRY_RUN"] = "1" if invocation.dry_run else "0"
+    if token is not None:
+        env["OPSROOM_JOB_TOKEN"] = token
     env["OPSROOM_PARAMS"] = json.dumps(_json_params(invocation.params), sort_keys=True)
     env["OPSROOM_PARAM_TYPES"] = json.dumps(
         {p.name: p.type_label for p in spec.params}, sort_keys=True

@@ -6,16 +6,31 @@ One JSON object per line, on a pipe of its own (fd in `OPSROOM_EVENTS_FD`):
     {"type": "table", "rows": [{"host": "web1", "state": "ok"}]}
     {"type": "table", "columns": ["host", "state"], "rows": [["web1", "ok"]]}
     {"type": "status", "text": "volume migrated", "level": "success"}
+    {"type": "attachment", "path": "report.csv", "name": "May report", "content_type": "text/csv"}
+
+An attachment's path is relative to the job's working folder; `run_local` checks it (see
+`attachments.py`) before it becomes an `AttachmentEvent`.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from opsroom.model.jobs import ProgressEvent, StatusEvent, TableEvent
 
-ChannelEvent = ProgressEvent | TableEvent | StatusEvent
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRequest:
+    """A script asks for a file of its working folder to be attached (not yet checked)."""
+
+    path: str
+    name: str | None = None
+    content_type: str | None = None
+
+
+ChannelEvent = ProgressEvent | TableEvent | StatusEvent | AttachmentRequest
 LEVELS = ("info", "success", "warning", "error")
 
 
@@ -42,7 +57,22 @@ def parse_event(line: str) -> ChannelEvent:
             raise MalformedEvent("status needs a text")
         level = data.get("level", "info")
         return StatusEvent(text=text, level=level if level in LEVELS else "info")
+    if kind == "attachment":
+        return _attachment(data)
     raise MalformedEvent(f"unknown event type {kind!r}")
+
+
+def _attachment(data: dict[str, Any]) -> AttachmentRequest:
+    path = data.get("path")
+    if not isinstance(path, str) or not path or "\0" in path:
+        raise MalformedEvent("attachment needs a path")
+    name = data.get("name")
+    content_type = data.get("content_type")
+    return AttachmentRequest(
+        path=path,
+        name=name if isinstance(name, str) and name.strip() else None,
+        content_type=content_type if isinstance(content_type, str) else None,
+    )
 
 
 def _progress(data: dict[str, Any]) -> ProgressEvent:

@@ -2,10 +2,14 @@
 
 The child gets its own session (so its own process group), stdin from /dev/null, stdout and
 stderr on pipes read line by line, and a third pipe for structured events whose fd number is
-in `OPSROOM_EVENTS_FD`. Timeouts and cancel signal the whole group: TERM, then KILL after the
-grace period. Our pipe ends are closed once the main process is gone and the grace has passed,
-so a daemonised grandchild that keeps a pipe open cannot hold the job forever. A child that
-calls setsid itself escapes the group; only a cgroup would catch it.
+in `OPSROOM_EVENTS_FD`. Every process of the job carries `OPSROOM_JOB_TOKEN`, so `tree` finds
+them even after `setsid`. Timeouts, cancel and the caller's task being cancelled end the whole
+tree: TERM, then KILL after the grace period. A process still running when the script itself
+has exited is ended too, and the job's output says so. Our pipe ends are closed once the tree
+is gone and the pipes stay idle, so nothing that escaped can hold the job forever.
+
+Memory stays bounded whatever the script prints: lines go to `on_event` one at a time and are
+awaited, and the pipes are not read while `on_event` is busy.
 """
 
 from __future__ import annotations
@@ -15,21 +19,27 @@ import contextlib
 import inspect
 import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import IO, Any
 
 from opsroom.model.jobs import ExitEvent, JobEvent, JobState, OutputLine, Stream
+from opsroom.runner import tree
 from opsroom.runner.argv import Launch
-from opsroom.runner.events import MalformedEvent, parse_event
+from opsroom.runner.attachments import MAX_ATTACHMENT, AttachmentRefused, resolve_attachment
+from opsroom.runner.events import AttachmentRequest, MalformedEvent, parse_event
 
 LINE_LIMIT = 64 * 1024  # longer output lines are split
 EVENT_LIMIT = 4 * 1024 * 1024  # a table can be big; beyond this an event is dropped
 _CHUNK = 64 * 1024
 _POSIX = os.name == "posix"
-# After a kill, anything still holding a pipe escaped the group: don't wait long for it.
-_DRAIN_AFTER_KILL = 1.0
+_LINUX = sys.platform.startswith("linux")
+# Once the tree is ended, a pipe that stays silent this long is held by something that
+# escaped: stop reading it.
+_DRAIN_IDLE = 0.5
 
 EventHandler = Callable[[JobEvent], Awaitable[None] | None]
+StartHandler = Callable[[int], Awaitable[None] | None]
 
 
 async def run_local(
@@ -39,12 +49,27 @@ async def run_local(
     kill_grace: float,
     cancel: asyncio.Event | None = None,
     on_event: EventHandler,
+    token: str | None = None,
+    max_attachment: int = MAX_ATTACHMENT,
+    on_start: StartHandler | None = None,
 ) -> ExitEvent:
     """Run the launch to its end, passing output and events to on_event; never raises for
-    a script's failure (a start failure is a FAILED exit with a message)."""
-    run = _Run(launch, on_event)
+    a script's failure (a start failure is a FAILED exit with a message).
+
+    `token` marks the job's processes (`OPSROOM_JOB_TOKEN`; taken from the launch or made up
+    when not given); `on_start` gets the script's pid (its process group and session).
+    """
+    tree.enable_subreaper()
+    token = token or launch.env.get(tree.TOKEN_VAR) or tree.new_token()
+    run = _Run(launch, on_event, token=token, max_attachment=max_attachment)
     try:
-        return await run.execute(timeout=timeout, kill_grace=kill_grace, cancel=cancel)
+        return await run.execute(
+            timeout=timeout, kill_grace=kill_grace, cancel=cancel, on_start=on_start
+        )
+    except asyncio.CancelledError:
+        # Ctrl-C in `opsroom shell`, a dispatcher shutting down: the tree must not outlive us.
+        await run.end_tree(kill_grace)
+        raise
     finally:
         await run.cleanup()
 
@@ -52,13 +77,19 @@ async def run_local(
 class _Run:
     """The state of one child: its pipes, reader tasks and process."""
 
-    def __init__(self, launch: Launch, on_event: EventHandler) -> None:
+    def __init__(
+        self, launch: Launch, on_event: EventHandler, *, token: str, max_attachment: int
+    ) -> None:
         self.launch = launch
         self.on_event = on_event
+        self.token = token
+        self.max_attachment = max_attachment
         self.proc: asyncio.subprocess.Process | None = None
         self.transports: list[asyncio.BaseTransport] = []
         self.pumps: list[asyncio.Task[None]] = []
         self.read_fds: list[int] = []
+        self.idle: list[list[float | None]] = []  # per pump: waiting for data since
+        self.tree_ended = False
 
     async def emit(self, event: JobEvent) -> None:
         result = self.on_event(event)
@@ -66,12 +97,19 @@ class _Run:
             await result
 
     async def execute(
-        self, *, timeout: float, kill_grace: float, cancel: asyncio.Event | None
+        self,
+        *,
+        timeout: float,
+        kill_grace: float,
+        cancel: asyncio.Event | None,
+        on_start: StartHandler | None,
     ) -> ExitEvent:
         started = await self._start()
         if isinstance(started, ExitEvent):
             return started
         proc = started
+        if on_start is not None and inspect.isawaitable(result := on_start(proc.pid)):
+            await result
         loop = asyncio.get_running_loop()
         wait_task = asyncio.ensure_future(proc.wait())
         cancel_task = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
@@ -101,10 +139,34 @@ class _Run:
         finally:
             if cancel_task is not None:
                 cancel_task.cancel()
-        if outcome is not None:
-            await self._terminate(wait_task, kill_grace)
-        await self._drain(_DRAIN_AFTER_KILL if outcome else kill_grace)
+        leftovers = await self.end_tree(kill_grace)
+        await wait_task
+        await self._drain()
+        if outcome is None and leftovers:
+            await self.emit(OutputLine(Stream.STDERR, _leftover_note(leftovers)))
         return _exit_event(proc.returncode, outcome, timeout)
+
+    async def end_tree(self, grace: float) -> list[int]:
+        """TERM, grace, KILL for every process of the job; the pids that had to be ended."""
+        if self.proc is None or self.tree_ended:
+            return []
+        if _LINUX:
+            ended = await tree.end_processes(self.token, pgid=self.proc.pid, grace=grace)
+        else:
+            ended = await self._terminate_group(grace)
+        self.tree_ended = True
+        return [pid for pid in ended if pid != self.proc.pid]
+
+    async def _terminate_group(self, grace: float) -> list[int]:
+        assert self.proc is not None
+        if self.proc.returncode is not None:
+            return []
+        _signal_group(self.proc, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.proc.wait()), grace)
+        # Also reaches group members that ignored TERM after the main process obeyed it.
+        _signal_group(self.proc, signal.SIGKILL if _POSIX else signal.SIGTERM)
+        return [self.proc.pid]
 
     async def _start(self) -> asyncio.subprocess.Process | ExitEvent:
         out_r, out_w = os.pipe()
@@ -112,6 +174,7 @@ class _Run:
         self.read_fds = [out_r, err_r]
         write_fds = [out_w, err_w]
         env = dict(self.launch.env)
+        env[tree.TOKEN_VAR] = self.token
         extra: dict[str, object] = {}
         ev_r = -1
         if _POSIX:
@@ -138,6 +201,7 @@ class _Run:
             # Only the child may hold the write ends, or we would never see EOF.
             for fd in write_fds:
                 os.close(fd)
+        tree.manage(self.proc.pid)
         await self._read(out_r, LINE_LIMIT, self._stdout)
         await self._read(err_r, LINE_LIMIT, self._stderr)
         if ev_r != -1:
@@ -146,6 +210,7 @@ class _Run:
 
     async def _read(self, fd: int, limit: int, handle: Callable[[bytes], Awaitable[None]]) -> None:
         loop = asyncio.get_running_loop()
+        # Small buffer: the transport pauses reading (and the child blocks) when it fills.
         reader = asyncio.StreamReader(limit=_CHUNK * 2)
         pipe: IO[bytes] = os.fdopen(fd, "rb", buffering=0)
         self.read_fds.remove(fd)  # the transport owns it from now on
@@ -153,7 +218,41 @@ class _Run:
             lambda: asyncio.StreamReaderProtocol(reader), pipe
         )
         self.transports.append(transport)
-        self.pumps.append(asyncio.ensure_future(_pump(reader, limit, handle)))
+        idle: list[float | None] = [None]
+        self.idle.append(idle)
+        self.pumps.append(asyncio.ensure_future(self._pump(reader, limit, handle, idle)))
+
+    async def _pump(
+        self,
+        reader: asyncio.StreamReader,
+        limit: int,
+        handle: Callable[[bytes], Awaitable[None]],
+        idle: list[float | None],
+    ) -> None:
+        """Split the pipe into lines; `idle[0]` is when it started waiting for data, if it is."""
+        loop = asyncio.get_running_loop()
+        buf = bytearray()
+        while True:
+            idle[0] = loop.time()
+            chunk = await reader.read(_CHUNK)
+            idle[0] = None
+            if not chunk:
+                break
+            buf += chunk
+            while True:
+                nl = buf.find(b"\n", 0, limit + 1)
+                if nl != -1:
+                    line = bytes(buf[:nl])
+                    del buf[: nl + 1]
+                elif len(buf) > limit:
+                    cut = _utf8_cut(buf, limit)
+                    line = bytes(buf[:cut])
+                    del buf[:cut]
+                else:
+                    break
+                await handle(line)
+        if buf:
+            await handle(bytes(buf))
 
     async def _stdout(self, line: bytes) -> None:
         await self.emit(OutputLine(Stream.STDOUT, _decode(line)))
@@ -169,41 +268,64 @@ class _Run:
             reason = f"longer than {EVENT_LIMIT} bytes"
         else:
             try:
-                await self.emit(parse_event(text))
-                return
+                event = parse_event(text)
             except MalformedEvent as e:
                 reason = str(e)
+            else:
+                if isinstance(event, AttachmentRequest):
+                    await self._attachment(event)
+                else:
+                    await self.emit(event)
+                return
         shown = text[:200] + ("…" if len(text) > 200 else "")
         await self.emit(
             OutputLine(Stream.STDERR, f"opsroom: ignored a malformed event ({reason}): {shown}")
         )
 
-    async def _terminate(self, wait_task: asyncio.Future[int], grace: float) -> None:
-        assert self.proc is not None
-        _signal_group(self.proc, signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(wait_task), grace)
-        # Also reaches group members that ignored TERM after the main process obeyed it.
-        _signal_group(self.proc, signal.SIGKILL if _POSIX else signal.SIGTERM)
-        await wait_task
+    async def _attachment(self, request: AttachmentRequest) -> None:
+        try:
+            event = resolve_attachment(
+                request.path,
+                root=self.launch.cwd,
+                name=request.name,
+                content_type=request.content_type,
+                limit=self.max_attachment,
+            )
+        except AttachmentRefused as e:
+            shown = request.path[:200]
+            await self.emit(OutputLine(Stream.STDERR, f"opsroom: did not attach {shown!r}: {e}"))
+            return
+        await self.emit(event)
 
-    async def _drain(self, grace: float) -> None:
+    async def _drain(self) -> None:
         """Let the readers reach EOF, but not wait on a pipe an escaped process holds."""
-        if self.pumps:
-            _, pending = await asyncio.wait(self.pumps, timeout=grace)
-            for task in pending:
-                task.cancel()
-            results = await asyncio.gather(*self.pumps, return_exceptions=True)
-            for r in results:
-                if isinstance(r, Exception):
-                    raise r
+        loop = asyncio.get_running_loop()
+        while pending := [p for p in self.pumps if not p.done()]:
+            await asyncio.wait(pending, timeout=_DRAIN_IDLE / 5)
+            now = loop.time()
+            # A slow on_event is progress, not a hang: only a pipe silent for a while counts.
+            for task, idle in zip(self.pumps, self.idle, strict=True):
+                since = idle[0]
+                if not task.done() and since is not None and now - since > _DRAIN_IDLE:
+                    task.cancel()
+        results = await asyncio.gather(*self.pumps, return_exceptions=True)
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
 
     async def cleanup(self) -> None:
         """Whatever happened: no child left running, no task left behind, no fd leaked."""
-        if self.proc is not None and self.proc.returncode is None:
-            _signal_group(self.proc, signal.SIGKILL if _POSIX else signal.SIGTERM)
-            with contextlib.suppress(ProcessLookupError):
-                await self.proc.wait()
+        if self.proc is not None:
+            if not self.tree_ended:
+                if _LINUX:
+                    tree.kill_now(self.token, pgid=self.proc.pid)
+                elif self.proc.returncode is None:
+                    _signal_group(self.proc, signal.SIGKILL if _POSIX else signal.SIGTERM)
+                self.tree_ended = True
+            if self.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    await self.proc.wait()
+            tree.release(self.proc.pid)
         for task in self.pumps:
             task.cancel()
         if self.pumps:
@@ -216,26 +338,11 @@ class _Run:
         self.read_fds = []
 
 
-async def _pump(
-    reader: asyncio.StreamReader, limit: int, handle: Callable[[bytes], Awaitable[None]]
-) -> None:
-    buf = bytearray()
-    while chunk := await reader.read(_CHUNK):
-        buf += chunk
-        while True:
-            nl = buf.find(b"\n", 0, limit + 1)
-            if nl != -1:
-                line = bytes(buf[:nl])
-                del buf[: nl + 1]
-            elif len(buf) > limit:
-                cut = _utf8_cut(buf, limit)
-                line = bytes(buf[:cut])
-                del buf[:cut]
-            else:
-                break
-            await handle(line)
-    if buf:
-        await handle(bytes(buf))
+def _leftover_note(pids: list[int]) -> str:
+    if len(pids) == 1:
+        return f"opsroom: ended 1 leftover process the script left running (pid {pids[0]})"
+    listed = ", ".join(str(p) for p in pids)
+    return f"opsroom: ended {len(pids)} leftover processes the script left running (pids {listed})"
 
 
 def _utf8_cut(buf: bytearray, limit: int) -> int:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -13,14 +14,16 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
     TypeDecorator,
+    false,
 )
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 """The newest migration; `open` skips Alembic when the database already says this."""
 
 GENESIS_HASH = "0" * 64
@@ -84,8 +87,24 @@ jobs = Table(
     Column("owner", String(300), nullable=True),
     Column("dry_run", Boolean, nullable=False, default=False),
     Column("error", Text, nullable=True),
+    # --- 0002: job control across processes -------------------------------------------------
+    Column("pid", Integer, nullable=True),
+    Column("process_token", String(128), nullable=True),
+    Column("cancel_requested_at", UTCDateTime, nullable=True),
+    Column("cancel_requested_by", String(300), nullable=True),
+    Column("output_lines", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("output_bytes", BigInteger, nullable=False, default=0, server_default="0"),
+    # Bytes actually kept in job_output, measured the same way, so the cap needs no SUM().
+    Column("output_stored_bytes", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("output_truncated", Boolean, nullable=False, default=False, server_default=false()),
+    Column("notified", Boolean, nullable=False, default=False, server_default=false()),
+    # Place in the queue: set when the job enters `queued` (also after an approval), so a
+    # job approved late lines up behind those already waiting; ties go to the lower id.
+    Column("queue_seq", BigInteger, nullable=True),
     Index(None, "state"),
-    Index(None, "requester"),
+    Index(None, "command", "state"),
+    Index(None, "requester", "state"),
+    Index(None, "queue_seq"),
     sqlite_autoincrement=True,  # ids are never reused, even after deletes
 )
 
@@ -104,6 +123,21 @@ job_events = Table(
     Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("data", Text, nullable=False),  # JSON object
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("name", String(300), nullable=False),
+    Column("content_type", String(200), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    sqlite_autoincrement=True,  # ids appear in links; never hand one to a different file
 )
 
 audit = Table(

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Row, and_, case, func, insert, literal, select, text, update
+from sqlalchemy import Row, and_, case, func, insert, literal, or_, select, text, true, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -21,11 +21,13 @@ from opsroom.errors import StoreError
 from opsroom.model.audit import AuditEvent, AuditRecord
 from opsroom.model.jobs import Job, JobState
 from opsroom.store.audit_chain import ChainCheck, entry_hash, params_json
+from opsroom.store.claims import Claim, Limits, per_command_reason, per_user_reason, total_reason
 from opsroom.store.engine import for_writing, make_engine
 from opsroom.store.migrate import ensure_schema
 from opsroom.store.schema import (
     GENESIS_HASH,
     UTCDateTime,
+    attachments,
     audit,
     job_events,
     job_output,
@@ -37,6 +39,7 @@ from opsroom.store.url import async_url, redacted, sqlite_path
 _FINAL = [s.value for s in JobState if s.finished]
 _STARTABLE = [JobState.QUEUED.value, JobState.AWAITING_APPROVAL.value]
 _AUDIT_LOCK_KEY = 0x6F7073726F6F6D  # "opsroom": PostgreSQL advisory lock for audit appends
+_CLAIM_LOCK_KEY = 0x6F7073636C61696D  # "opsclaim": PostgreSQL advisory lock for job starts
 _PAGE = 1000
 
 
@@ -133,15 +136,15 @@ class Store:
             "catalog_commit": catalog_commit,
             "script_hash": script_hash,
             "dry_run": dry_run,
+            "queue_seq": _next_queue_seq(),
         }
         async with self._write("record a job") as conn:
             result = await conn.execute(insert(jobs).values(**values))
             key = result.inserted_primary_key
             assert key is not None
-            job_id = int(key[0])
-        values["params"] = json.loads(values["params"])
-        values["state"] = JobState(state)
-        return Job(id=job_id, **values)
+            job = await _fetch_job(conn, int(key[0]))
+        assert job is not None
+        return job
 
     async def get_job(self, job_id: int) -> Job | None:
         """The job with this id, or None."""
@@ -226,6 +229,12 @@ class Store:
         if expect is not None:
             condition = and_(condition, jobs.c.state == JobState(expect).value)
         values: dict[str, Any] = {"state": state.value}
+        if state is JobState.QUEUED:
+            # An approved job lines up behind those already waiting; re-queueing a queued
+            # job keeps its place.
+            values["queue_seq"] = case(
+                (jobs.c.state == JobState.QUEUED.value, jobs.c.queue_seq), else_=_next_queue_seq()
+            )
         if state.finished:
             values["finished_at"] = _coalesce_time(jobs.c.finished_at, utcnow())
         async with self._write(f"change the state of job {job_id}") as conn:
@@ -273,21 +282,244 @@ class Store:
                 interrupted.append(job)
         return interrupted
 
+    # --- job control across processes (SPEC §5.5) ----------------------------------------
+
+    async def claim_job(self, job_id: int, *, owner: str, limits: Limits) -> Claim:
+        """Start a queued job for `owner` if the limits allow it now; otherwise say why not.
+
+        Claims are serialised across processes (SQLite: BEGIN IMMEDIATE; PostgreSQL: an
+        advisory lock), so the counts they check cannot change underneath them. With a
+        per-command limit, jobs of one command start strictly in queue order.
+        """
+        async with self._write(f"start job {job_id}") as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK_KEY}
+                )
+            job = await _fetch_job(conn, job_id)
+            if job is None:
+                raise StoreError(f"job {job_id} does not exist")
+            if job.state is not JobState.QUEUED:
+                return Claim(False, job, reason=f"job {job_id} is {job.state.value}")
+            blocker = await _blocker(conn, job, limits)
+            if blocker is not None:
+                return Claim(False, job, blocked_by=blocker[0], reason=blocker[1])
+            await conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.state == JobState.QUEUED.value)
+                .values(state=JobState.RUNNING.value, started_at=utcnow(), owner=owner)
+            )
+            job = await _fetch_job(conn, job_id)
+        assert job is not None
+        return Claim(True, job)
+
+    async def set_process(self, job_id: int, *, pid: int, token: str) -> None:
+        """Record the running job's process (group leader) and its OPSROOM_JOB_TOKEN."""
+        async with self._write(f"record the process of job {job_id}") as conn:
+            result = await conn.execute(
+                update(jobs).where(jobs.c.id == job_id).values(pid=pid, process_token=token)
+            )
+        if result.rowcount != 1:
+            raise StoreError(f"job {job_id} does not exist")
+
+    async def request_cancel(self, job_id: int, *, by: str) -> Job:
+        """Cancel a job that has not started, or ask the process running it to end it.
+
+        Queued and awaiting-approval jobs become `cancelled` at once. For a running job
+        the request is recorded (the first asker is kept) and its owning process, which
+        polls `cancel_requests`, ends it. A finished job is returned unchanged.
+        """
+        now = utcnow()
+        async with self._write(f"cancel job {job_id}") as conn:
+            state = await conn.scalar(
+                select(jobs.c.state).where(jobs.c.id == job_id).with_for_update()
+            )
+            if state is None:
+                raise StoreError(f"job {job_id} does not exist")
+            if state in _STARTABLE:
+                await conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id, jobs.c.state.in_(_STARTABLE))
+                    .values(
+                        state=JobState.CANCELLED.value,
+                        finished_at=now,
+                        cancel_requested_at=now,
+                        cancel_requested_by=by,
+                    )
+                )
+            elif state == JobState.RUNNING.value:
+                await conn.execute(
+                    update(jobs)
+                    .where(
+                        jobs.c.id == job_id,
+                        jobs.c.state == JobState.RUNNING.value,
+                        jobs.c.cancel_requested_at.is_(None),
+                    )
+                    .values(cancel_requested_at=now, cancel_requested_by=by)
+                )
+            job = await _fetch_job(conn, job_id)
+        assert job is not None
+        return job
+
+    async def cancel_requests(self, job_ids: Collection[int]) -> dict[int, str]:
+        """Of these jobs, the running ones with a pending cancel request, and who asked."""
+        if not job_ids:
+            return {}
+        query = select(jobs.c.id, jobs.c.cancel_requested_by).where(
+            jobs.c.id.in_(list(job_ids)),
+            jobs.c.state == JobState.RUNNING.value,
+            jobs.c.cancel_requested_at.is_not(None),
+        )
+        async with self._read("look for cancel requests") as conn:
+            rows = (await conn.execute(query)).all()
+        return {int(row.id): str(row.cancel_requested_by or "") for row in rows}
+
+    async def queued_jobs(self, *, limit: int = 100) -> list[Job]:
+        """Jobs waiting to start, first in line first."""
+        query = (
+            select(jobs)
+            .where(jobs.c.state == JobState.QUEUED.value)
+            .order_by(_queue_key(), jobs.c.id)
+            .limit(limit)
+        )
+        async with self._read("list queued jobs") as conn:
+            return [_job(row) for row in await conn.execute(query)]
+
+    async def unnotified_interrupted(self, *, requester: str | None = None) -> list[Job]:
+        """Interrupted jobs whose requester has not been told yet, oldest first."""
+        query = (
+            select(jobs)
+            .where(jobs.c.state == JobState.INTERRUPTED.value, jobs.c.notified.is_(False))
+            .order_by(jobs.c.id)
+        )
+        if requester is not None:
+            query = query.where(jobs.c.requester == requester)
+        async with self._read("list interrupted jobs") as conn:
+            return [_job(row) for row in await conn.execute(query)]
+
+    async def mark_notified(self, job_ids: Collection[int]) -> set[int]:
+        """Record that these jobs' requesters were told; returns the ids not marked before.
+
+        Mark first and tell only the returned ids, and two processes never both tell.
+        """
+        if not job_ids:
+            return set()
+        ids = list(job_ids)
+        async with self._write("record interrupted jobs as told") as conn:
+            fresh = set(
+                await conn.scalars(
+                    select(jobs.c.id)
+                    .where(jobs.c.id.in_(ids), jobs.c.notified.is_(False))
+                    .with_for_update()
+                )
+            )
+            if fresh:
+                await conn.execute(
+                    update(jobs).where(jobs.c.id.in_(list(fresh))).values(notified=true())
+                )
+        return {int(i) for i in fresh}
+
     # --- output and events ----------------------------------------------------------------
 
     async def append_output(self, job_id: int, lines: Sequence[tuple[str, str]]) -> None:
         """Add (stream, text) lines after those already kept for the job."""
         if not lines:
             return
+        size = sum(_line_bytes(line) for _, line in lines)
         async with self._write(f"keep output of job {job_id}") as conn:
-            first = await _next_seq(conn, job_output, job_id)
-            await conn.execute(
-                insert(job_output),
-                [
-                    {"job_id": job_id, "seq": first + i, "stream": stream, "text": line}
-                    for i, (stream, line) in enumerate(lines)
-                ],
+            await _insert_output(conn, job_id, lines)
+            await _count_output(conn, job_id, lines=len(lines), size=size, stored=size)
+
+    async def record_output(
+        self, job_id: int, lines: Sequence[tuple[str, str]], *, cap_bytes: int
+    ) -> bool:
+        """Add (stream, text) lines while the kept output stays within `cap_bytes`.
+
+        Every line is counted (`output_lines`, `output_bytes`: UTF-8 text plus newline);
+        from the first line that does not fit, nothing more is kept and the job is marked
+        `output_truncated`. True while output is still being kept.
+        """
+        sizes = [_line_bytes(line) for _, line in lines]
+        if not lines:
+            async with self._read(f"read output of job {job_id}") as conn:
+                truncated = await conn.scalar(
+                    select(jobs.c.output_truncated).where(jobs.c.id == job_id)
+                )
+            return not truncated
+        async with self._write(f"keep output of job {job_id}") as conn:
+            row = (
+                await conn.execute(
+                    select(jobs.c.output_stored_bytes, jobs.c.output_truncated)
+                    .where(jobs.c.id == job_id)
+                    .with_for_update()
+                )
+            ).first()
+            if row is None:
+                raise StoreError(f"job {job_id} does not exist")
+            truncated = bool(row.output_truncated)
+            keep, room = 0, cap_bytes - int(row.output_stored_bytes)
+            if not truncated:
+                for size in sizes:
+                    if size > room:
+                        truncated = True
+                        break
+                    room -= size
+                    keep += 1
+            if keep:
+                await _insert_output(conn, job_id, lines[:keep])
+            await _count_output(
+                conn,
+                job_id,
+                lines=len(lines),
+                size=sum(sizes),
+                stored=sum(sizes[:keep]),
+                truncated=truncated,
             )
+        return not truncated
+
+    async def add_attachment(
+        self, job_id: int, *, name: str, content_type: str, data: bytes
+    ) -> int:
+        """Keep a file the job offered; returns the attachment's id."""
+        async with self._write(f"keep a file of job {job_id}") as conn:
+            if await conn.scalar(select(jobs.c.id).where(jobs.c.id == job_id)) is None:
+                raise StoreError(f"job {job_id} does not exist")
+            result = await conn.execute(
+                insert(attachments).values(
+                    job_id=job_id,
+                    name=name,
+                    content_type=content_type,
+                    size=len(data),
+                    data=data,
+                    created_at=utcnow(),
+                )
+            )
+            key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+    async def attachments(self, job_id: int) -> list[tuple[int, str, str, int]]:
+        """The job's files as (id, name, content_type, size), in the order they came."""
+        query = (
+            select(
+                attachments.c.id,
+                attachments.c.name,
+                attachments.c.content_type,
+                attachments.c.size,
+            )
+            .where(attachments.c.job_id == job_id)
+            .order_by(attachments.c.id)
+        )
+        async with self._read(f"list files of job {job_id}") as conn:
+            rows = (await conn.execute(query)).all()
+        return [(int(r.id), str(r.name), str(r.content_type), int(r.size)) for r in rows]
+
+    async def attachment_data(self, attachment_id: int) -> bytes | None:
+        """The content of one attachment, or None when there is no such attachment."""
+        query = select(attachments.c.data).where(attachments.c.id == attachment_id)
+        async with self._read(f"read attachment {attachment_id}") as conn:
+            data = await conn.scalar(query)
+        return None if data is None else bytes(data)
 
     async def output(self, job_id: int, *, tail: int | None = None) -> list[tuple[str, str]]:
         """The job's output lines in order; with `tail`, only the last so many."""
@@ -413,6 +645,97 @@ async def _next_seq(conn: AsyncConnection, table: Any, job_id: int) -> int:
     return 1 if last is None else int(last) + 1
 
 
+async def _insert_output(
+    conn: AsyncConnection, job_id: int, lines: Sequence[tuple[str, str]]
+) -> None:
+    first = await _next_seq(conn, job_output, job_id)
+    await conn.execute(
+        insert(job_output),
+        [
+            {"job_id": job_id, "seq": first + i, "stream": stream, "text": line}
+            for i, (stream, line) in enumerate(lines)
+        ],
+    )
+
+
+async def _count_output(
+    conn: AsyncConnection,
+    job_id: int,
+    *,
+    lines: int,
+    size: int,
+    stored: int,
+    truncated: bool = False,
+) -> None:
+    values: dict[str, Any] = {
+        "output_lines": jobs.c.output_lines + lines,
+        "output_bytes": jobs.c.output_bytes + size,
+        "output_stored_bytes": jobs.c.output_stored_bytes + stored,
+    }
+    if truncated:
+        values["output_truncated"] = True
+    await conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+
+
+def _line_bytes(line: str) -> int:
+    """What a line costs against the cap: its UTF-8 bytes and the newline it came with."""
+    if line.isascii():
+        return len(line) + 1
+    return len(line.encode("utf-8", "surrogatepass")) + 1
+
+
+def _queue_key() -> Any:
+    return func.coalesce(jobs.c.queue_seq, jobs.c.id)
+
+
+def _next_queue_seq() -> Any:
+    # From an alias, so that inside UPDATE jobs the subquery is not correlated to the row.
+    others = jobs.alias("queue")
+    return select(func.coalesce(func.max(others.c.queue_seq), 0) + 1).scalar_subquery()
+
+
+async def _blocker(conn: AsyncConnection, job: Job, limits: Limits) -> tuple[int, str] | None:
+    """The job (and reason) that keeps `job` from starting now, or None when it may start."""
+    # Running jobs are few (at most the overall limit), so one small read serves every check.
+    running = (
+        await conn.execute(
+            select(jobs.c.id, jobs.c.command, jobs.c.requester)
+            .where(jobs.c.state == JobState.RUNNING.value)
+            .order_by(jobs.c.id)
+        )
+    ).all()
+    if limits.per_command is not None:
+        same = [int(r.id) for r in running if r.command == job.command]
+        mine = await conn.scalar(select(_queue_key()).where(jobs.c.id == job.id))
+        ahead = list(
+            await conn.scalars(
+                select(jobs.c.id)
+                .where(
+                    jobs.c.command == job.command,
+                    jobs.c.state == JobState.QUEUED.value,
+                    or_(
+                        _queue_key() < mine,
+                        and_(_queue_key() == mine, jobs.c.id < job.id),
+                    ),
+                )
+                .order_by(_queue_key(), jobs.c.id)
+                .limit(max(limits.per_command, 1))
+            )
+        )
+        # Older queued jobs take the free places first (FIFO).
+        if len(same) + len(ahead) >= limits.per_command:
+            reason = per_command_reason(job.command, limits.per_command)
+            if same:
+                return same[0], reason
+            return int(ahead[0]), f"{reason}; job {ahead[0]} is ahead in the queue"
+    if len(running) >= limits.total:
+        return int(running[0].id), total_reason(limits.total)
+    own = [int(r.id) for r in running if r.requester == job.requester]
+    if len(own) >= limits.per_user:
+        return own[0], per_user_reason(limits.per_user)
+    return None
+
+
 async def _discard(engine: AsyncEngine, threads_before: set[threading.Thread]) -> None:
     """Dispose of an engine that failed to open, and let its driver threads finish.
 
@@ -447,6 +770,12 @@ def _job(row: Row[Any]) -> Job:
         owner=row.owner,
         dry_run=bool(row.dry_run),
         error=row.error,
+        pid=row.pid,
+        process_token=row.process_token,
+        cancel_requested_by=row.cancel_requested_by,
+        output_lines=int(row.output_lines),
+        output_truncated=bool(row.output_truncated),
+        notified=bool(row.notified),
     )
 
 

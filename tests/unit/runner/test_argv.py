@@ -308,3 +308,22 @@ def test_powershell_dry_run_with_should_process(fake_pwsh: str) -> None:
 def test_bash_is_resolved_on_path() -> None:
     got = launch(spec(Language.SHELL, "a.sh"), settings=RunnerSettings())
     assert got.argv[0] == shutil.which("bash")
+
+
+def test_job_token_is_in_the_environment_and_cannot_be_shadowed() -> None:
+    s = spec(Language.SHELL, "storage/migrate.sh", secrets=("OPSROOM_JOB_TOKEN",))
+    got = build_launch(
+        s,
+        Invocation(s.name, MappingProxyType({})),
+        catalog_root=ROOT,
+        job_id=7,
+        requester="slack:U024BE7LH",
+        room="slack:C0NOC1",
+        settings=RunnerSettings(bash="/bin/bash"),
+        secrets={"OPSROOM_JOB_TOKEN": "forged"},
+        base_env={**BOT_ENV, "OPSROOM_JOB_TOKEN": "inherited"},
+        workdir=WORK,
+        token="a1b2",
+    )
+    assert got.env["OPSROOM_JOB_TOKEN"] == "a1b2"
+    assert "OPSROOM_JOB_TOKEN" not in launch(spec(Language.SHELL, "storage/migrate.sh")).env

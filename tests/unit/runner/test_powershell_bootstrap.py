@@ -15,7 +15,14 @@ import pytest
 
 from opsroom.config import RunnerSettings
 from opsroom.model.commands import CommandSpec, Invocation, Language, ParamSpec, ParamType
-from opsroom.model.jobs import JobEvent, JobState, OutputLine, ProgressEvent, TableEvent
+from opsroom.model.jobs import (
+    AttachmentEvent,
+    JobEvent,
+    JobState,
+    OutputLine,
+    ProgressEvent,
+    TableEvent,
+)
 from opsroom.runner.argv import POWERSHELL_BOOTSTRAP, build_launch
 from opsroom.runner.local import run_local
 
@@ -73,6 +80,8 @@ def test_structured_output_and_progress_go_to_the_event_channel() -> None:
     assert "ConvertTo-Json -InputObject $InputObject -Compress -Depth 4" in code
     assert """'{"type":"table","rows":['""" in code
     assert "type = 'progress'" in code
+    assert "function global:Send-OpsroomFile" in code
+    assert "type = 'attachment'; path = $Path" in code
 
 
 def test_exit_status_follows_the_script() -> None:
@@ -108,6 +117,8 @@ Write-Progress -Activity 'copying' -PercentComplete 40
 [pscustomobject]@{ host = 'web1'; state = 'ok' }
 [pscustomobject]@{ host = 'web2'; state = 'down' }
 '{"type":"progress","percent":99}'
+Set-Content -Path report.txt -Value 'x'
+Send-OpsroomFile report.txt -Name 'Report.txt'
 if ($Count -eq 3) { exit 3 }
 """
 
@@ -171,6 +182,9 @@ async def test_pwsh_runs_a_script_with_values_as_typed(tmp_path: Path) -> None:
     assert ProgressEvent(40.0, "copying") in events
     assert TableEvent(("host", "state"), (("web1", "ok"), ("web2", "down"))) in events
     assert [e for e in events if isinstance(e, ProgressEvent) and e.percent == 99] == []
+    assert [(e.name, e.content_type) for e in events if isinstance(e, AttachmentEvent)] == [
+        ("Report.txt", "text/plain")
+    ]
     assert code == 0
 
 

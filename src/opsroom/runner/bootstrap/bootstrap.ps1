@@ -9,7 +9,8 @@
 #
 # Output: strings are printed as they are; other pipeline objects become table rows on the event
 # channel (the fd in $env:OPSROOM_EVENTS_FD), as does Write-Progress. Scripts may also call
-# Write-OpsroomProgress, Write-OpsroomStatus and Write-OpsroomTable.
+# Write-OpsroomProgress, Write-OpsroomStatus, Write-OpsroomTable and Send-OpsroomFile (attach a
+# file of the job's working folder:  Send-OpsroomFile report.csv -Name 'May.csv' -ContentType text/csv).
 #
 # Exit status: 1 when the script throws, else its $LASTEXITCODE (`exit 3` gives 3);
 # 2 when the bootstrap cannot start the script at all.
@@ -57,6 +58,15 @@ function global:Write-OpsroomStatus {
     param([Parameter(Position = 0, Mandatory = $true)][string]$Text, [ValidateSet('info', 'success', 'warning', 'error')][string]$Level = 'info')
     $line = ConvertTo-Json -InputObject ([ordered]@{ type = 'status'; text = $Text; level = $Level }) -Compress
     if (-not (Write-OpsroomEventLine $line)) { [Console]::Error.WriteLine("${Level}: $Text") }
+}
+
+function global:Send-OpsroomFile {
+    param([Parameter(Position = 0, Mandatory = $true)][string]$Path, [string]$Name, [string]$ContentType)
+    $request = [ordered]@{ type = 'attachment'; path = $Path }
+    if ($Name) { $request.name = $Name }
+    if ($ContentType) { $request.content_type = $ContentType }
+    $line = ConvertTo-Json -InputObject $request -Compress
+    if (-not (Write-OpsroomEventLine $line)) { [Console]::Error.WriteLine("attachment: $Path") }
 }
 
 function global:ConvertTo-OpsroomRow($InputObject) {

@@ -1,0 +1,161 @@
+"""Gathers one running job's events: masks, stores within the cap, throttles live replies."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from opsroom.model.blocks import Block, Code, File, Progress, Reply, Status, Table
+from opsroom.model.jobs import (
+    AttachmentEvent,
+    ExitEvent,
+    Job,
+    JobEvent,
+    JobState,
+    OutputLine,
+    ProgressEvent,
+    StatusEvent,
+    Stream,
+    TableEvent,
+)
+from opsroom.router.builtins import format_duration
+from opsroom.runner.attachments import AttachmentRefused, read_attachment
+
+if TYPE_CHECKING:
+    from opsroom.store import Store
+
+Send = Callable[[Reply], Awaitable[None]]
+Mask = Callable[[str], str]
+
+_FLUSH_LINES = 500
+_FLUSH_SECONDS = 0.5
+_PROGRESS_EVERY = 1.0
+REPLY_TAIL = 40
+
+
+class Collector:
+    """Receives a job's events from the runner; memory stays bounded whatever it prints."""
+
+    def __init__(
+        self,
+        store: Store,
+        job: Job,
+        send: Send,
+        *,
+        mask: Mask,
+        output_cap: int,
+        attachment_cap: int,
+        prefix: str = "!",
+    ) -> None:
+        self.store = store
+        self.job = job
+        self.send = send
+        self.mask = mask
+        self.output_cap = output_cap
+        self.attachment_cap = attachment_cap
+        self.workdir: str | None = None  # set once the job's working folder exists
+        self.prefix = prefix
+        self.tail: deque[str] = deque(maxlen=REPLY_TAIL)
+        self.pending: list[tuple[str, str]] = []
+        self.events: list[Mapping[str, Any]] = []
+        self.blocks: list[Block] = []
+        self.count = 0
+        self.storing = True
+        self.last_flush = time.monotonic()
+        self.last_progress = 0.0
+
+    async def on_event(self, event: JobEvent) -> None:
+        """Receive one event from the runner."""
+        match event:
+            case OutputLine(stream=stream, text=text):
+                text = self.mask(text)
+                self.tail.append(text)
+                self.count += 1
+                if self.storing:
+                    self.pending.append((stream.value, text))
+                    if len(self.pending) >= _FLUSH_LINES or (
+                        time.monotonic() - self.last_flush > _FLUSH_SECONDS
+                    ):
+                        await self.flush()
+                elif self.count % 10_000 == 0:
+                    await self.flush()
+            case ProgressEvent(percent=percent, message=message):
+                message = self.mask(message)
+                self.events.append({"type": "progress", "percent": percent, "message": message})
+                now = time.monotonic()
+                if now - self.last_progress >= _PROGRESS_EVERY or (percent or 0) >= 100:
+                    self.last_progress = now
+                    await self.send(
+                        Reply((Progress(percent, message),), job_id=self.job.id, kind="progress")
+                    )
+            case TableEvent(columns=columns, rows=rows):
+                cols = tuple(self.mask(c) for c in columns)
+                masked = tuple(tuple(self.mask(c) for c in row) for row in rows)
+                self.blocks.append(Table(cols, masked))
+                self.events.append(
+                    {"type": "table", "columns": list(cols), "rows": [list(r) for r in masked]}
+                )
+            case StatusEvent(text=text, level=level):
+                text = self.mask(text)
+                self.blocks.append(Status(text, level))
+                self.events.append({"type": "status", "text": text, "level": level})
+            case AttachmentEvent(name=name, size=size, content_type=ctype):
+                # Read now: the working folder is removed when the job ends. Re-opened
+                # without following symlinks: the script may have swapped the file since.
+                try:
+                    data = read_attachment(event, root=self.workdir, limit=self.attachment_cap)
+                except (AttachmentRefused, OSError) as e:
+                    await self.on_event(
+                        OutputLine(Stream.STDERR, f"opsroom: attachment {name} refused: {e}")
+                    )
+                    return
+                await self.store.add_attachment(
+                    self.job.id, name=name, content_type=ctype, data=data
+                )
+                self.blocks.append(File(name, size, self.job.id, ctype))
+                self.events.append({"type": "attachment", "name": name, "size": size})
+            case ExitEvent():
+                pass
+
+    async def flush(self) -> None:
+        """Write pending output (within the cap) and events to the store."""
+        self.last_flush = time.monotonic()
+        batch, self.pending = self.pending, []
+        if batch or not self.storing:
+            self.storing = (
+                await self.store.record_output(self.job.id, batch, cap_bytes=self.output_cap)
+                and self.storing
+            )
+        if self.events:
+            events, self.events = self.events, []
+            await self.store.append_events(self.job.id, events)
+
+    def final_reply(self, job: Job, exit_event: ExitEvent) -> Reply:
+        """What the room sees when the job ends: the last lines, tables, files, the outcome."""
+        blocks: list[Block] = []
+        if self.tail:
+            more = self.count - len(self.tail)
+            blocks.append(Code(tuple(self.tail), more=more, link=f"{self.prefix}job {job.id}"))
+        blocks.extend(self.blocks)
+        took = ""
+        if job.started_at is not None:
+            took = f" in {format_duration(time.time() - job.started_at.timestamp())}"
+        state = exit_event.state
+        if state is JobState.SUCCEEDED:
+            blocks.append(Status(f"job {job.id} {job.command}: succeeded{took}", "success"))
+        else:
+            why = f" — {self.mask(exit_event.message)}" if exit_event.message else ""
+            code = f" (exit code {exit_event.exit_code})" if exit_event.exit_code else ""
+            words = state.value.replace("_", " ")
+            blocks.append(Status(f"job {job.id} {job.command}: {words}{code}{took}{why}", "error"))
+        if not self.storing:
+            blocks.append(
+                Status(
+                    f"the stored log of job {job.id} stopped at the {self.output_cap:,}-byte cap; "
+                    f"{self.count:,} lines were printed",
+                    "warning",
+                )
+            )
+        return Reply(tuple(blocks), job_id=job.id, kind="job")

@@ -1,0 +1,319 @@
+"""The job supervisor: takes a job from the store through the runner and back.
+
+It waits for capacity (global, per command, per user — across every opsroom process that
+shares the store), fetches the command's secrets fresh, starts the script, masks and stores
+its output within the cap, acts on cancel requests that arrive through the store, and
+records how the job ended. Like `dispatch.py` it wires rooms together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opsroom.config import Settings
+from opsroom.errors import RefusedError, StoreError
+from opsroom.model.audit import AuditEvent
+from opsroom.model.blocks import Reply, Status
+from opsroom.model.commands import CommandSpec, Invocation, Language
+from opsroom.model.jobs import ExitEvent, Job, JobState
+from opsroom.policy.masking import Masker
+from opsroom.policy.secrets import fetch_secrets
+from opsroom.router.collector import Collector
+from opsroom.router.outcome import Outcome
+from opsroom.runner.argv import build_launch
+from opsroom.runner.local import run_local
+from opsroom.runner.pep723 import ensure_environment, environments_dir
+from opsroom.runner.tree import new_token
+from opsroom.store import Limits
+
+if TYPE_CHECKING:
+    from opsroom.store import Store
+
+Send = Callable[[Reply], Awaitable[None]]
+
+CLAIM_POLL_SECONDS = 0.5
+CANCEL_POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """A validated request to run one catalog command."""
+
+    spec: CommandSpec
+    invocation: Invocation
+    requester: str
+    room: str
+
+
+@dataclass(slots=True)
+class _Running:
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled_by: str | None = None
+
+
+class Supervisor:
+    """Runs jobs of this process and answers cancel requests from any process."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        catalog_root: Path,
+        catalog_commit: str | None,
+        owner: str,
+        workdir_root: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.catalog_root = catalog_root
+        self.catalog_commit = catalog_commit
+        self.owner = owner
+        self.workdir_root = workdir_root
+        self._running: dict[int, _Running] = {}
+        self._poller: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop polling for cancel requests."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+
+    # -- submitting and running -----------------------------------------------------------
+
+    async def submit(self, req: JobRequest, params: dict[str, Any]) -> Job:
+        """Record a queued job for `req`."""
+        return await self.store.create_job(
+            command=req.spec.name,
+            params=params,
+            requester=req.requester,
+            room=req.room,
+            catalog_commit=self.catalog_commit,
+            script_hash=req.spec.script_hash or None,
+            dry_run=req.invocation.dry_run,
+        )
+
+    async def execute(self, job: Job, req: JobRequest, send: Send) -> Outcome:
+        """Wait for capacity, run the job, and report; returns when it has ended."""
+        prefix = self.settings.bot.prefix
+        claimed = await self._wait_for_capacity(job, req, send)
+        if claimed is None:
+            ended = await self.store.get_job(job.id) or job
+            await send(
+                _status(
+                    f"job {job.id} {job.command} was cancelled before it started", "error", job.id
+                )
+            )
+            return Outcome("failed", job_id=job.id, state=ended.state, exit_code=None)
+        job = claimed
+        await self._audit("job.start", job, req)
+        try:
+            secrets = await fetch_secrets(req.spec.secrets, self.settings)
+        except RefusedError as e:
+            return await self._fail_before_start(job, req, send, str(e))
+        masker = Masker(secrets)
+        collector = Collector(
+            self.store,
+            job,
+            send,
+            mask=masker.mask,
+            output_cap=self.settings.runner.output_cap,
+            attachment_cap=self.settings.runner.attachment_cap,
+            prefix=prefix,
+        )
+        exit_event = await self._run(job, req, send, secrets, collector)
+        await collector.flush()
+        running = self._running.pop(job.id, None)
+        state = exit_event.state
+        if running is not None and running.cancelled_by and state is JobState.CANCELLED:
+            exit_event = ExitEvent(
+                exit_event.exit_code, state, f"cancelled by {running.cancelled_by}"
+            )
+        job = await self.store.finish_job(
+            job.id,
+            state=exit_event.state,
+            exit_code=exit_event.exit_code,
+            error=masker.mask(exit_event.message) or None,
+        )
+        await send(collector.final_reply(job, exit_event))
+        await self._audit(
+            "job.end", job, req, outcome=job.state.value, reason=masker.mask(exit_event.message)
+        )
+        lines = await self.store.output(job.id)
+        return Outcome(
+            "succeeded" if job.state is JobState.SUCCEEDED else "failed",
+            job_id=job.id,
+            state=job.state,
+            exit_code=job.exit_code,
+            output="\n".join(t for _, t in lines),
+        )
+
+    async def _wait_for_capacity(self, job: Job, req: JobRequest, send: Send) -> Job | None:
+        """The claimed (running) job, or None when it was cancelled while it waited."""
+        runner = self.settings.runner
+        limits = Limits(
+            total=runner.concurrency, per_command=req.spec.concurrency, per_user=runner.per_user
+        )
+        told = False
+        while True:
+            claim = await self.store.claim_job(job.id, owner=self.owner, limits=limits)
+            if claim.claimed:
+                return claim.job
+            if claim.job.state is not JobState.QUEUED:
+                return None
+            if not told:
+                behind = f" behind job {claim.blocked_by}" if claim.blocked_by else ""
+                await send(
+                    _status(
+                        f"job {job.id} is queued{behind}: {claim.reason} — "
+                        f"`{self.settings.bot.prefix}cancel {job.id}` to give up",
+                        "info",
+                        job.id,
+                    )
+                )
+                told = True
+            await asyncio.sleep(CLAIM_POLL_SECONDS)
+
+    async def _fail_before_start(self, job: Job, req: JobRequest, send: Send, why: str) -> Outcome:
+        job = await self.store.finish_job(job.id, state=JobState.FAILED, exit_code=None, error=why)
+        await send(_status(f"job {job.id} {job.command}: failed — {why}", "error", job.id))
+        await self._audit("job.end", job, req, outcome=job.state.value, reason=why)
+        return Outcome("failed", job_id=job.id, state=job.state, output=why)
+
+    async def _run(
+        self,
+        job: Job,
+        req: JobRequest,
+        send: Send,
+        secrets: dict[str, str],
+        collector: Collector,
+    ) -> ExitEvent:
+        runner = self.settings.runner
+        prefix = self.settings.bot.prefix
+        workdir = Path(tempfile.mkdtemp(prefix=f"opsroom-job{job.id}-", dir=self.workdir_root))
+        collector.workdir = str(workdir)
+        running = self._running[job.id] = _Running()
+        self._ensure_poller()
+        try:
+            python = await self._python_for(req.spec)
+            token = new_token()
+            launch = build_launch(
+                req.spec,
+                req.invocation,
+                catalog_root=self.catalog_root,
+                job_id=job.id,
+                requester=req.requester,
+                room=req.room,
+                settings=runner,
+                secrets=secrets,
+                workdir=workdir,
+                python=python,
+                token=token,
+            )
+            await self.store.set_process(job.id, pid=0, token=token)
+
+            async def on_start(pid: int) -> None:
+                await self.store.set_process(job.id, pid=pid, token=token)
+
+            timeout = min(req.spec.timeout or runner.timeout, runner.max_timeout)
+            task = asyncio.ensure_future(
+                run_local(
+                    launch,
+                    timeout=timeout,
+                    kill_grace=runner.kill_grace,
+                    cancel=running.cancel,
+                    on_event=collector.on_event,
+                    token=token,
+                    on_start=on_start,
+                    max_attachment=runner.attachment_cap,
+                )
+            )
+            wait = 0.0 if req.spec.background else runner.foreground_seconds
+            done, _ = await asyncio.wait({task}, timeout=wait)
+            if not done:
+                await send(
+                    _status(
+                        f"job {job.id} is running — `{prefix}job {job.id}` to look, "
+                        f"`{prefix}cancel {job.id}` to stop",
+                        "info",
+                        job.id,
+                    )
+                )
+            try:
+                return await task
+            except asyncio.CancelledError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                raise
+        except RefusedError as e:
+            return ExitEvent(None, JobState.FAILED, str(e))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    async def _python_for(self, spec: CommandSpec) -> str | None:
+        """The interpreter of the cached PEP 723 environment a Python script asks for."""
+        if spec.language is not Language.PYTHON or not spec.requires:
+            return None
+        env_python = await ensure_environment(
+            spec.requires,
+            spec.requires_python,
+            cache_dir=environments_dir(self.settings.runner),
+            python=self.settings.runner.python,
+        )
+        return str(env_python)
+
+    # -- cancel requests through the store --------------------------------------------------
+
+    def _ensure_poller(self) -> None:
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll_cancels())
+
+    async def _poll_cancels(self) -> None:
+        while self._running:
+            await asyncio.sleep(CANCEL_POLL_SECONDS)
+            ids = [i for i, r in self._running.items() if not r.cancel.is_set()]
+            if not ids:
+                continue
+            try:
+                requests = await self.store.cancel_requests(ids)
+            except StoreError:
+                continue  # the next round tries again; the job keeps running meanwhile
+            for job_id, by in requests.items():
+                running = self._running.get(job_id)
+                if running is not None:
+                    running.cancelled_by = by
+                    running.cancel.set()
+
+    async def _audit(
+        self, action: str, job: Job, req: JobRequest, *, outcome: str = "", reason: str = ""
+    ) -> None:
+        await self.store.append_audit(
+            AuditEvent(
+                action=action,
+                principal=req.requester,
+                room=req.room,
+                command=job.command,
+                params=dict(job.params),
+                job_id=job.id,
+                outcome=outcome,
+                reason=reason,
+                catalog_commit=self.catalog_commit,
+                script_hash=req.spec.script_hash or None,
+            )
+        )
+
+
+def _status(text: str, level: str, job_id: int | None) -> Reply:
+    return Reply((Status(text, level),), job_id=job_id, kind="job")

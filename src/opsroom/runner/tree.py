@@ -1,0 +1,294 @@
+"""Finding and ending every process a job started, wherever it went (SPEC §5.5).
+
+A job's processes are found three ways, so a script cannot shake opsroom off by `setsid`,
+double forks or a cleared environment:
+- its token: every process inherits `OPSROOM_JOB_TOKEN=<token>` in its environment, and
+  /proc/<pid>/environ keeps the environment a process was started with;
+- its process group and session: the job's own group, and any group or session a token
+  carrier belongs to (a process can only join a group inside its own session, so such groups
+  were made by the job);
+- its family: descendants (by parent pid) of anything found.
+
+opsroom registers as a child subreaper, so orphans of a job are re-parented to opsroom rather
+than to init. Their exit statuses are collected here by pid only: never `waitpid(-1)`, which
+would steal statuses from asyncio's child watcher and subprocess.
+
+Linux only (it reads /proc); elsewhere nothing is found and only the job's own process is
+signalled by the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+TOKEN_VAR = "OPSROOM_JOB_TOKEN"  # noqa: S105 - a variable name, not a secret
+_PR_SET_CHILD_SUBREAPER = 36
+_POLL = 0.05
+# After KILL, processes vanish within milliseconds unless stuck in the kernel (D state).
+_KILL_WAIT = 2.0
+_GONE = frozenset("ZX")  # zombie or dead: nothing left to signal
+_PROC = "/proc"
+
+_subreaper: bool | None = None
+# Pids asyncio (or subprocess) waits for: never reaped here, or their status is lost.
+_managed: set[int] = set()
+
+
+def enable_subreaper() -> bool:
+    """Adopt orphaned descendants (Linux PR_SET_CHILD_SUBREAPER); False where unsupported."""
+    global _subreaper
+    if _subreaper is None:
+        _subreaper = _prctl_subreaper()
+    return _subreaper
+
+
+def _prctl_subreaper() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def new_token() -> str:
+    """A fresh random token marking one job's processes."""
+    return secrets.token_hex(16)
+
+
+def manage(pid: int) -> None:
+    """Mark pid as a child someone else (asyncio) waits for: never reaped here."""
+    _managed.add(pid)
+
+
+def release(pid: int) -> None:
+    """Undo `manage` once its owner has collected the exit status."""
+    _managed.discard(pid)
+
+
+@dataclass(frozen=True, slots=True)
+class _Proc:
+    pid: int
+    ppid: int
+    pgid: int
+    sid: int
+    gone: bool
+
+
+def _read(path: str, first: int, limit: int = 1 << 20) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        # Small first read: most environments fit, and big buffers cost more than syscalls.
+        chunk = os.read(fd, first)
+        if len(chunk) < first:
+            return chunk
+        chunks = [chunk]
+        size = len(chunk)
+        while size < limit and (chunk := os.read(fd, 65536)):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _stat(pid: int) -> _Proc | None:
+    raw = _read(f"{_PROC}/{pid}/stat", 1024)
+    if not raw:
+        return None
+    # The command name is in parentheses and may itself hold spaces or parentheses.
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    try:
+        return _Proc(
+            pid=pid,
+            ppid=int(fields[1]),
+            pgid=int(fields[2]),
+            sid=int(fields[3]),
+            gone=fields[0].decode() in _GONE,
+        )
+    except (IndexError, ValueError):
+        return None
+
+
+def _pids() -> Iterator[int]:
+    try:
+        names = os.listdir(_PROC)
+    except OSError:
+        return
+    for name in names:
+        if name.isdigit():
+            yield int(name)
+
+
+def _carries(pid: int, needle: bytes) -> bool:
+    env = _read(f"{_PROC}/{pid}/environ", 8192)
+    return env is not None and needle in b"\0" + env + b"\0"
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    live: tuple[int, ...]  # the job's live processes
+    zombies: tuple[int, ...]  # the job's dead-but-unreaped processes whose parent is us
+    groups: frozenset[int]
+    sessions: frozenset[int]
+
+
+def _snapshot(
+    token: str | None,
+    *,
+    pgid: int | None = None,
+    sid: int | None = None,
+    known: Iterable[int] = (),
+) -> _Snapshot:
+    me = os.getpid()
+    mine = {me, os.getpgid(0), os.getsid(0), 0, 1}
+    needle = f"\0{TOKEN_VAR}={token}\0".encode() if token else None
+    # Group and session by syscall (cheap); /proc/<pid>/stat only where needed (costly).
+    ids: dict[int, tuple[int, int]] = {}
+    readable: list[int] = []
+    found: set[int] = set(known)
+    groups: set[int] = set() if pgid is None else {pgid}
+    sessions: set[int] = set() if sid is None else {sid}
+    for pid in _pids():
+        if pid == me:
+            continue
+        try:
+            ids[pid] = (os.getpgid(pid), os.getsid(pid))
+        except OSError:
+            continue
+        env = _read(f"{_PROC}/{pid}/environ", 8192)
+        if env is None:
+            continue  # another user's: we could not signal it anyway
+        if needle is not None and needle in b"\0" + env + b"\0":
+            found.add(pid)
+            groups.add(ids[pid][0])
+            sessions.add(ids[pid][1])
+        else:
+            readable.append(pid)
+    groups -= mine
+    sessions -= mine
+    for pid, (group, session) in ids.items():
+        if group in groups or session in sessions:
+            found.add(pid)
+    found &= ids.keys()
+    procs = {pid: proc for pid in found if (proc := _stat(pid)) is not None}
+    if found:
+        # A descendant that cleared its environment and left the session: only its parent
+        # pid ties it to the job.
+        children: dict[int, list[int]] = {}
+        for pid in readable:
+            if pid not in found and (proc := _stat(pid)) is not None:
+                procs[pid] = proc
+                children.setdefault(proc.ppid, []).append(pid)
+        stack = list(found)
+        while stack:
+            for child in children.get(stack.pop(), ()):
+                if child not in found:
+                    found.add(child)
+                    stack.append(child)
+    found &= procs.keys()
+    live = tuple(sorted(p for p in found if not procs[p].gone))
+    zombies = tuple(
+        sorted(p for p in found if procs[p].gone and procs[p].ppid == me and p not in _managed)
+    )
+    return _Snapshot(live, zombies, frozenset(groups), frozenset(sessions))
+
+
+def job_processes(
+    token: str | None, *, pgid: int | None = None, sid: int | None = None
+) -> list[int]:
+    """Live pids of a job: token carriers, its groups and sessions, and their descendants."""
+    return list(_snapshot(token, pgid=pgid, sid=sid).live)
+
+
+def _signal(pids: Iterable[int], groups: Iterable[int], sig: signal.Signals) -> None:
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, sig)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def _reap(pids: Iterable[int]) -> None:
+    for pid in pids:
+        if pid in _managed:
+            continue
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def kill_now(token: str | None, *, pgid: int | None = None) -> list[int]:
+    """KILL a job's processes at once, without waiting: the last resort of a cleanup."""
+    snap = _snapshot(token, pgid=pgid)
+    _signal(snap.live, snap.groups, signal.SIGKILL)
+    _reap(snap.zombies)
+    return list(snap.live)
+
+
+async def end_processes(
+    token: str | None, *, pgid: int | None, grace: float, sid: int | None = None
+) -> list[int]:
+    """TERM a job's whole tree, KILL what is left after grace, reap; the pids that were ended."""
+    if not sys.platform.startswith("linux"):
+        return []
+
+    async def scan(known: Iterable[int] = ()) -> _Snapshot:
+        # Scanning /proc takes milliseconds: off the event loop, other jobs keep streaming.
+        return await asyncio.to_thread(_snapshot, token, pgid=pgid, sid=sid, known=tuple(known))
+
+    snap = await scan()
+    ended: set[int] = set(snap.live)
+    if snap.live:
+        _signal(snap.live, snap.groups, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while snap.live and time.monotonic() < deadline:
+            await asyncio.sleep(_POLL)
+            _reap(snap.zombies)
+            snap = await scan(snap.live)
+            # Forked during the grace: they get the same TERM.
+            _signal(set(snap.live) - ended, (), signal.SIGTERM)
+            ended.update(snap.live)
+        deadline = time.monotonic() + _KILL_WAIT
+        while snap.live and time.monotonic() < deadline:
+            _signal(snap.live, snap.groups, signal.SIGKILL)
+            await asyncio.sleep(_POLL / 5)
+            _reap(snap.zombies)
+            snap = await scan(snap.live)
+            ended.update(snap.live)
+    _reap(snap.zombies)
+    return sorted(ended)
+
+
+def _pid_carries(pid: int, token: str) -> bool:
+    proc = _stat(pid)
+    needle = f"\0{TOKEN_VAR}={token}\0".encode()
+    return proc is not None and not proc.gone and _carries(pid, needle)
+
+
+async def end_orphaned_job(token: str | None, pid: int | None, *, grace: float) -> list[int]:
+    """End what is left of a job whose owner died; only processes proven to be the job's."""
+    if not token:
+        return []  # without the token nothing proves a process is the job's: pids get reused
+    pgid = sid = None
+    if pid is not None and pid > 1 and _pid_carries(pid, token):
+        with contextlib.suppress(OSError):
+            pgid = os.getpgid(pid)
+            sid = os.getsid(pid)
+    return await end_processes(token, pgid=pgid, sid=sid, grace=grace)

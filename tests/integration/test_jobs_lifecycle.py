@@ -1,0 +1,319 @@
+"""Jobs you can trust, through real `opsroom` processes sharing one store (SPEC §5.5, §6.4)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support import FIXTURES, OPSROOM, Opsroom
+
+CATALOG = FIXTURES / "jobs_catalog"
+
+
+def _processes_with(token: str) -> list[int]:
+    """Live processes whose environment carries a job token."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            continue
+        if f"OPSROOM_JOB_TOKEN={token}".encode() in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def _job(workdir: Path, job_id: int) -> dict[str, object]:
+    with sqlite3.connect(workdir / "opsroom.db") as db:
+        db.row_factory = sqlite3.Row
+        row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return dict(row)
+
+
+def _wait_for(predicate: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def background(workdir: Path) -> Iterator[list[subprocess.Popen[str]]]:
+    """`opsroom run` processes started in the background; killed at the end of the test."""
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.communicate()
+
+
+def _start(workdir: Path, procs: list[subprocess.Popen[str]], *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSROOM_")}
+    p = subprocess.Popen(
+        [OPSROOM, "run", "--json", "--catalog", str(CATALOG), *args],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    procs.append(p)
+    return p
+
+
+def _running_job(workdir: Path, command: str) -> dict[str, object]:
+    found: dict[str, object] = {}
+
+    def ready() -> bool:
+        if not (workdir / "opsroom.db").exists():
+            return False
+        try:
+            with sqlite3.connect(workdir / "opsroom.db") as db:
+                db.row_factory = sqlite3.Row
+                row = db.execute(
+                    "SELECT * FROM jobs WHERE command = ? AND state = 'running' AND pid > 0 "
+                    "ORDER BY id DESC",
+                    (command,),
+                ).fetchone()
+        except sqlite3.OperationalError:
+            return False  # the first opsroom process is still creating the tables
+        if row is None:
+            return False
+        found.update(dict(row))
+        return True
+
+    _wait_for(ready, 20, f"a running {command} job")
+    return found
+
+
+def test_cancel_from_another_process_ends_the_whole_tree(
+    workdir: Path, opsroom: Opsroom, background: list[subprocess.Popen[str]]
+) -> None:
+    first = _start(workdir, background, "!slow stubborn")
+    job = _running_job(workdir, "slow stubborn")
+    token = str(job["process_token"])
+    _wait_for(lambda: len(_processes_with(token)) >= 4, 10, "the script's children")
+    began = time.monotonic()
+    r = opsroom("run", "--catalog", str(CATALOG), f"!cancel {job['id']}")
+    assert r.code == 0, r.stderr
+    out, _ = first.communicate(timeout=30)
+    took = time.monotonic() - began
+    assert first.returncode == 1
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["state"] == "cancelled"
+    assert took < 3 + 5 + 1, f"cancel took {took:.1f}s (grace is 5 s)"
+    assert _processes_with(token) == [], "no process of the job may survive"
+    assert "cancelled" in r.stdout
+
+
+def test_only_the_requester_may_cancel(
+    workdir: Path, opsroom: Opsroom, background: list[subprocess.Popen[str]]
+) -> None:
+    (workdir / "opsroom.toml").write_text(
+        '[[roles]]\nname = "ops"\nmembers = ["local:*"]\nallow = ["*"]\n'
+    )
+    _start(workdir, background, "--as", "local:alice", "!slow nap --seconds 30")
+    job = _running_job(workdir, "slow nap")
+    r = opsroom("run", "--as", "local:mallory", "--catalog", str(CATALOG), f"!cancel {job['id']}")
+    assert r.code == 2
+    assert "only local:alice" in r.stderr
+    assert _job(workdir, int(str(job["id"])))["state"] == "running"
+
+
+def test_kill_9_of_the_owner_marks_interrupted_and_ends_children(
+    workdir: Path, opsroom: Opsroom, background: list[subprocess.Popen[str]]
+) -> None:
+    doomed = _start(workdir, background, "!slow stubborn")
+    victim = _running_job(workdir, "slow stubborn")
+    token = str(victim["process_token"])
+    _wait_for(lambda: len(_processes_with(token)) >= 4, 10, "the script's children")
+    _start(workdir, background, "!slow nap --seconds 60")
+    alive = _running_job(workdir, "slow nap")
+
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    assert _processes_with(token), "its script outlives the owner until opsroom starts again"
+
+    r = opsroom("jobs", "--json", "--catalog", str(CATALOG))
+    assert r.code == 0
+    states = {j["id"]: j["state"] for j in r.json_lines[0]}
+    assert states[victim["id"]] == "interrupted"
+    assert states[alive["id"]] == "running", "a live owner's job is never touched"
+    _wait_for(lambda: not _processes_with(token), 10, "the leftover tree to end")
+
+    # The requester is told once, by the next opsroom call they make.
+    told = opsroom("run", "--catalog", str(CATALOG), "!version")
+    assert f"job {victim['id']} slow stubborn was interrupted" in told.stdout
+    again = opsroom("run", "--catalog", str(CATALOG), "!version")
+    assert "interrupted" not in again.stdout
+
+
+def test_concurrency_1_serialises_two_processes(
+    workdir: Path, background: list[subprocess.Popen[str]]
+) -> None:
+    a = _start(workdir, background, "!slow one-at-a-time --tag a --seconds 1.5")
+    _running_job(workdir, "slow one-at-a-time")
+    b = _start(workdir, background, "!slow one-at-a-time --tag b --seconds 0.2")
+    out_a, _ = a.communicate(timeout=30)
+    out_b, _ = b.communicate(timeout=30)
+    assert a.returncode == 0
+    assert b.returncode == 0
+    sa = json.loads(out_a.splitlines()[-1])["output"].split()
+    sb = json.loads(out_b.splitlines()[-1])["output"].split()
+    end_a, start_b = float(sa[5]), float(sb[2])
+    assert start_b >= end_a, "the second run started before the first ended"
+    assert "queued behind job" in out_b
+
+
+def test_dry_run_is_refused_for_a_script_without_support(workdir: Path, opsroom: Opsroom) -> None:
+    r = opsroom("run", "--json", "--catalog", str(CATALOG), "!slow nap --seconds 1 --dry-run")
+    assert r.code == 2
+    assert "does not support --dry-run" in r.summary["output"]
+    jobs = opsroom("jobs", "--json", "--catalog", str(CATALOG)).json_lines[0]
+    assert jobs == [], "nothing ran"
+
+
+def test_a_script_reading_stdin_ends_at_once(opsroom: Opsroom) -> None:
+    r = opsroom("run", "--json", "--catalog", str(CATALOG), "!env read-stdin", timeout=20)
+    assert r.code == 0
+    assert r.summary["output"] == "stdin gave 0 bytes"
+
+
+def test_script_environment_holds_nothing_of_opsroom(opsroom: Opsroom, workdir: Path) -> None:
+    (workdir / "opsroom.toml").write_text('[secrets]\nUNUSED = "env:SLACK_BOT_TOKEN"\n')
+    r = opsroom(
+        "run",
+        "--json",
+        "--catalog",
+        str(CATALOG),
+        "!env dump",
+        env={
+            "SLACK_BOT_TOKEN": "xoxb-123",
+            "DATABASE_URL": "postgresql://x",
+            "AWS_SECRET": "s",
+            "OPSROOM_STORE_URL": f"sqlite:///{workdir}/opsroom.db",
+        },
+    )
+    assert r.code == 0, r.stderr
+    names = set(r.summary["output"].split())
+    assert not names & {
+        "SLACK_BOT_TOKEN",
+        "DATABASE_URL",
+        "AWS_SECRET",
+        "OPSROOM_STORE_URL",
+        "OPSROOM_CONFIG",
+        "UNUSED",
+    }
+    allowed = {
+        "PATH",
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "TMPDIR",
+        "USER",
+        "LOGNAME",
+        "TZ",
+        "PWD",
+        "SHLVL",
+        "_",
+        "OPSROOM_JOB_ID",
+        "OPSROOM_REQUESTER",
+        "OPSROOM_ROOM",
+        "OPSROOM_DRY_RUN",
+        "OPSROOM_PARAMS",
+        "OPSROOM_PARAM_TYPES",
+        "OPSROOM_EVENTS_FD",
+        "OPSROOM_JOB_TOKEN",
+    }
+    assert names <= allowed, f"unexpected variables: {sorted(names - allowed)}"
+
+
+def test_canary_secret_never_leaves_the_script(opsroom: Opsroom, workdir: Path) -> None:
+    canary = "c4n4ry-S3cr3t/+=value"
+    (workdir / "opsroom.toml").write_text('[secrets]\nCANARY = "env:OPS_CANARY"\n')
+    r = opsroom(
+        "run", "--json", "--catalog", str(CATALOG), "!secret leak", env={"OPS_CANARY": canary}
+    )
+    assert r.code == 1
+    import base64
+    import urllib.parse
+
+    forms = [
+        canary,
+        base64.b64encode(canary.encode()).decode(),
+        urllib.parse.quote(canary, safe=""),
+        urllib.parse.quote_plus(canary),
+    ]
+    assert "********" in r.stdout
+    shown = opsroom("run", "--json", "--catalog", str(CATALOG), f"!job {r.summary['job_id']}")
+    for text in (r.stdout, r.stderr, shown.stdout, shown.stderr):
+        for form in forms:
+            assert form not in text
+    for f in workdir.iterdir():
+        if f.name.startswith("opsroom.db"):
+            data = f.read_bytes()
+            for form in forms:
+                assert form.encode() not in data, f"{form!r} found in {f.name}"
+
+
+_MEASURE = (
+    "import resource, subprocess, sys\n"
+    "p = subprocess.run(sys.argv[1:])\n"
+    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "print(f'PEAK_RSS_KB={peak}', file=sys.stderr)\n"
+    "sys.exit(p.returncode)\n"
+)
+
+
+def test_300_mb_of_output_stays_bounded(opsroom: Opsroom, workdir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSROOM_")}
+    env["OPSROOM_RUNNER_OUTPUT_CAP"] = "5000000"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _MEASURE,
+            OPSROOM,
+            "run",
+            "--json",
+            "--catalog",
+            str(CATALOG),
+            "!big flood",
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    peak_kb = int(proc.stderr.rsplit("PEAK_RSS_KB=", 1)[1].split()[0])
+    assert peak_kb < 250 * 1024, f"opsroom peaked at {peak_kb / 1024:.0f} MB"
+    summary = json.loads(proc.stdout.splitlines()[-1])
+    assert summary["state"] == "succeeded"
+    assert "more lines" in proc.stdout
+    assert "5,000,000-byte cap" in proc.stdout
+    db_size = sum(f.stat().st_size for f in workdir.iterdir() if f.name.startswith("opsroom.db"))
+    assert db_size < 5_000_000 + 3_000_000, f"the store holds {db_size} bytes"
+    jobs = opsroom("jobs", "--json", "--catalog", str(CATALOG)).json_lines[0]
+    assert jobs[0]["state"] == "succeeded"
+    again = opsroom("run", "--catalog", str(CATALOG), "!version")
+    assert again.code == 0

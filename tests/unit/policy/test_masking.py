@@ -1,0 +1,232 @@
+"""Secret values and their encodings never reach a sink unmasked (SPEC §6.4)."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+import time
+from urllib.parse import quote, quote_plus
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opsroom.policy.masking import MASK, Masker
+
+SECRET = "s3cr3t/P@ss+wörd=?&"
+B = SECRET.encode("utf-8")
+
+
+HEADER = b"header"  # 6 bytes: the secret then starts `offset` bytes into a 3-byte group
+
+
+def _inside_base64(offset: int, *, urlsafe: bool = False) -> str:
+    """The secret inside a longer base64 string, `offset` bytes after a 3-byte boundary."""
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    return encode(HEADER + b"x" * offset + B + b":trailer-bytes").decode("ascii")
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        SECRET,
+        base64.b64encode(B).decode(),
+        base64.b64encode(B).decode().rstrip("="),
+        base64.urlsafe_b64encode(B).decode(),
+        base64.urlsafe_b64encode(B).decode().rstrip("="),
+        quote(SECRET),
+        quote(SECRET, safe=""),
+        quote_plus(SECRET),
+        re.sub("%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote(SECRET, safe="")),
+        re.sub("%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote_plus(SECRET)),
+        json.dumps(SECRET)[1:-1],
+        json.dumps(SECRET, ensure_ascii=True)[1:-1],
+        B.hex(),
+    ],
+    ids=[
+        "plain",
+        "base64",
+        "base64-unpadded",
+        "base64-urlsafe",
+        "base64-urlsafe-unpadded",
+        "quote",
+        "quote-all",
+        "quote-plus",
+        "quote-lower-escapes",
+        "quote-plus-lower-escapes",
+        "json",
+        "json-ascii",
+        "hex",
+    ],
+)
+def test_every_form_of_the_secret_is_masked(shown: str) -> None:
+    masker = Masker({"PW": SECRET})
+    out = masker.mask(f"before {shown} after")
+    assert out == f"before {MASK} after"
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2])
+@pytest.mark.parametrize("urlsafe", [False, True], ids=["std", "urlsafe"])
+def test_secret_inside_a_longer_base64_string_is_masked(offset: int, urlsafe: bool) -> None:
+    masker = Masker({"PW": SECRET})
+    blob = _inside_base64(offset, urlsafe=urlsafe)
+    before = len(HEADER) + offset
+    first_whole = -(-before * 8 // 6)  # first character made only of the secret's bits
+    end_whole = (before + len(B)) * 8 // 6
+    out = masker.mask(blob)
+    # Every character carrying only secret bits is gone; the two edge characters, which mix
+    # in the neighbours' bits, may go or stay.
+    assert any(
+        out == blob[:a] + MASK + blob[b:]
+        for a in (first_whole - 1, first_whole)
+        for b in (end_whole, end_whole + 1)
+    ), out
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ['quo"te', "back\\slash", 'both\\"mixed', "tab\there", "new\nline"],
+    ids=["quote", "backslash", "both", "tab", "newline"],
+)
+def test_json_escaped_secret_with_quotes_and_backslashes(secret: str) -> None:
+    masker = Masker({"PW": secret})
+    payload = json.dumps({"password": secret, "n": 1})
+    out = masker.mask(payload)
+    assert out == json.dumps({"password": "PLACEHOLDER", "n": 1}).replace("PLACEHOLDER", MASK)
+
+
+def test_secret_with_regex_metacharacters_is_matched_literally() -> None:
+    secret = "a.b*c+(d)[e]{2}|^$?\\"
+    masker = Masker({"PW": secret})
+    assert masker.mask(f"x{secret}y") == f"x{MASK}y"
+    # The dot and the star are not wildcards.
+    assert masker.mask("aXbbbbc+(d)[e]{2}|^$?\\") == "aXbbbbc+(d)[e]{2}|^$?\\"
+
+
+def test_overlapping_secrets_are_masked_as_one() -> None:
+    masker = Masker({"A": "abcdef", "B": "defghi"})
+    assert masker.mask("xxabcdefghiyy") == f"xx{MASK}yy"
+    assert masker.mask("xxdefghiabcdefyy") == f"xx{MASK}{MASK}yy"
+
+
+def test_a_secret_inside_another_is_masked_by_the_longer() -> None:
+    masker = Masker({"SHORT": "pass", "LONG": "password123"})
+    assert masker.mask("password123 and pass") == f"{MASK} and {MASK}"
+
+
+def test_text_without_secrets_is_returned_unchanged() -> None:
+    masker = Masker({"PW": SECRET})
+    text = "nothing to see here: s3cr3t is not the whole secret"
+    assert masker.mask(text) is text
+
+
+def test_short_secrets_are_not_masked_but_reported() -> None:
+    masker = Masker({"PIN": "123", "EMPTY": "", "PW": "long-enough"})
+    assert masker.too_short() == ("EMPTY", "PIN")
+    assert masker.mask("port 1234, pw long-enough") == f"port 1234, pw {MASK}"
+
+
+def test_lines_of_a_multiline_secret_are_masked_one_by_one() -> None:
+    key = "-----BEGIN KEY-----\nMIIEvQIBADANBgkq\n-----END KEY-----"
+    masker = Masker({"KEY": key})
+    assert masker.mask("line 2 is MIIEvQIBADANBgkq") == f"line 2 is {MASK}"
+
+
+def test_mask_obj_masks_strings_in_nested_params() -> None:
+    masker = Masker({"PW": SECRET})
+    params = {
+        "user": "bob",
+        "password": SECRET,
+        "urls": [f"https://h/?p={quote_plus(SECRET)}", 3, None, True],
+        "nested": {"pair": ("x", SECRET), SECRET: 1.5},
+    }
+    assert masker.mask_obj(params) == {
+        "user": "bob",
+        "password": MASK,
+        "urls": [f"https://h/?p={MASK}", 3, None, True],
+        "nested": {"pair": ("x", MASK), MASK: 1.5},
+    }
+
+
+@pytest.mark.parametrize(
+    "secrets",
+    [
+        {"PW": SECRET},
+        {"A": "abcdef", "B": "defghi"},
+        {"A": "aaaa", "B": "aaaaaaab"},
+    ],
+    ids=["one", "overlapping", "self-similar"],
+)
+def test_stream_split_at_every_position_masks_like_the_whole(secrets: dict[str, str]) -> None:
+    masker = Masker(secrets)
+    values = list(secrets.values())
+    text = (
+        f"start {values[0]} mid {base64.b64encode(values[-1].encode()).decode()} "
+        + "".join(values)
+        + " aaaaaaaaab end"
+    )
+    whole = masker.mask(text)
+    for cut in range(len(text) + 1):
+        stream = masker.stream()
+        out = stream.feed(text[:cut]) + stream.feed(text[cut:]) + stream.flush()
+        assert out == whole, f"split at {cut}"
+        assert all(v not in out for v in values)
+
+
+def test_stream_fed_one_character_at_a_time() -> None:
+    masker = Masker({"PW": SECRET})
+    text = f"the password is {SECRET}, again {SECRET}\n"
+    stream = masker.stream()
+    pieces = [stream.feed(char) for char in text]
+    pieces.append(stream.flush())
+    assert "".join(pieces) == f"the password is {MASK}, again {MASK}\n"
+
+
+def test_stream_holds_back_at_most_longest_minus_one() -> None:
+    masker = Masker({"PW": "abcdefgh"})
+    stream = masker.stream()
+    given = "0123456789" * 10
+    out = stream.feed(given)
+    assert given.startswith(out)
+    assert len(given) - len(out) <= masker.longest - 1
+    assert out + stream.flush() == given
+
+
+def test_stream_without_secrets_passes_chunks_through() -> None:
+    stream = Masker({}).stream()
+    assert stream.feed("abc") == "abc"
+    assert stream.flush() == ""
+
+
+def test_masking_a_line_is_fast() -> None:
+    secrets = {f"S{i}": f"Secret-Value-{i:02d}-xyz" for i in range(10)}
+    masker = Masker(secrets)
+    line = "INFO 2024-05-01 12:00:00 connected to filer01.example.org as admin; 3 volumes ok"
+    line = line.ljust(100, ".")
+    n = 20000
+    start = time.perf_counter()
+    for _ in range(n):
+        masker.mask(line)
+    per_line = (time.perf_counter() - start) / n
+    assert per_line < 20e-6, f"{per_line * 1e6:.1f} µs per line"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    secrets=st.lists(st.text(alphabet="abc=/+", min_size=4, max_size=9), min_size=1, max_size=3),
+    text=st.text(alphabet="abc=/+ ", max_size=60),
+    cuts=st.lists(st.integers(min_value=0, max_value=60), max_size=6),
+)
+def test_stream_in_many_chunks_equals_masking_the_whole(
+    secrets: list[str], text: str, cuts: list[int]
+) -> None:
+    masker = Masker({f"S{i}": v for i, v in enumerate(secrets)})
+    text = secrets[0] + text + secrets[-1]
+    bounds = sorted({0, len(text), *(c for c in cuts if c <= len(text))})
+    stream = masker.stream()
+    out = "".join(stream.feed(text[a:b]) for a, b in itertools.pairwise(bounds))
+    out += stream.flush()
+    assert out == masker.mask(text)
+    assert not any(v in out for v in secrets)
