@@ -317,3 +317,28 @@ def test_300_mb_of_output_stays_bounded(opsroom: Opsroom, workdir: Path) -> None
     assert jobs[0]["state"] == "succeeded"
     again = opsroom("run", "--catalog", str(CATALOG), "!version")
     assert again.code == 0
+
+
+def test_background_job_shows_live_output_in_batches(opsroom: Opsroom) -> None:
+    r = opsroom(
+        "run",
+        "--json",
+        "--catalog",
+        str(CATALOG),
+        "!slow ticker --count 15",
+        env={"OPSROOM_RUNNER_FOREGROUND_SECONDS": "1"},
+    )
+    assert r.code == 0, r.stderr
+    replies = r.json_lines[:-1]
+    kinds = [reply["kind"] for reply in replies]
+    assert "output" in kinds, kinds
+    running = next(reply for reply in replies if "is running" in reply["text"])
+    assert kinds.index("output") > replies.index(running)
+    shown = [
+        line
+        for reply in replies
+        for block in reply["blocks"]
+        if block["type"] == "code"
+        for line in block["lines"]
+    ]
+    assert shown == [f"tick {i}" for i in range(1, 16)], "every line shown once, in order"

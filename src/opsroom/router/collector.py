@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -32,6 +33,7 @@ Mask = Callable[[str], str]
 _FLUSH_LINES = 500
 _FLUSH_SECONDS = 0.5
 _PROGRESS_EVERY = 1.0
+LIVE_EVERY = 2.0  # seconds between batches of live output once a job is in the background
 REPLY_TAIL = 40
 
 
@@ -57,7 +59,7 @@ class Collector:
         self.attachment_cap = attachment_cap
         self.workdir: str | None = None  # set once the job's working folder exists
         self.prefix = prefix
-        self.tail: deque[str] = deque(maxlen=REPLY_TAIL)
+        self.tail: deque[str] = deque(maxlen=REPLY_TAIL)  # lines not yet shown in the room
         self.pending: list[tuple[str, str]] = []
         self.events: list[Mapping[str, Any]] = []
         self.blocks: list[Block] = []
@@ -65,6 +67,10 @@ class Collector:
         self.storing = True
         self.last_flush = time.monotonic()
         self.last_progress = 0.0
+        self._lock = asyncio.Lock()  # flushes from on_event and tick must not interleave
+        self.live = False  # the job went to the background: lines are shown in batches
+        self.shown = 0  # lines already shown in the room
+        self.last_live = time.monotonic()
 
     async def on_event(self, event: JobEvent) -> None:
         """Receive one event from the runner."""
@@ -119,24 +125,49 @@ class Collector:
             case ExitEvent():
                 pass
 
-    async def flush(self) -> None:
-        """Write pending output (within the cap) and events to the store."""
-        self.last_flush = time.monotonic()
-        batch, self.pending = self.pending, []
-        if batch or not self.storing:
-            self.storing = (
-                await self.store.record_output(self.job.id, batch, cap_bytes=self.output_cap)
-                and self.storing
+    def go_live(self) -> None:
+        """From now on, show new lines in throttled batches while the job runs."""
+        self.live = True
+        self.last_live = time.monotonic()
+
+    async def tick(self) -> None:
+        """Called about once a second: store pending lines, show a batch of live output."""
+        now = time.monotonic()
+        if self.pending and now - self.last_flush > _FLUSH_SECONDS:
+            await self.flush()
+        if self.live and self.tail and now - self.last_live >= LIVE_EVERY:
+            self.last_live = now
+            more = self.count - self.shown - len(self.tail)
+            lines = tuple(self.tail)
+            self.shown = self.count
+            self.tail.clear()
+            await self.send(
+                Reply(
+                    (Code(lines, more=more, link=f"{self.prefix}job {self.job.id}"),),
+                    job_id=self.job.id,
+                    kind="output",
+                )
             )
-        if self.events:
-            events, self.events = self.events, []
-            await self.store.append_events(self.job.id, events)
+
+    async def flush(self) -> None:
+        """Write pending output (within the cap) and events to the store, in order."""
+        async with self._lock:
+            self.last_flush = time.monotonic()
+            batch, self.pending = self.pending, []
+            if batch or not self.storing:
+                self.storing = (
+                    await self.store.record_output(self.job.id, batch, cap_bytes=self.output_cap)
+                    and self.storing
+                )
+            if self.events:
+                events, self.events = self.events, []
+                await self.store.append_events(self.job.id, events)
 
     def final_reply(self, job: Job, exit_event: ExitEvent) -> Reply:
         """What the room sees when the job ends: the last lines, tables, files, the outcome."""
         blocks: list[Block] = []
         if self.tail:
-            more = self.count - len(self.tail)
+            more = self.count - self.shown - len(self.tail)
             blocks.append(Code(tuple(self.tail), more=more, link=f"{self.prefix}job {job.id}"))
         blocks.extend(self.blocks)
         took = ""

@@ -117,12 +117,12 @@ class Supervisor:
             )
             return Outcome("failed", job_id=job.id, state=ended.state, exit_code=None)
         job = claimed
-        await self._audit("job.start", job, req)
         try:
             secrets = await fetch_secrets(req.spec.secrets, self.settings)
         except RefusedError as e:
             return await self._fail_before_start(job, req, send, str(e))
         masker = Masker(secrets)
+        await self._audit("job.start", job, req, masker=masker)
         collector = Collector(
             self.store,
             job,
@@ -148,7 +148,12 @@ class Supervisor:
         )
         await send(collector.final_reply(job, exit_event))
         await self._audit(
-            "job.end", job, req, outcome=job.state.value, reason=masker.mask(exit_event.message)
+            "job.end",
+            job,
+            req,
+            outcome=job.state.value,
+            reason=masker.mask(exit_event.message),
+            masker=masker,
         )
         lines = await self.store.output(job.id)
         return Outcome(
@@ -240,23 +245,29 @@ class Supervisor:
                 )
             )
             wait = 0.0 if req.spec.background else runner.foreground_seconds
-            done, _ = await asyncio.wait({task}, timeout=wait)
-            if not done:
-                await send(
-                    _status(
-                        f"job {job.id} is running — `{prefix}job {job.id}` to look, "
-                        f"`{prefix}cancel {job.id}` to stop",
-                        "info",
-                        job.id,
-                    )
-                )
+            ticks = asyncio.create_task(_tick(collector))
             try:
+                done, _ = await asyncio.wait({task}, timeout=wait)
+                if not done:
+                    await send(
+                        _status(
+                            f"job {job.id} is running — `{prefix}job {job.id}` to look, "
+                            f"`{prefix}cancel {job.id}` to stop",
+                            "info",
+                            job.id,
+                        )
+                    )
+                    collector.go_live()
                 return await task
             except asyncio.CancelledError:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
                 raise
+            finally:
+                ticks.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticks
         except RefusedError as e:
             return ExitEvent(None, JobState.FAILED, str(e))
         finally:
@@ -297,15 +308,25 @@ class Supervisor:
                     running.cancel.set()
 
     async def _audit(
-        self, action: str, job: Job, req: JobRequest, *, outcome: str = "", reason: str = ""
+        self,
+        action: str,
+        job: Job,
+        req: JobRequest,
+        *,
+        outcome: str = "",
+        reason: str = "",
+        masker: Masker | None = None,
     ) -> None:
+        params = dict(job.params)
+        if masker is not None:
+            params = masker.mask_obj(params)
         await self.store.append_audit(
             AuditEvent(
                 action=action,
                 principal=req.requester,
                 room=req.room,
                 command=job.command,
-                params=dict(job.params),
+                params=params,
                 job_id=job.id,
                 outcome=outcome,
                 reason=reason,
@@ -313,6 +334,13 @@ class Supervisor:
                 script_hash=req.spec.script_hash or None,
             )
         )
+
+
+async def _tick(collector: Collector) -> None:
+    """Let a running job's collector store and show output even while the script is quiet."""
+    while True:
+        await asyncio.sleep(1.0)
+        await collector.tick()
 
 
 def _status(text: str, level: str, job_id: int | None) -> Reply:
