@@ -48,6 +48,7 @@ class App:
         store = await _open_store(store_url or settings.store.url)
         try:
             interrupted = await store.reconcile(is_owner_alive=owner_alive)
+            await store.release_orphaned_queue(is_owner_alive=owner_alive)
             for job in interrupted:
                 # Its owner died (kill -9, crash, reboot): end what it left running.
                 await end_orphaned_job(job.process_token, job.pid, grace=settings.runner.kill_grace)
@@ -64,6 +65,7 @@ class App:
                 owner=owner_id(),
             )
         )
+        await dispatcher.approvals.expire()
         return cls(settings, catalog, store, dispatcher, tuple(interrupted))
 
     async def close(self) -> None:

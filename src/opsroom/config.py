@@ -14,7 +14,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from opsroom.errors import ConfigError
 
@@ -170,6 +182,167 @@ def resolve_reference(ref: str, environ: Mapping[str, str] | None = None) -> str
     )
 
 
+# -- policy: [[roles]], [groups], [ldap] (SPEC §6.1) ----------------------------------------
+
+
+def _invalid(message: str) -> PydanticCustomError:
+    # A custom error keeps the message as written (no "Value error, " prefix).
+    return PydanticCustomError("opsroom_invalid", message)
+
+
+def scalar_text(value: object) -> str:
+    """A parameter value as `where` limits compare it: `true`/`false` for booleans."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _principal_pattern(text: str) -> str:
+    adapter, sep, ident = text.partition(":")
+    if not sep or not adapter or not ident or text != text.strip():
+        raise _invalid(
+            "expected a principal like slack:U024BE7LH, a glob like slack:U*, "
+            f"or group:<name>, got {text!r}"
+        )
+    return text
+
+
+def _glob(text: str) -> str:
+    if not text.strip() or text != text.strip():
+        raise _invalid(f"expected a non-empty pattern without surrounding spaces, got {text!r}")
+    return text
+
+
+def _where_values(value: object) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str | int | float | bool) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise _invalid('expected a list of allowed values, e.g. ["dev", "test"]')
+    if not all(isinstance(v, str | int | float | bool) for v in items):
+        raise _invalid("allowed values must be strings, numbers or booleans")
+    return tuple(scalar_text(v) for v in items)
+
+
+def _group_name(text: str) -> str:
+    if not text.strip() or ":" in text:
+        raise _invalid(f"a group name must be non-empty and contain no ':', got {text!r}")
+    return text
+
+
+def _password_reference(text: str) -> str:
+    # The bad value is never echoed: it may well be the password itself.
+    try:
+        return _reference(text)
+    except ValueError:
+        raise _invalid(
+            'expected a reference like "env:LDAP_PASSWORD" or "file:/path", '
+            "never the password itself"
+        ) from None
+
+
+def _ldap_url(text: str) -> str:
+    if not text.startswith(("ldap://", "ldaps://")) or len(text.split("://", 1)[1]) == 0:
+        raise _invalid(f"expected ldap://host[:port] or ldaps://host[:port], got {text!r}")
+    return text
+
+
+def _ldap_filter(text: str) -> str:
+    if not (text.startswith("(") and text.endswith(")")):
+        raise _invalid(f"an LDAP filter must be in parentheses, e.g. (uid={{user}}), got {text!r}")
+    return text
+
+
+def _user_filter(text: str) -> str:
+    _ldap_filter(text)
+    if "{user}" not in text:
+        raise _invalid("must contain {user}, e.g. (uid={user}) or (sAMAccountName={user})")
+    return text
+
+
+def _principal_rule(text: str) -> str:
+    kind, _, domain = text.partition(":")
+    if text in ("username", "none") or (kind == "localpart" and domain):
+        return text
+    raise _invalid(
+        'expected "username", "none" or "localpart:<domain>" '
+        f'(e.g. "localpart:example.org"), got {text!r}'
+    )
+
+
+PrincipalPattern = Annotated[str, AfterValidator(_principal_pattern)]
+_Glob = Annotated[str, AfterValidator(_glob)]
+_WhereValues = Annotated[tuple[str, ...], BeforeValidator(_where_values)]
+_GroupName = Annotated[str, AfterValidator(_group_name)]
+
+
+class RoleSettings(_Section):
+    """One `[[roles]]` table: who may run which commands, in which rooms, with which values."""
+
+    name: Annotated[str, AfterValidator(_group_name)]
+    members: tuple[PrincipalPattern, ...] = ()
+    allow: tuple[_Glob, ...] = ()  # command globs matched against the full command name
+    deny: tuple[_Glob, ...] = ()
+    rooms: Annotated[tuple[_Glob, ...], Field(min_length=1)] | None = None  # None: every room
+    where: dict[Annotated[str, AfterValidator(_glob)], _WhereValues] = {}
+    admin: StrictBool = False
+
+
+class LdapSettings(_Section):
+    """`[ldap]`: group membership from an LDAP directory or Active Directory."""
+
+    url: Annotated[str, AfterValidator(_ldap_url)]
+    bind_dn: str | None = None  # None: anonymous bind
+    bind_password: Annotated[str, AfterValidator(_password_reference)] | None = None
+    user_base: str
+    user_filter: Annotated[str, AfterValidator(_user_filter)] = "(uid={user})"
+    group_base: str
+    group_filter: Annotated[str, AfterValidator(_ldap_filter)] = (
+        "(|(objectClass=groupOfNames)(objectClass=group))"
+    )
+    group_name_attribute: str = "cn"
+    member_attribute: str = "member"
+    nested: StrictBool = False
+    # auto: Active Directory's matching rule in chain when the server is AD, else iterative.
+    nested_method: Literal["auto", "in_chain", "iterative"] = "auto"
+    cache_ttl: float = 300.0
+    timeout: float = 10.0
+    # adapter → "username" (the id part as is; the default), "none", "localpart:<domain>".
+    principal_map: dict[str, Annotated[str, AfterValidator(_principal_rule)]] = {}
+    start_tls: StrictBool = False
+    ca_cert: str | None = None  # PEM bundle to trust for ldaps/StartTLS; None: the system store
+
+    @field_validator("cache_ttl", "timeout", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        return parse_duration(v)
+
+    @model_validator(mode="after")
+    def _bind_pair(self) -> LdapSettings:
+        if (self.bind_dn is None) != (self.bind_password is None):
+            raise _invalid(
+                "bind_dn and bind_password go together (leave both out to bind anonymously)"
+            )
+        return self
+
+
+def _check_roles(
+    roles: tuple[RoleSettings, ...], groups: Mapping[str, object], ldap: LdapSettings | None
+) -> None:
+    seen: dict[str, int] = {}
+    known = {g.casefold() for g in groups}
+    for i, role in enumerate(roles):
+        if role.name in seen:
+            raise _invalid(
+                f"role name {role.name!r} is used twice (roles.{seen[role.name]} and roles.{i})"
+            )
+        seen[role.name] = i
+        for member in role.members:
+            if member.startswith("group:") and ldap is None and member[6:].casefold() not in known:
+                raise _invalid(
+                    f"role {role.name!r} (roles.{i}.members) names {member}, which is not "
+                    "in [groups], and no [ldap] is configured"
+                )
+
+
 _SecretName = Annotated[str, AfterValidator(_secret_name)]
 _SecretSource = Annotated[str, AfterValidator(_secret_source)]
 
@@ -184,15 +357,23 @@ class Settings(_Section):
     runner: RunnerSettings = RunnerSettings()
     secrets: dict[_SecretName, _SecretSource] = {}
     vault: VaultSettings = VaultSettings()
-    groups: dict[str, list[str]] = {}
-    roles: list[dict[str, Any]] = []
+    groups: dict[_GroupName, tuple[PrincipalPattern, ...]] = {}
     adapters: dict[str, dict[str, Any]] = {}
-    ldap: dict[str, Any] = {}
+    ldap: LdapSettings | None = None  # None: no directory; groups come from [groups] only
+    roles: tuple[RoleSettings, ...] = ()  # after groups and ldap: its check reads them
     source: Literal["defaults", "file"] = "defaults"
     path: str | None = None
 
+    @field_validator("roles", mode="after")
+    @classmethod
+    def _roles_consistent(
+        cls, roles: tuple[RoleSettings, ...], info: ValidationInfo
+    ) -> tuple[RoleSettings, ...]:
+        _check_roles(roles, info.data.get("groups", {}), info.data.get("ldap"))
+        return roles
 
-_SECTIONS = ("bot", "catalog", "store", "web", "runner", "vault")
+
+_SECTIONS = ("bot", "catalog", "store", "web", "runner", "vault", "ldap")
 
 
 def _format_error(err: ValidationError) -> str:

@@ -342,3 +342,43 @@ def test_background_job_shows_live_output_in_batches(opsroom: Opsroom) -> None:
         for line in block["lines"]
     ]
     assert shown == [f"tick {i}" for i in range(1, 16)], "every line shown once, in order"
+
+
+async def test_queued_job_survives_its_process_and_is_adopted(
+    workdir: Path, background: list[subprocess.Popen[str]]
+) -> None:
+    from opsroom.model.blocks import Reply
+    from opsroom.testing import Bot
+
+    first = _start(workdir, background, "!slow one-at-a-time --tag a --seconds 2")
+    running = _running_job(workdir, "slow one-at-a-time")
+    waiting = _start(workdir, background, "!slow one-at-a-time --tag b --seconds 0.1")
+
+    def queued() -> bool:
+        with sqlite3.connect(workdir / "opsroom.db") as db:
+            row = db.execute(
+                "SELECT id FROM jobs WHERE state = 'queued' AND params LIKE '%\"b\"%'"
+            ).fetchone()
+        return row is not None
+
+    _wait_for(queued, 10, "job b to queue")
+    waiting.send_signal(signal.SIGKILL)  # the process waiting for job b dies
+    waiting.wait()
+    first.communicate(timeout=30)
+    assert _job(workdir, int(str(running["id"])))["state"] == "succeeded"
+
+    sent: list[tuple[str, Reply]] = []
+
+    def send_for_room(room: str):  # type: ignore[no-untyped-def]
+        async def send(reply: Reply) -> None:
+            sent.append((room, reply))
+
+        return send
+
+    async with Bot.open(
+        catalog_dir=str(CATALOG), store_url=f"sqlite:///{workdir}/opsroom.db"
+    ) as bot:
+        outcomes = await bot.app.dispatcher.adopt_orphans(send_for_room)
+    assert [o.state.value if o.state else None for o in outcomes] == ["succeeded"]
+    assert outcomes[0].output.startswith("start b")
+    assert {room for room, _ in sent} == {"local:cli"}, "replies go to the room it was asked in"

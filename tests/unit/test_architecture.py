@@ -13,7 +13,13 @@ PACKAGE = Path(opsroom.__file__).parent
 ROOMS = ("catalog", "router", "policy", "runner", "render", "store")
 SHARED = ("model", "errors", "config")
 # Modules allowed to wire rooms together.
-WIRING = {"router/dispatch.py", "router/supervisor.py", "router/collector.py", "app.py"}
+WIRING = {
+    "router/dispatch.py",
+    "router/supervisor.py",
+    "router/collector.py",
+    "router/approvals.py",
+    "app.py",
+}
 # router.builtins belongs to the router and renders help with the router's own parser.
 
 

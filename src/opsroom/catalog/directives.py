@@ -45,6 +45,12 @@ def _concurrency(value: object) -> int:
     return value
 
 
+def _approvals(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
+        raise ValueError("expected an integer from 1 to 10 (how many people must approve)")
+    return value
+
+
 def _flag(value: object) -> bool:
     if not isinstance(value, bool):
         raise ValueError("expected true or false")
@@ -94,6 +100,8 @@ VALIDATORS: Mapping[str, Callable[[object], Any]] = MappingProxyType(
     {
         "timeout": _timeout,
         "approval": _text,
+        "approvals": _approvals,
+        "approval_ttl": _timeout,
         "concurrency": _concurrency,
         "aliases": _aliases,
         "secrets": _secrets,

@@ -229,6 +229,11 @@ class _Loader:
         values.update(directives.values)
         values.update(sidecar.directives.values)
 
+        if ("approvals" in values or "approval_ttl" in values) and "approval" not in values:
+            key = "approvals" if "approvals" in values else "approval_ttl"
+            line = sidecar.directives.lines.get(key) or directives.lines.get(key, 1)
+            problems.append(Problem(line, f"{key} is set but approval (the role) is not"))
+
         params = parsed.params
         choices_from = values.get("choices_from")
         if choices_from is not None:
@@ -275,6 +280,8 @@ class _Loader:
             aliases=aliases,
             timeout=values.get("timeout"),
             approval=values.get("approval"),
+            approvals=values.get("approvals", 1),
+            approval_ttl=values.get("approval_ttl"),
             concurrency=values.get("concurrency"),
             secrets=tuple(values.get("secrets", ())),
             runs_on=values.get("runs_on"),

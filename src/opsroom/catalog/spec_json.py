@@ -46,6 +46,8 @@ def spec_to_dict(spec: CommandSpec) -> dict[str, Any]:
         "aliases": list(spec.aliases),
         "timeout": spec.timeout,
         "approval": spec.approval,
+        "approvals": spec.approvals,
+        "approval_ttl": spec.approval_ttl,
         "concurrency": spec.concurrency,
         "secrets": list(spec.secrets),
         "runs_on": spec.runs_on,

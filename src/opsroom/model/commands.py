@@ -79,7 +79,9 @@ class CommandSpec:
     aliases: tuple[str, ...] = ()
     # Directives (SPEC §3.5)
     timeout: float | None = None  # seconds
-    approval: str | None = None
+    approval: str | None = None  # the role whose members approve a run (SPEC §6.3)
+    approvals: int = 1  # how many of them must approve
+    approval_ttl: float | None = None  # seconds before a pending request expires
     concurrency: int | None = None
     secrets: tuple[str, ...] = ()
     runs_on: str | None = None

@@ -1,18 +1,46 @@
-"""Who may run what: a pure decision function returning an explained decision (SPEC §6)."""
+"""Who may run what: a pure decision function returning an explained decision (SPEC §6).
+
+Rules, in order:
+
+1. No `[[roles]]` at all (SPEC §6.2): only `local:` and `web:` principals may run anything.
+2. The requester's roles are those whose `members` match the principal (a glob) or name a
+   group the principal is in (`group:<name>`; static `[groups]` are resolved here, directory
+   groups are resolved beforehand and passed in). Holding none → denied.
+3. Deny wins: any held role whose `deny` matches the command refuses it, whatever the room.
+4. The open built-ins are allowed to every role holder.
+5. Otherwise one held role must allow the command (`allow`), in this room (`rooms`, when the
+   role has them) and with these values (`where`). Every denial names the rule that applied.
+
+`where` limits: each listed parameter's value must match one of the allowed values (globs
+allowed, case-sensitive). Array values must match element by element. A parameter that was
+not given takes the script's default, which must itself be allowed; a parameter with no
+declared default (or one the script computes, e.g. `(Get-Date)`) must then be given
+explicitly — we cannot know what the script will pick. A `where` on a parameter the command
+does not have does not restrict it. Without `params` (listing what someone may run, or the
+check before the arguments are bound) `where` is not evaluated; the decision is marked
+`provisional` and must be re-checked with the bound parameters before anything runs.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Any
 
-from opsroom.config import Settings
+from opsroom.config import RoleSettings, Settings, scalar_text
 from opsroom.model.commands import CommandSpec, Language
+from opsroom.policy.groups import static_groups_of
 
 # Principals that sit at the machine itself; with no roles configured only they may run
 # anything (SPEC §6.2).
 _TRUSTED_WITHOUT_ROLES = ("local", "web")
-_OPEN_BUILTINS = frozenset(
+OPEN_BUILTINS = frozenset(
     {"help", "whoami", "version", "jobs", "job", "pending", "approve", "deny", "cancel"}
+)
+NO_ROLES_DENIAL = (
+    "denied: no roles are configured, so only local and web users may run commands — "
+    "an administrator must add [[roles]] to opsroom.toml"
 )
 
 
@@ -22,52 +50,140 @@ class Decision:
 
     allowed: bool
     reason: str
+    role: str | None = None  # the role that allowed it
+    # Allowed by a role with `where` limits that could not be checked (no params given).
+    provisional: bool = False
 
 
 def _adapter(principal: str) -> str:
     return principal.partition(":")[0]
 
 
-def decide(principal: str, room: str, spec: CommandSpec, settings: Settings) -> Decision:
-    """May `principal` run `spec` in `room`?"""
+def _held_groups(principal: str, settings: Settings, groups: Collection[str]) -> frozenset[str]:
+    return frozenset(g.casefold() for g in groups) | static_groups_of(principal, settings.groups)
+
+
+def _holds(principal: str, role: RoleSettings, held: frozenset[str]) -> bool:
+    for member in role.members:
+        if member.startswith("group:"):
+            if member[len("group:") :].casefold() in held:
+                return True
+        elif fnmatchcase(principal, member):
+            return True
+    return False
+
+
+def _my_roles(principal: str, settings: Settings, groups: Collection[str]) -> list[RoleSettings]:
+    held = _held_groups(principal, settings, groups)
+    return [r for r in settings.roles if _holds(principal, r, held)]
+
+
+def roles_of(
+    principal: str, settings: Settings, *, groups: Collection[str] = ()
+) -> tuple[str, ...]:
+    """Names of the roles `principal` holds, in configuration order (for `whoami`)."""
+    return tuple(r.name for r in _my_roles(principal, settings, groups))
+
+
+def decide(
+    principal: str,
+    room: str,
+    spec: CommandSpec,
+    settings: Settings,
+    *,
+    groups: Collection[str] = (),
+    params: Mapping[str, Any] | None = None,
+) -> Decision:
+    """May `principal` run `spec` in `room` (with `params`, when known)?"""
     if not settings.roles:
         if _adapter(principal) in _TRUSTED_WITHOUT_ROLES:
             return Decision(True, "no roles configured: local and web users may run everything")
-        return Decision(
-            False,
-            "denied: no roles are configured, so only local and web users may run commands — "
-            "an administrator must add [[roles]] to opsroom.toml",
-        )
-    mine = [r for r in settings.roles if _member(principal, r.get("members", []))]
+        return Decision(False, NO_ROLES_DENIAL)
+    mine = _my_roles(principal, settings, groups)
     if not mine:
         return Decision(False, f"denied: {principal} holds no role")
     for role in mine:
-        for pattern in role.get("deny", []):
+        for pattern in role.deny:
             if fnmatchcase(spec.name, pattern):
-                return Decision(False, f"denied: role {role.get('name')} denies {pattern}")
-    if spec.language is Language.BUILTIN and spec.name in _OPEN_BUILTINS:
-        return Decision(True, "built-in open to every role holder")
+                return Decision(False, f"denied: role {role.name} denies {pattern}")
+    if spec.language is Language.BUILTIN and spec.name in OPEN_BUILTINS:
+        return Decision(True, "built-in open to every role holder", role=mine[0].name)
+    first_miss: str | None = None
     for role in mine:
-        if not any(fnmatchcase(spec.name, p) for p in role.get("allow", [])):
+        granted = next((p for p in role.allow if fnmatchcase(spec.name, p)), None)
+        if granted is None:
             continue
-        rooms = role.get("rooms")
-        if rooms and not any(fnmatchcase(room, r) for r in rooms):
+        if role.rooms is not None and not any(fnmatchcase(room, r) for r in role.rooms):
+            first_miss = first_miss or (
+                f"denied: role {role.name} may run {granted} only in {', '.join(role.rooms)}"
+            )
             continue
-        return Decision(True, f"allowed by role {role.get('name')}")
-    return Decision(False, f"denied: none of your roles allows {spec.name} in {room}")
+        limits = _where_limits(role, spec)
+        if limits and params is None:
+            return Decision(True, f"allowed by role {role.name}", role.name, provisional=True)
+        miss = _where_miss(role, spec, limits, params or {})
+        if miss is not None:
+            first_miss = first_miss or miss
+            continue
+        return Decision(True, f"allowed by role {role.name}", role.name)
+    if first_miss is not None:
+        return Decision(False, first_miss)
+    names = ", ".join(r.name for r in mine)
+    plural = "role" if len(mine) == 1 else "roles"
+    return Decision(False, f"denied: no rule allows {spec.name} (your {plural}: {names})")
 
 
-def _member(principal: str, members: list[str]) -> bool:
-    return any(fnmatchcase(principal, m) for m in members if not m.startswith("group:"))
+def _where_limits(role: RoleSettings, spec: CommandSpec) -> list[tuple[str, tuple[str, ...]]]:
+    """The role's `where` limits on parameters this command has, by the spec's own name."""
+    by_name = {p.name.casefold(): p.name for p in spec.params}
+    return [
+        (by_name[name.casefold()], allowed)
+        for name, allowed in role.where.items()
+        if name.casefold() in by_name
+    ]
 
 
-def is_admin(principal: str, settings: Settings) -> bool:
+def _where_miss(
+    role: RoleSettings,
+    spec: CommandSpec,
+    limits: list[tuple[str, tuple[str, ...]]],
+    params: Mapping[str, Any],
+) -> str | None:
+    given = {k.casefold(): v for k, v in params.items()}
+    for name, allowed in limits:
+        head = f"denied: role {role.name} allows {name} {', '.join(allowed)}"
+        value = given.get(name.casefold())
+        if value is None or value == () or value == []:
+            param = spec.param(name)
+            default = param.default if param is not None else None
+            if default is None:
+                return f"{head} — {name} must be given explicitly"
+            if _bad_values(default, allowed):
+                return f"{head} — not the default {_show(default)}"
+            continue
+        bad = _bad_values(value, allowed)
+        if bad:
+            return f"{head} — not {', '.join(bad)}"
+    return None
+
+
+def _bad_values(value: object, allowed: tuple[str, ...]) -> list[str]:
+    values = value if isinstance(value, list | tuple) else (value,)
+    texts = [scalar_text(v) for v in values]
+    return [t for t in texts if not any(fnmatchcase(t, a) for a in allowed)]
+
+
+def _show(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(scalar_text(v) for v in value)
+    return scalar_text(value)
+
+
+def is_admin(principal: str, settings: Settings, *, groups: Collection[str] = ()) -> bool:
     """An operator of opsroom itself: a member of an `admin = true` role.
 
     With no roles configured, the local and web users are the operators.
     """
     if not settings.roles:
         return _adapter(principal) in _TRUSTED_WITHOUT_ROLES
-    return any(
-        r.get("admin") is True and _member(principal, r.get("members", [])) for r in settings.roles
-    )
+    return any(r.admin for r in _my_roles(principal, settings, groups))

@@ -69,6 +69,9 @@ class BuiltinContext:
     can_run: Callable[[CommandSpec], bool]
     spec_notes: Callable[[CommandSpec], tuple[str, ...]]
     is_admin: bool = False
+    roles: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    roles_configured: bool = False
     cancel_wait: float = 8.0  # how long `cancel` waits to see the job end
 
 
@@ -105,6 +108,14 @@ BUILTIN_SPECS: tuple[CommandSpec, ...] = (
     ),
     _spec("job", "Show one job: state, duration and its last lines.", _ID),
     _spec("cancel", "Cancel a job you asked for (admins: any job).", _ID),
+    _spec("approve", "Approve a job that waits for your role's approval.", _ID),
+    _spec(
+        "deny",
+        "Deny a job that waits for your role's approval.",
+        _ID,
+        ParamSpec("reason", multiple=True, position=1, help="why, for the requester"),
+    ),
+    _spec("pending", "List the jobs waiting for approval."),
 )
 
 
@@ -237,7 +248,16 @@ async def _help(ctx: BuiltinContext, args: list[str]) -> Reply:
 
 
 async def _whoami(ctx: BuiltinContext, args: list[str]) -> Reply:
-    return Reply((Text(f"You are {ctx.principal} in {ctx.room}."),))
+    lines = [f"You are {ctx.principal} in {ctx.room}."]
+    if ctx.roles_configured:
+        lines.append("Roles: " + (", ".join(ctx.roles) if ctx.roles else "none"))
+    else:
+        lines.append("Roles: none are configured — local and web users may run everything.")
+    if ctx.groups:
+        lines.append("Groups: " + ", ".join(ctx.groups))
+    if ctx.is_admin:
+        lines.append("You are an opsroom admin.")
+    return Reply((Text("\n".join(lines)),))
 
 
 async def _version(ctx: BuiltinContext, args: list[str]) -> Reply:

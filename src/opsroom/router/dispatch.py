@@ -7,6 +7,8 @@ and `run_local`; adapters and the CLI are clients of the dispatcher.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,12 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from opsroom.config import Settings
 from opsroom.errors import RefusedError, StoreError, UserError
+from opsroom.model.approvals import VoteDecision
 from opsroom.model.audit import AuditEvent
 from opsroom.model.blocks import Code, File, Progress, Reply, Status, Table, Text
 from opsroom.model.commands import CommandSpec, Invocation, Language
-from opsroom.model.jobs import Job
+from opsroom.model.jobs import Job, JobState
 from opsroom.model.messages import Inbound
-from opsroom.policy.rbac import Decision, decide, is_admin
+from opsroom.policy.groups import GroupResolver
+from opsroom.policy.rbac import Decision, decide, is_admin, roles_of
+from opsroom.router.approvals import ApprovalDesk
 from opsroom.router.builtins import HANDLERS, BuiltinContext, command_help
 from opsroom.router.outcome import Outcome
 from opsroom.router.parser import bind_arguments, normalize, strip_trigger, tokenize
@@ -45,6 +50,7 @@ class DispatchContext:
     catalog_commit: str | None
     owner: str
     workdir_root: Path | None = None
+    groups: GroupResolver | None = None  # None: static [groups] and [ldap] from settings
 
 
 class Dispatcher:
@@ -59,6 +65,15 @@ class Dispatcher:
             catalog_commit=ctx.catalog_commit,
             owner=ctx.owner,
             workdir_root=ctx.workdir_root,
+        )
+        self.groups = ctx.groups or GroupResolver(ctx.settings)
+        self.approvals = ApprovalDesk(
+            settings=ctx.settings,
+            store=ctx.store,
+            registry=ctx.registry,
+            groups=self.groups,
+            supervisor=self.supervisor,
+            catalog_commit=ctx.catalog_commit,
         )
         self._prefix = ctx.settings.bot.prefix
         self._names = (ctx.settings.bot.name,)
@@ -87,23 +102,110 @@ class Dispatcher:
             await send(Reply((Text(f"Say `{self._prefix}help` to see what I can do."),)))
             return Outcome("succeeded")
         spec, rest = self.ctx.registry.lookup(tokens)
-        decision = decide(inbound.principal, inbound.room, spec, self.ctx.settings)
-        if not decision.allowed:
-            await self._audit(
-                "decision", inbound, spec, None, outcome="denied", reason=decision.reason
-            )
-            raise RefusedError(decision.reason)
+        groups = await self.groups.groups_of(inbound.principal)
+        decision = decide(inbound.principal, inbound.room, spec, self.ctx.settings, groups=groups)
+        await self._refuse_unless(decision, inbound, spec)
         if spec.language is Language.BUILTIN:
-            reply = await HANDLERS[spec.name](self._builtin_ctx(inbound), rest)
-            await send(reply)
-            return Outcome("succeeded", output=_plain(reply))
+            return await self._builtin(inbound, spec, rest, groups, send)
         if _asks_for_help(spec, rest):
             await send(command_help(spec, self._prefix, self.spec_notes(spec)))
             return Outcome("succeeded")
         invocation = bind_arguments(spec, rest, text=body, prefix=self._prefix)
+        # Now the values are known: `where` limits of the roles apply to them.
+        decision = decide(
+            inbound.principal,
+            inbound.room,
+            spec,
+            self.ctx.settings,
+            groups=groups,
+            params=invocation.params,
+        )
+        await self._refuse_unless(decision, inbound, spec)
         return await self._run(inbound, spec, invocation, decision, send)
 
-    def _builtin_ctx(self, inbound: Inbound) -> BuiltinContext:
+    async def _refuse_unless(self, decision: Decision, inbound: Inbound, spec: CommandSpec) -> None:
+        if decision.allowed:
+            return
+        # Refused either way; a denial the audit log cannot record is still a denial.
+        with contextlib.suppress(StoreError):
+            await self._audit(
+                "decision", inbound, spec, None, outcome="denied", reason=decision.reason
+            )
+        raise RefusedError(decision.reason)
+
+    async def _builtin(
+        self,
+        inbound: Inbound,
+        spec: CommandSpec,
+        rest: list[str],
+        groups: frozenset[str],
+        send: Send,
+    ) -> Outcome:
+        if spec.name in ("approve", "deny"):
+            return await self.approvals.vote(inbound, rest, VoteDecision(spec.name), send)
+        if spec.name == "pending":
+            reply = await self.approvals.pending(inbound)
+        else:
+            reply = await HANDLERS[spec.name](self._builtin_ctx(inbound, groups), rest)
+        await send(reply)
+        return Outcome("succeeded", output=_plain(reply))
+
+    async def adopt_orphans(self, send_for_room: Callable[[str], Send]) -> list[Outcome]:
+        """Run queued jobs whose waiting process is gone (SPEC §5.5: they survive restarts).
+
+        Long-lived processes (`serve`) call this periodically; replies go to the job's room.
+        Each adopted job is re-checked against the catalog and the policy before it runs.
+        """
+        store = self.ctx.store
+        tasks = []
+        for orphan in await store.orphaned_queue():
+            job = await store.adopt_job(orphan.id, owner=self.ctx.owner)
+            if job is None:
+                continue  # another process adopted it first
+            send = send_for_room(job.room)
+            tasks.append(asyncio.ensure_future(self._run_adopted(job, send)))
+        return list(await asyncio.gather(*tasks))
+
+    async def _run_adopted(self, job: Job, send: Send) -> Outcome:
+        spec = self.ctx.registry.get(job.command)
+        why = ""
+        if spec is None or spec.language is Language.BUILTIN:
+            why = f"{job.command} is no longer in the catalog"
+        else:
+            groups = await self.groups.groups_of(job.requester)
+            decision = decide(
+                job.requester, job.room, spec, self.ctx.settings, groups=groups, params=job.params
+            )
+            if not decision.allowed:
+                why = decision.reason
+        if spec is None or why:
+            ended = await store_fail(self.ctx.store, job, why)
+            await send(
+                Reply(
+                    (Status(f"job {job.id} {job.command}: not run — {why}", "error"),),
+                    job_id=job.id,
+                    kind="job",
+                )
+            )
+            return Outcome("refused", job_id=job.id, state=ended.state, output=why)
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in job.params.items()}
+        invocation = Invocation(command=spec.name, params=params, dry_run=job.dry_run)
+        request = JobRequest(spec, invocation, job.requester, job.room)
+        await send(
+            Reply(
+                (
+                    Status(
+                        f"job {job.id} {job.command} (queued by {job.requester}) is starting",
+                        "info",
+                    ),
+                ),
+                job_id=job.id,
+                kind="job",
+            )
+        )
+        return await self.supervisor.execute(job, request, send)
+
+    def _builtin_ctx(self, inbound: Inbound, groups: frozenset[str]) -> BuiltinContext:
         return BuiltinContext(
             principal=inbound.principal,
             room=inbound.room,
@@ -112,9 +214,14 @@ class Dispatcher:
             jobs=self.ctx.store,
             catalog_root=str(self.ctx.catalog_root),
             catalog_commit=self.ctx.catalog_commit,
-            can_run=lambda s: decide(inbound.principal, inbound.room, s, self.ctx.settings).allowed,
+            can_run=lambda s: (
+                decide(inbound.principal, inbound.room, s, self.ctx.settings, groups=groups).allowed
+            ),
             spec_notes=self.spec_notes,
-            is_admin=is_admin(inbound.principal, self.ctx.settings),
+            is_admin=is_admin(inbound.principal, self.ctx.settings, groups=groups),
+            roles=roles_of(inbound.principal, self.ctx.settings, groups=groups),
+            groups=tuple(sorted(groups)),
+            roles_configured=bool(self.ctx.settings.roles),
             cancel_wait=self.ctx.settings.runner.kill_grace + 3.0,
         )
 
@@ -196,8 +303,16 @@ class Dispatcher:
         except StoreError as e:
             raise RefusedError(f"the audit log cannot be written ({e}); nothing was run") from None
         request = JobRequest(spec, invocation, inbound.principal, inbound.room)
+        if spec.approval:
+            job = await self.supervisor.submit(request, params, state=JobState.AWAITING_APPROVAL)
+            return await self.approvals.request(job, request, send)
         job = await self.supervisor.submit(request, params)
         return await self.supervisor.execute(job, request, send)
+
+
+async def store_fail(store: Store, job: Job, why: str) -> Job:
+    """End a job that will never start."""
+    return await store.finish_job(job.id, state=JobState.FAILED, exit_code=None, error=why)
 
 
 def _asks_for_help(spec: CommandSpec, rest: Sequence[str]) -> bool:

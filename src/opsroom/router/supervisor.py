@@ -92,16 +92,20 @@ class Supervisor:
 
     # -- submitting and running -----------------------------------------------------------
 
-    async def submit(self, req: JobRequest, params: dict[str, Any]) -> Job:
-        """Record a queued job for `req`."""
+    async def submit(
+        self, req: JobRequest, params: dict[str, Any], *, state: JobState = JobState.QUEUED
+    ) -> Job:
+        """Record a job for `req`: queued, or awaiting approval."""
         return await self.store.create_job(
             command=req.spec.name,
             params=params,
             requester=req.requester,
             room=req.room,
+            state=state,
             catalog_commit=self.catalog_commit,
             script_hash=req.spec.script_hash or None,
             dry_run=req.invocation.dry_run,
+            owner=self.owner,
         )
 
     async def execute(self, job: Job, req: JobRequest, send: Send) -> Outcome:

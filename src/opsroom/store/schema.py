@@ -23,7 +23,7 @@ from sqlalchemy import (
     false,
 )
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 """The newest migration; `open` skips Alembic when the database already says this."""
 
 GENESIS_HASH = "0" * 64
@@ -160,4 +160,33 @@ audit = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Index(None, "job_id"),
+)
+
+# --- 0003: approvals (SPEC §6.3) -----------------------------------------------------------
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(200), nullable=False),
+    Column("required", Integer, nullable=False),
+    Column("params_hash", String(64), nullable=False),
+    Column("requested_by", String(300), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),  # ApprovalState
+    Column("decided_at", UTCDateTime, nullable=True),
+    Index(None, "state", "expires_at"),
+    Index(None, "role", "state"),
+)
+
+approval_votes = Table(
+    "approval_votes",
+    metadata,
+    Column("job_id", Integer, ForeignKey("approvals.job_id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("approver", String(300), nullable=False),
+    Column("decision", String(16), nullable=False),  # VoteDecision
+    Column("reason", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -18,9 +19,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opsroom.errors import StoreError
+from opsroom.model.approvals import ApprovalRequest, VoteDecision, VoteResult
 from opsroom.model.audit import AuditEvent, AuditRecord
 from opsroom.model.jobs import Job, JobState
-from opsroom.store.audit_chain import ChainCheck, entry_hash, params_json
+from opsroom.store import approvals as approval_sql
+from opsroom.store.audit_chain import (
+    RELINKED,
+    AuditVerdict,
+    ChainCheck,
+    anchor_break,
+    entry_hash,
+    link_break,
+    params_json,
+    unreadable,
+)
 from opsroom.store.claims import Claim, Limits, per_command_reason, per_user_reason, total_reason
 from opsroom.store.engine import for_writing, make_engine
 from opsroom.store.migrate import ensure_schema
@@ -41,6 +53,10 @@ _STARTABLE = [JobState.QUEUED.value, JobState.AWAITING_APPROVAL.value]
 _AUDIT_LOCK_KEY = 0x6F7073726F6F6D  # "opsroom": PostgreSQL advisory lock for audit appends
 _CLAIM_LOCK_KEY = 0x6F7073636C61696D  # "opsclaim": PostgreSQL advisory lock for job starts
 _PAGE = 1000
+
+
+# The owner of a queued job whose waiting process is gone, until another process adopts it.
+ORPHANED = ""
 
 
 class Store:
@@ -124,8 +140,12 @@ class Store:
         catalog_commit: str | None = None,
         script_hash: str | None = None,
         dry_run: bool = False,
+        owner: str | None = None,
     ) -> Job:
-        """Record a new job and return it with its id."""
+        """Record a new job and return it with its id.
+
+        `owner` is the process that will run it (and waits for it while it is queued).
+        """
         values: dict[str, Any] = {
             "command": command,
             "params": json.dumps(dict(params), ensure_ascii=False, default=str),
@@ -137,6 +157,7 @@ class Store:
             "script_hash": script_hash,
             "dry_run": dry_run,
             "queue_seq": _next_queue_seq(),
+            "owner": owner,
         }
         async with self._write("record a job") as conn:
             result = await conn.execute(insert(jobs).values(**values))
@@ -281,6 +302,65 @@ class Store:
             if job is not None:
                 interrupted.append(job)
         return interrupted
+
+    async def release_orphaned_queue(self, *, is_owner_alive: Callable[[str], bool]) -> list[Job]:
+        """Queued jobs whose waiting process is gone lose their owner; return them.
+
+        They stay queued (SPEC §5.5: queued jobs survive a restart) until a long-lived
+        process adopts them, and meanwhile they do not hold up the queue of their command.
+        """
+        async with self._read("look for orphaned queued jobs") as conn:
+            rows = (
+                await conn.execute(
+                    select(jobs.c.id, jobs.c.owner).where(
+                        jobs.c.state == JobState.QUEUED.value,
+                        jobs.c.owner.is_not(None),
+                        jobs.c.owner != ORPHANED,
+                    )
+                )
+            ).all()
+        dead = [(int(r.id), str(r.owner)) for r in rows if not is_owner_alive(str(r.owner))]
+        released = []
+        for job_id, owner in dead:
+            async with self._write(f"release queued job {job_id}") as conn:
+                result = await conn.execute(
+                    update(jobs)
+                    .where(
+                        jobs.c.id == job_id,
+                        jobs.c.state == JobState.QUEUED.value,
+                        jobs.c.owner == owner,
+                    )
+                    .values(owner=ORPHANED)
+                )
+                job = await _fetch_job(conn, job_id) if result.rowcount == 1 else None
+            if job is not None:
+                released.append(job)
+        return released
+
+    async def adopt_job(self, job_id: int, *, owner: str) -> Job | None:
+        """Take over a queued job nobody waits for; None when another process was faster."""
+        async with self._write(f"adopt job {job_id}") as conn:
+            result = await conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.state == JobState.QUEUED.value,
+                    jobs.c.owner == ORPHANED,
+                )
+                .values(owner=owner)
+            )
+            return await _fetch_job(conn, job_id) if result.rowcount == 1 else None
+
+    async def orphaned_queue(self, *, limit: int = 100) -> list[Job]:
+        """Queued jobs that no process waits for, first in line first."""
+        query = (
+            select(jobs)
+            .where(jobs.c.state == JobState.QUEUED.value, jobs.c.owner == ORPHANED)
+            .order_by(_queue_key(), jobs.c.id)
+            .limit(limit)
+        )
+        async with self._read("list orphaned queued jobs") as conn:
+            return [_job(row) for row in (await conn.execute(query)).all()]
 
     # --- job control across processes (SPEC §5.5) ----------------------------------------
 
@@ -563,17 +643,26 @@ class Store:
     # --- audit ----------------------------------------------------------------------------
 
     async def append_audit(self, event: AuditEvent) -> AuditRecord:
-        """Append one hash-chained entry; StoreError when it cannot be written.
+        """Append one hash-chained entry, durably; StoreError when it cannot be written.
 
         Appends are serialised across processes (SQLite: BEGIN IMMEDIATE; PostgreSQL: an
-        advisory lock), so each entry's previous hash is really the last one.
+        advisory lock), so each entry's previous hash is really the last one. The commit
+        is flushed to disk before this returns (SQLite: synchronous=FULL for this
+        transaction only; PostgreSQL: synchronous_commit=on), so an entry that was
+        acknowledged survives a power loss.
         """
         try:
             params = params_json(event.params)
         except (TypeError, ValueError) as e:
             raise StoreError(f"audit entry could not be written: parameters: {e}") from None
-        async with self._write("write the audit entry (the action is refused)") as conn:
+        async with (
+            self._guard("write the audit entry"),
+            self._writer.connect() as conn,
+            _fully_synchronous(conn),
+            conn.begin(),
+        ):
             if conn.dialect.name == "postgresql":
+                await conn.execute(text("SET LOCAL synchronous_commit = on"))
                 await conn.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK_KEY}
                 )
@@ -611,22 +700,180 @@ class Store:
         async with self._read("read the audit trail") as conn:
             return [_audit_record(row) for row in await conn.execute(query)]
 
-    async def verify_audit(self) -> int | None:
-        """Recompute the chain; the id of the first broken entry, or None when intact."""
+    async def iter_audit(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> AsyncIterator[AuditRecord]:
+        """Audit entries in id order with `since <= at < until`, read a page at a time."""
+        after: int | None = None  # not 0: a forged entry #0 or #-1 must show up too
+        while True:
+            query = select(audit).order_by(audit.c.id).limit(_PAGE)
+            if after is not None:
+                query = query.where(audit.c.id > after)
+            if since is not None:
+                query = query.where(audit.c.at >= literal(since, UTCDateTime()))
+            if until is not None:
+                query = query.where(audit.c.at < literal(until, UTCDateTime()))
+            async with self._read("read the audit trail") as conn:
+                rows = (await conn.execute(query)).all()
+            for row in rows:
+                try:
+                    record = _audit_record(row)
+                except (TypeError, ValueError) as e:
+                    raise StoreError(f"audit entry #{row.id} cannot be read: {e}") from None
+                yield record
+            if len(rows) < _PAGE:
+                return
+            after = int(rows[-1].id)
+
+    async def check_audit(self, *, anchor: tuple[int, str] | None = None) -> AuditVerdict:
+        """Recompute the whole chain, and compare it with `anchor` when one is given.
+
+        The anchor is an entry id and its hash (or a prefix of it) kept outside the
+        database; a chain alone cannot tell that its last entries were deleted.
+        """
         check = ChainCheck()
-        after = None
+        after: int | None = None  # not 0: a forged entry #0 or #-1 must show up too
         async with self._read("read the audit trail") as conn:
-            while True:
+            while check.problem is None:
                 query = select(audit).order_by(audit.c.id).limit(_PAGE)
                 if after is not None:
                     query = query.where(audit.c.id > after)
                 rows = (await conn.execute(query)).all()
                 for row in rows:
-                    if not check.feed(_audit_record(row)):
-                        return check.broken
+                    try:
+                        record = _audit_record(row)
+                    except (TypeError, ValueError) as e:
+                        check.fail(unreadable(int(row.id), e))
+                        break
+                    if not check.feed(record):
+                        break
                 if len(rows) < _PAGE:
-                    return None
-                after = rows[-1].id
+                    break
+                after = int(rows[-1].id)
+            problem = check.problem
+            if problem is not None and problem.problem == RELINKED:
+                # Where does the broken link point now? That tells reordering from insertion.
+                prev = await conn.scalar(
+                    select(audit.c.prev_hash).where(audit.c.id == problem.entry_id)
+                )
+                follows = await conn.scalar(
+                    select(func.min(audit.c.id)).where(
+                        audit.c.hash == prev, audit.c.id != problem.entry_id
+                    )
+                )
+                check.problem = link_break(
+                    problem.entry_id, None if follows is None else int(follows)
+                )
+            elif problem is None and anchor is not None:
+                anchor_id, anchor_hash = anchor
+                found = await conn.scalar(select(audit.c.hash).where(audit.c.id == anchor_id))
+                verdict = check.verdict()
+                mismatch = anchor_break(anchor_id, anchor_hash, found, verdict.last_id)
+                if mismatch is not None:
+                    check.fail(mismatch)
+        return check.verdict()
+
+    async def verify_audit(self) -> int | None:
+        """Recompute the chain; the id of the first broken entry, or None when intact."""
+        verdict = await self.check_audit()
+        return None if verdict.broken is None else verdict.broken.entry_id
+
+    # --- approvals (SPEC §6.3) ------------------------------------------------------------
+
+    async def request_approval(
+        self,
+        job_id: int,
+        *,
+        role: str,
+        required: int,
+        params_hash: str,
+        requested_by: str,
+        ttl: float,
+        now: datetime | None = None,
+    ) -> ApprovalRequest:
+        """Put a queued (or just created) job up for approval by `required` members of `role`.
+
+        The job waits in `awaiting_approval` until `ttl` seconds from now; the request
+        binds `params_hash` (see `policy.approval.params_hash`).
+        """
+        async with self._write(f"put job {job_id} up for approval") as conn:
+            await approval_sql.open_request(
+                conn,
+                job_id,
+                role=role,
+                required=required,
+                params_hash=params_hash,
+                requested_by=requested_by,
+                now=now or utcnow(),
+                ttl=ttl,
+            )
+            request = await approval_sql.load(conn, job_id)
+        assert request is not None
+        return request
+
+    async def approval(self, job_id: int) -> ApprovalRequest | None:
+        """The job's approval request and its votes, or None when it never needed one."""
+        async with self._read(f"read the approval of job {job_id}") as conn:
+            return await approval_sql.load(conn, job_id)
+
+    async def pending_approvals(
+        self, *, roles: Collection[str] | None = None, now: datetime | None = None
+    ) -> list[ApprovalRequest]:
+        """Requests still open to votes (not expired), oldest first; optionally for `roles`."""
+        async with self._read("list pending approvals") as conn:
+            return await approval_sql.list_pending(conn, roles=roles, now=now or utcnow())
+
+    async def vote(
+        self,
+        job_id: int,
+        *,
+        approver: str,
+        decision: VoteDecision | str,
+        reason: str = "",
+        params_hash: str,
+        now: datetime | None = None,
+    ) -> VoteResult:
+        """Record an approve or deny atomically across processes; the caller checked membership.
+
+        Refused (and not recorded) when the job is not awaiting approval, the request
+        expired (the job is then marked `expired`), the requester votes, the approver
+        already approved, or `params_hash` differs from the one requested. The deny, or the
+        approval that reaches the quorum, settles the job — `denied`, or `queued` at the
+        back of the line — and only that one caller gets `decided=True`.
+        """
+        decision = VoteDecision(decision)
+        async with self._write(f"record a vote on job {job_id}") as conn:
+            cast = await approval_sql.cast_vote(
+                conn,
+                job_id,
+                approver=approver,
+                decision=decision,
+                reason=reason,
+                params_hash=params_hash,
+                now=now or utcnow(),
+                queue_seq=_next_queue_seq(),
+            )
+            job = await _fetch_job(conn, job_id)
+        assert job is not None
+        return VoteResult(
+            accepted=cast.accepted,
+            decided=cast.decided,
+            approved=cast.approved,
+            job=job,
+            reason=cast.reason,
+            refusal=cast.refusal,
+        )
+
+    async def expire_approvals(self, *, now: datetime | None = None) -> list[int]:
+        """Mark waiting jobs whose approval ran out `expired`; returns their ids."""
+        now = now or utcnow()
+        # Every opsroom start calls this: look first, take the write lock only when due.
+        async with self._read("look for expired approvals") as conn:
+            due = await approval_sql.any_due(conn, now=now)
+        if not due:
+            return []
+        async with self._write("expire approvals") as conn:
+            return await approval_sql.expire_due(conn, now=now)
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -713,6 +960,8 @@ async def _blocker(conn: AsyncConnection, job: Job, limits: Limits) -> tuple[int
                 .where(
                     jobs.c.command == job.command,
                     jobs.c.state == JobState.QUEUED.value,
+                    # Orphans (no process waits for them) do not hold up the line.
+                    or_(jobs.c.owner.is_(None), jobs.c.owner != ORPHANED),
                     or_(
                         _queue_key() < mine,
                         and_(_queue_key() == mine, jobs.c.id < job.id),
@@ -793,6 +1042,33 @@ def _audit_record(row: Row[Any]) -> AuditRecord:
         script_hash=row.script_hash,
     )
     return AuditRecord(id=row.id, at=row.at, event=event, prev_hash=row.prev_hash, hash=row.hash)
+
+
+@asynccontextmanager
+async def _fully_synchronous(conn: AsyncConnection) -> AsyncIterator[None]:
+    """On SQLite, fsync each commit made inside (synchronous=FULL); NORMAL again after.
+
+    SQLite refuses to change the safety level inside a transaction, so it is set on the
+    driver's connection around it. Other writes sharing the pool (job output) keep NORMAL,
+    which under WAL survives a crash of the process, though not a power loss.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    try:
+        await (await driver.execute("PRAGMA synchronous = FULL")).close()
+    except sqlite3.Error as e:
+        raise StoreError(f"could not make the audit write durable: {e}") from None
+    try:
+        yield
+    finally:
+        try:
+            await (await driver.execute("PRAGMA synchronous = NORMAL")).close()
+        except sqlite3.Error:
+            # Never hand a FULL connection back to the pool: it would slow every write.
+            await conn.invalidate()
 
 
 def _reason(e: BaseException) -> str:

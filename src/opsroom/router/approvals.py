@@ -1,0 +1,248 @@
+"""Approvals in the pipeline (SPEC §6.3): ask, approve, deny, list what is pending.
+
+A gated command's job waits in `awaiting_approval`; the request is persisted, so it
+survives restarts and any opsroom process sharing the store may record the deciding vote.
+The process that records it starts the job, after checking the requester's permission
+again. Like `dispatch.py`, this module wires rooms together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from opsroom.config import Settings
+from opsroom.errors import ParseError, RefusedError
+from opsroom.model.approvals import VoteDecision
+from opsroom.model.audit import AuditEvent
+from opsroom.model.blocks import Code, Reply, Status, Table, Text
+from opsroom.model.commands import Invocation, Language
+from opsroom.model.jobs import Job, JobState
+from opsroom.model.messages import Inbound
+from opsroom.policy.approval import DEFAULT_TTL, check_vote, params_hash
+from opsroom.policy.groups import GroupResolver
+from opsroom.policy.rbac import decide, roles_of
+from opsroom.router.outcome import Outcome
+from opsroom.router.registry import Registry
+from opsroom.router.supervisor import JobRequest, Supervisor
+
+if TYPE_CHECKING:
+    from opsroom.store import Store
+
+Send = Callable[[Reply], Awaitable[None]]
+
+
+class ApprovalDesk:
+    """Everything approval-related the dispatcher delegates."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        registry: Registry,
+        groups: GroupResolver,
+        supervisor: Supervisor,
+        catalog_commit: str | None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = registry
+        self.groups = groups
+        self.supervisor = supervisor
+        self.catalog_commit = catalog_commit
+        self.prefix = settings.bot.prefix
+
+    async def request(self, job: Job, req: JobRequest, send: Send) -> Outcome:
+        """Put a freshly created job up for approval and tell the room who can approve."""
+        spec = req.spec
+        assert spec.approval is not None
+        ttl = spec.approval_ttl or DEFAULT_TTL
+        request = await self.store.request_approval(
+            job.id,
+            role=spec.approval,
+            required=spec.approvals,
+            params_hash=params_hash(job.command, job.params),
+            requested_by=req.requester,
+            ttl=ttl,
+        )
+        who = f"{request.required} members" if request.required > 1 else "a member"
+        until = request.expires_at.strftime("%H:%M UTC")
+        text = (
+            f"job {job.id} {job.command} needs approval by {who} of role {request.role} "
+            f"(not {req.requester}) — `{self.prefix}approve {job.id}` or "
+            f"`{self.prefix}deny {job.id} <reason>`; the request expires at {until}"
+        )
+        await send(Reply((Status(text, "warning"),), job_id=job.id, kind="job"))
+        return Outcome("awaiting_approval", job_id=job.id, state=JobState.AWAITING_APPROVAL)
+
+    async def vote(
+        self, inbound: Inbound, args: list[str], decision: VoteDecision, send: Send
+    ) -> Outcome:
+        """`approve N` or `deny N [reason]`."""
+        usage = (
+            f"{self.prefix}approve <id>"
+            if decision is VoteDecision.APPROVE
+            else f"{self.prefix}deny <id> [reason]"
+        )
+        if not args or not args[0].lstrip("#").isdigit():
+            raise ParseError("id: give the job number", usage=usage)
+        if decision is VoteDecision.APPROVE and len(args) > 1:
+            raise ParseError("approve takes only the job number", usage=usage)
+        job_id = int(args[0].lstrip("#"))
+        reason = " ".join(args[1:])
+        job = await self.store.get_job(job_id)
+        request = await self.store.approval(job_id)
+        if job is None or request is None:
+            raise RefusedError(f"job {job_id} is not waiting for approval")
+        groups = await self.groups.groups_of(inbound.principal)
+        member = request.role in roles_of(inbound.principal, self.settings, groups=groups)
+        check = check_vote(
+            request, inbound.principal, is_member=member, now=datetime.now(UTC), decision=decision
+        )
+        if not check.allowed:
+            await self._audit("approval", inbound, job, outcome="refused", reason=check.reason)
+            raise RefusedError(check.reason)
+        result = await self.store.vote(
+            job_id,
+            approver=inbound.principal,
+            decision=decision,
+            reason=reason,
+            params_hash=params_hash(job.command, job.params),
+        )
+        if not result.accepted:
+            await self._audit("approval", inbound, job, outcome="refused", reason=result.reason)
+            raise RefusedError(result.reason)
+        await self._audit(
+            "approval", inbound, job, outcome=decision.value, reason=reason or result.reason
+        )
+        job = result.job
+        if not result.decided:
+            left = await self.store.approval(job_id)
+            more = left.missing if left else 1
+            await send(
+                Reply(
+                    (
+                        Status(
+                            f"approval of job {job.id} recorded; {more} more needed from role "
+                            f"{request.role}",
+                            "info",
+                        ),
+                    ),
+                    job_id=job.id,
+                )
+            )
+            return Outcome("awaiting_approval", job_id=job.id, state=job.state)
+        if not result.approved:
+            why = f": {reason}" if reason else ""
+            await send(
+                Reply(
+                    (
+                        Status(
+                            f"job {job.id} {job.command} denied by {inbound.principal}{why}",
+                            "success",
+                        ),
+                    ),
+                    job_id=job.id,
+                )
+            )
+            return Outcome("succeeded", job_id=job.id, state=job.state)
+        return await self._start_approved(job, inbound, send)
+
+    async def _start_approved(self, job: Job, inbound: Inbound, send: Send) -> Outcome:
+        """The deciding approval was recorded here: re-check and run the job."""
+        spec = self.registry.get(job.command)
+        why = ""
+        if spec is None or spec.language is Language.BUILTIN:
+            why = f"{job.command} is no longer in the catalog"
+        else:
+            groups = await self.groups.groups_of(job.requester)
+            decision = decide(
+                job.requester, job.room, spec, self.settings, groups=groups, params=job.params
+            )
+            if not decision.allowed:
+                why = f"{job.requester} may no longer run it ({decision.reason})"
+        if spec is None or why:
+            await self.store.finish_job(job.id, state=JobState.FAILED, exit_code=None, error=why)
+            await send(
+                Reply(
+                    (Status(f"job {job.id} {job.command}: not run — {why}", "error"),),
+                    job_id=job.id,
+                )
+            )
+            return Outcome("refused", job_id=job.id, state=JobState.FAILED, output=why)
+        await send(
+            Reply(
+                (
+                    Status(
+                        f"job {job.id} {job.command} approved by {inbound.principal}; starting",
+                        "success",
+                    ),
+                ),
+                job_id=job.id,
+            )
+        )
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in job.params.items()}
+        invocation = Invocation(command=spec.name, params=params, dry_run=job.dry_run)
+        request = JobRequest(spec, invocation, job.requester, job.room)
+        return await self.supervisor.execute(job, request, send)
+
+    async def pending(self, inbound: Inbound) -> Reply:
+        """`pending`: requests waiting for approval, and whether the asker may decide them."""
+        waiting = await self.store.pending_approvals()
+        if not waiting:
+            return Reply((Text("Nothing is waiting for approval."),))
+        groups = await self.groups.groups_of(inbound.principal)
+        mine = set(roles_of(inbound.principal, self.settings, groups=groups))
+        jobs = {r.job_id: await self.store.get_job(r.job_id) for r in waiting}
+        rows = tuple(
+            (
+                str(r.job_id),
+                _command_line(jobs[r.job_id]),
+                r.requested_by,
+                r.role,
+                f"{len(r.approvers)}/{r.required}",
+                r.expires_at.strftime("%H:%M UTC"),
+                "yes" if r.role in mine and r.requested_by != inbound.principal else "no",
+            )
+            for r in waiting
+        )
+        return Reply(
+            (
+                Table(
+                    ("job", "command", "asked by", "role", "approved", "expires", "you may"), rows
+                ),
+                Code((f"{self.prefix}approve <job>   {self.prefix}deny <job> <reason>",)),
+            )
+        )
+
+    async def expire(self) -> list[int]:
+        """Mark requests past their deadline `expired`."""
+        return await self.store.expire_approvals()
+
+    async def _audit(
+        self, action: str, inbound: Inbound, job: Job, *, outcome: str, reason: str
+    ) -> None:
+        await self.store.append_audit(
+            AuditEvent(
+                action=action,
+                principal=inbound.principal,
+                room=inbound.room,
+                command=job.command,
+                params=dict(job.params),
+                job_id=job.id,
+                outcome=outcome,
+                reason=reason,
+                catalog_commit=self.catalog_commit,
+                script_hash=job.script_hash,
+            )
+        )
+
+
+def _command_line(job: Job | None) -> str:
+    if job is None:
+        return "?"
+    params: dict[str, Any] = dict(job.params)
+    shown = " ".join(f"--{k} {v}" for k, v in params.items())
+    return f"{job.command} {shown}".strip()
