@@ -18,6 +18,7 @@ WIRING = {
     "router/supervisor.py",
     "router/collector.py",
     "router/approvals.py",
+    "router/output.py",
     "app.py",
 }
 # router.builtins belongs to the router and renders help with the router's own parser.

@@ -25,13 +25,12 @@ from opsroom.router.builtins import format_duration
 from opsroom.runner.attachments import AttachmentRefused, read_attachment
 
 if TYPE_CHECKING:
+    from opsroom.router.output import OutputWriter
     from opsroom.store import Store
 
 Send = Callable[[Reply], Awaitable[None]]
 Mask = Callable[[str], str]
 
-_FLUSH_LINES = 500
-_FLUSH_SECONDS = 0.5
 _PROGRESS_EVERY = 1.0
 LIVE_EVERY = 2.0  # seconds between batches of live output once a job is in the background
 REPLY_TAIL = 40
@@ -46,12 +45,14 @@ class Collector:
         job: Job,
         send: Send,
         *,
+        writer: OutputWriter,
         mask: Mask,
         output_cap: int,
         attachment_cap: int,
         prefix: str = "!",
     ) -> None:
         self.store = store
+        self.writer = writer
         self.job = job
         self.send = send
         self.mask = mask
@@ -60,14 +61,11 @@ class Collector:
         self.workdir: str | None = None  # set once the job's working folder exists
         self.prefix = prefix
         self.tail: deque[str] = deque(maxlen=REPLY_TAIL)  # lines not yet shown in the room
-        self.pending: list[tuple[str, str]] = []
         self.events: list[Mapping[str, Any]] = []
         self.blocks: list[Block] = []
         self.count = 0
-        self.storing = True
-        self.last_flush = time.monotonic()
         self.last_progress = 0.0
-        self._lock = asyncio.Lock()  # flushes from on_event and tick must not interleave
+        self._lock = asyncio.Lock()  # event flushes from on_event and tick must not interleave
         self.live = False  # the job went to the background: lines are shown in batches
         self.shown = 0  # lines already shown in the room
         self.last_live = time.monotonic()
@@ -79,14 +77,7 @@ class Collector:
                 text = self.mask(text)
                 self.tail.append(text)
                 self.count += 1
-                if self.storing:
-                    self.pending.append((stream.value, text))
-                    if len(self.pending) >= _FLUSH_LINES or (
-                        time.monotonic() - self.last_flush > _FLUSH_SECONDS
-                    ):
-                        await self.flush()
-                elif self.count % 10_000 == 0:
-                    await self.flush()
+                await self.writer.add(self.job.id, stream.value, text)
             case ProgressEvent(percent=percent, message=message):
                 message = self.mask(message)
                 self.events.append({"type": "progress", "percent": percent, "message": message})
@@ -133,8 +124,8 @@ class Collector:
     async def tick(self) -> None:
         """Called about once a second: store pending lines, show a batch of live output."""
         now = time.monotonic()
-        if self.pending and now - self.last_flush > _FLUSH_SECONDS:
-            await self.flush()
+        if self.events:
+            await self.flush_events()
         if self.live and self.tail and now - self.last_live >= LIVE_EVERY:
             self.last_live = now
             more = self.count - self.shown - len(self.tail)
@@ -149,19 +140,17 @@ class Collector:
                 )
             )
 
-    async def flush(self) -> None:
-        """Write pending output (within the cap) and events to the store, in order."""
+    async def flush_events(self) -> None:
+        """Keep the structured events gathered so far."""
         async with self._lock:
-            self.last_flush = time.monotonic()
-            batch, self.pending = self.pending, []
-            if batch or not self.storing:
-                self.storing = (
-                    await self.store.record_output(self.job.id, batch, cap_bytes=self.output_cap)
-                    and self.storing
-                )
             if self.events:
                 events, self.events = self.events, []
-                await self.store.append_events(self.job.id, events)
+                await asyncio.shield(self.store.append_events(self.job.id, events))
+
+    async def flush(self) -> None:
+        """Keep everything the job produced so far: output lines and events."""
+        await self.writer.flush()
+        await self.flush_events()
 
     def final_reply(self, job: Job, exit_event: ExitEvent) -> Reply:
         """What the room sees when the job ends: the last lines, tables, files, the outcome."""
@@ -181,7 +170,7 @@ class Collector:
             code = f" (exit code {exit_event.exit_code})" if exit_event.exit_code else ""
             words = state.value.replace("_", " ")
             blocks.append(Status(f"job {job.id} {job.command}: {words}{code}{took}{why}", "error"))
-        if not self.storing:
+        if not self.writer.keeping(job.id):
             blocks.append(
                 Status(
                     f"the stored log of job {job.id} stopped at the {self.output_cap:,}-byte cap; "

@@ -27,6 +27,7 @@ from opsroom.policy.masking import Masker
 from opsroom.policy.secrets import fetch_secrets
 from opsroom.router.collector import Collector
 from opsroom.router.outcome import Outcome
+from opsroom.router.output import OutputWriter
 from opsroom.runner.argv import build_launch
 from opsroom.runner.local import run_local
 from opsroom.runner.pep723 import ensure_environment, environments_dir
@@ -79,11 +80,13 @@ class Supervisor:
         self.workdir_root = workdir_root
         self._running: dict[int, _Running] = {}
         self._poller: asyncio.Task[None] | None = None
+        self.output = OutputWriter(store, cap_bytes=settings.runner.output_cap)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Stop polling for cancel requests."""
+        """Stop polling for cancel requests; keep the output still buffered."""
+        await self.output.close()
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -131,6 +134,7 @@ class Supervisor:
             self.store,
             job,
             send,
+            writer=self.output,
             mask=masker.mask,
             output_cap=self.settings.runner.output_cap,
             attachment_cap=self.settings.runner.attachment_cap,
@@ -151,6 +155,7 @@ class Supervisor:
             error=masker.mask(exit_event.message) or None,
         )
         await send(collector.final_reply(job, exit_event))
+        self.output.forget(job.id)
         await self._audit(
             "job.end",
             job,

@@ -519,7 +519,6 @@ class Store:
         from the first line that does not fit, nothing more is kept and the job is marked
         `output_truncated`. True while output is still being kept.
         """
-        sizes = [_line_bytes(line) for _, line in lines]
         if not lines:
             async with self._read(f"read output of job {job_id}") as conn:
                 truncated = await conn.scalar(
@@ -527,35 +526,21 @@ class Store:
                 )
             return not truncated
         async with self._write(f"keep output of job {job_id}") as conn:
-            row = (
-                await conn.execute(
-                    select(jobs.c.output_stored_bytes, jobs.c.output_truncated)
-                    .where(jobs.c.id == job_id)
-                    .with_for_update()
-                )
-            ).first()
-            if row is None:
-                raise StoreError(f"job {job_id} does not exist")
-            truncated = bool(row.output_truncated)
-            keep, room = 0, cap_bytes - int(row.output_stored_bytes)
-            if not truncated:
-                for size in sizes:
-                    if size > room:
-                        truncated = True
-                        break
-                    room -= size
-                    keep += 1
-            if keep:
-                await _insert_output(conn, job_id, lines[:keep])
-            await _count_output(
-                conn,
-                job_id,
-                lines=len(lines),
-                size=sum(sizes),
-                stored=sum(sizes[:keep]),
-                truncated=truncated,
-            )
-        return not truncated
+            return await _record(conn, job_id, lines, cap_bytes)
+
+    async def record_outputs(
+        self, batches: Mapping[int, Sequence[tuple[str, str]]], *, cap_bytes: int
+    ) -> set[int]:
+        """`record_output` for many jobs in one transaction; the ids no longer kept."""
+        done: set[int] = set()
+        batches = {job_id: lines for job_id, lines in batches.items() if lines}
+        if not batches:
+            return done
+        async with self._write(f"keep output of {len(batches)} jobs") as conn:
+            for job_id, lines in batches.items():
+                if not await _record(conn, job_id, lines, cap_bytes):
+                    done.add(job_id)
+        return done
 
     async def add_attachment(
         self, job_id: int, *, name: str, content_type: str, data: bytes
@@ -890,6 +875,42 @@ async def _next_seq(conn: AsyncConnection, table: Any, job_id: int) -> int:
     await conn.execute(select(jobs.c.id).where(jobs.c.id == job_id).with_for_update())
     last = await conn.scalar(select(func.max(table.c.seq)).where(table.c.job_id == job_id))
     return 1 if last is None else int(last) + 1
+
+
+async def _record(
+    conn: AsyncConnection, job_id: int, lines: Sequence[tuple[str, str]], cap_bytes: int
+) -> bool:
+    """Keep what fits of `lines` under the cap, count them all; True while still keeping."""
+    sizes = [_line_bytes(line) for _, line in lines]
+    row = (
+        await conn.execute(
+            select(jobs.c.output_stored_bytes, jobs.c.output_truncated)
+            .where(jobs.c.id == job_id)
+            .with_for_update()
+        )
+    ).first()
+    if row is None:
+        raise StoreError(f"job {job_id} does not exist")
+    truncated = bool(row.output_truncated)
+    keep, room = 0, cap_bytes - int(row.output_stored_bytes)
+    if not truncated:
+        for size in sizes:
+            if size > room:
+                truncated = True
+                break
+            room -= size
+            keep += 1
+    if keep:
+        await _insert_output(conn, job_id, lines[:keep])
+    await _count_output(
+        conn,
+        job_id,
+        lines=len(lines),
+        size=sum(sizes),
+        stored=sum(sizes[:keep]),
+        truncated=truncated,
+    )
+    return not truncated
 
 
 async def _insert_output(
