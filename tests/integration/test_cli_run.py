@@ -182,3 +182,21 @@ def test_bad_config_exits_2_naming_the_key(opsroom: Opsroom, workdir: Path) -> N
     r = opsroom("run", "!version")
     assert r.code == 2
     assert "runner.timeot: unknown key" in r.stderr
+
+
+def test_prefix_comes_from_the_environment(opsroom: Opsroom, echo_catalog: Path) -> None:
+    default = opsroom("run", "--catalog", str(echo_catalog), "?echo python-text hi")
+    assert default.code == 2, "with the default prefix `?echo` is not a command"
+    r = opsroom(
+        "run",
+        "--catalog",
+        str(echo_catalog),
+        "?echo python-text hi",
+        env={"OPSROOM_BOT_PREFIX": "?"},
+    )
+    assert r.code == 0, r.stderr
+    assert "TEXT=[hi]" in r.stdout
+    usage = opsroom(
+        "run", "--catalog", str(echo_catalog), "?echo python-text", env={"OPSROOM_BOT_PREFIX": "?"}
+    )
+    assert "usage: ?echo python-text <text>" in usage.stderr

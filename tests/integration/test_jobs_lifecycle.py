@@ -123,6 +123,25 @@ def test_cancel_from_another_process_ends_the_whole_tree(
     assert "cancelled" in r.stdout
 
 
+def test_cancel_ends_a_well_behaved_job_within_3_seconds(
+    workdir: Path, opsroom: Opsroom, background: list[subprocess.Popen[str]]
+) -> None:
+    first = _start(workdir, background, "!slow nap --seconds 60")
+    job = _running_job(workdir, "slow nap")
+    token = str(job["process_token"])
+    began = time.monotonic()
+    r = opsroom(
+        "run", "--as", "local:someone-else", "--catalog", str(CATALOG), f"!cancel {job['id']}"
+    )
+    out, _ = first.communicate(timeout=30)
+    took = time.monotonic() - began
+    assert r.code == 0, r.stderr
+    assert json.loads(out.splitlines()[-1])["state"] == "cancelled"
+    assert took < 3, f"cancel took {took:.1f}s"
+    assert _processes_with(token) == []
+    assert _job(workdir, int(str(job["id"])))["cancel_requested_by"] == "local:someone-else"
+
+
 def test_only_the_requester_may_cancel(
     workdir: Path, opsroom: Opsroom, background: list[subprocess.Popen[str]]
 ) -> None:
