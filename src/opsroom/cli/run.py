@@ -80,7 +80,8 @@ async def _run(
         for job in await app.interrupted_notices(principal):
             await send(interrupted_reply(job))
         outcome = await app.dispatcher.handle(
-            Inbound(text=text, principal=principal, room=room, direct=True), send
+            Inbound(text=text, principal=principal, room=room, direct=True, interactive=False),
+            send,
         )
     finally:
         await app.close()

@@ -55,7 +55,20 @@ class File:
     content_type: str = "application/octet-stream"
 
 
-Block = Text | Code | Table | Progress | Status | File
+@dataclass(frozen=True, slots=True)
+class Choices:
+    """A menu: pick one value — buttons where the platform has them, a numbered list elsewhere.
+
+    An answer names the menu and the option's index (a button's value is `menu_id:index`),
+    or, in a plain chat, is the option's number or its text.
+    """
+
+    prompt: str
+    options: tuple[str, ...]
+    menu_id: str
+
+
+Block = Text | Code | Table | Progress | Status | File | Choices
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,3 +20,5 @@ class Inbound:
     display_name: str = ""
     message_id: str | None = None
     thread_id: str | None = None
+    # False where nobody can answer a follow-up question (`opsroom run`): no menus then.
+    interactive: bool = True

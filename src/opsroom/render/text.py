@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from opsroom.model.blocks import Block, Code, File, Progress, Reply, Status, Table, Text
+from opsroom.model.blocks import Block, Choices, Code, File, Progress, Reply, Status, Table, Text
 
 DEFAULT_MAX_LINES = 40
 _BAR_WIDTH = 24
@@ -72,6 +72,11 @@ def render_block(block: Block, *, max_lines: int = DEFAULT_MAX_LINES) -> list[st
             return [progress_bar(percent, message)]
         case Status(text=text, level=level):
             return [f"{_MARKS.get(level, '·')} {text}"]
+        case Choices(prompt=prompt, options=options):
+            lines = [prompt]
+            lines.extend(f"  {i}) {option}" for i, option in enumerate(options, 1))
+            lines.append("Answer with a number (or the value).")
+            return lines
         case File(name=name, size=size, job_id=job_id):
             where = f" (job {job_id})" if job_id is not None else ""
             return [f"📎 {name} — {_size(size)}{where}"]
@@ -102,6 +107,10 @@ def reply_to_dict(reply: Reply) -> dict[str, object]:
                 blocks.append({"type": "progress", "percent": percent, "message": message})
             case Status(text=text, level=level):
                 blocks.append({"type": "status", "text": text, "level": level})
+            case Choices(prompt=prompt, options=options, menu_id=menu_id):
+                blocks.append(
+                    {"type": "choices", "prompt": prompt, "options": list(options), "menu": menu_id}
+                )
             case File(name=name, size=size, content_type=content_type):
                 blocks.append(
                     {"type": "file", "name": name, "size": size, "content_type": content_type}

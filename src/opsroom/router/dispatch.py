@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from opsroom.config import Settings
 from opsroom.errors import RefusedError, StoreError, UserError
 from opsroom.model.approvals import VoteDecision
 from opsroom.model.audit import AuditEvent
-from opsroom.model.blocks import Code, File, Progress, Reply, Status, Table, Text
+from opsroom.model.blocks import Choices, Code, File, Progress, Reply, Status, Table, Text
 from opsroom.model.commands import CommandSpec, Invocation, Language
 from opsroom.model.jobs import Job, JobState
 from opsroom.model.messages import Inbound
@@ -27,8 +28,15 @@ from opsroom.policy.groups import GroupResolver
 from opsroom.policy.rbac import Decision, decide, is_admin, roles_of
 from opsroom.router.approvals import ApprovalDesk
 from opsroom.router.builtins import HANDLERS, BuiltinContext, command_help
+from opsroom.router.menus import Menu, MenuBook
 from opsroom.router.outcome import Outcome
-from opsroom.router.parser import bind_arguments, normalize, strip_trigger, tokenize
+from opsroom.router.parser import (
+    MissingParameters,
+    bind_arguments,
+    normalize,
+    strip_trigger,
+    tokenize,
+)
 from opsroom.router.registry import Registry
 from opsroom.router.supervisor import JobRequest, Supervisor
 from opsroom.runner.argv import build_launch, powershell_available
@@ -37,6 +45,9 @@ if TYPE_CHECKING:
     from opsroom.store import Store
 
 Send = Callable[[Reply], Awaitable[None]]
+
+CHOICES_TTL = 60.0  # seconds `choices_from` results are reused
+MAX_MENU_OPTIONS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +86,8 @@ class Dispatcher:
             supervisor=self.supervisor,
             catalog_commit=ctx.catalog_commit,
         )
+        self.menus = MenuBook()
+        self._choices_cache: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
         self._prefix = ctx.settings.bot.prefix
         self._names = (ctx.settings.bot.name,)
 
@@ -82,19 +95,44 @@ class Dispatcher:
 
     async def handle(self, inbound: Inbound, send: Send) -> Outcome:
         """Handle one message; every reply goes through `send`."""
+        text = normalize(inbound.text)
         body = strip_trigger(
-            normalize(inbound.text),
-            prefix=self._prefix,
-            bot_names=self._names,
-            direct=inbound.direct,
+            text, prefix=self._prefix, bot_names=self._names, direct=inbound.direct
         )
+        menu = self.menus.pending(inbound.principal, inbound.room)
+        if menu is not None:
+            # An answer to an open menu needs no prefix: "2" or "dc1".
+            choice = menu.answer(body if body is not None else text)
+            if choice is not None:
+                self.menus.close(menu)
+                return await self._guarded(self._resume(inbound, menu, choice, send), send)
         if body is None:
             return Outcome("ignored")
+        return await self._guarded(self._handle(inbound, body, send), send)
+
+    async def choose(self, inbound: Inbound, menu_id: str, index: int, send: Send) -> Outcome:
+        """A button of a menu was clicked (`menu_id`, option `index`, 0-based)."""
+        menu = self.menus.by_id(menu_id)
+        if menu is None or menu.principal != inbound.principal:
+            await send(Reply((Status("That menu has expired; ask again.", "warning"),)))
+            return Outcome("refused", output="menu expired")
+        if not 0 <= index < len(menu.options):
+            return Outcome("refused", output="no such option")
+        self.menus.close(menu)
+        return await self._guarded(self._resume(inbound, menu, menu.options[index], send), send)
+
+    async def _guarded(self, work: Awaitable[Outcome], send: Send) -> Outcome:
         try:
-            return await self._handle(inbound, body, send)
+            return await work
         except UserError as e:
             await send(Reply((Status(str(e), "error"),), kind="error"))
             return Outcome("refused", output=str(e))
+
+    async def _resume(self, inbound: Inbound, menu: Menu, choice: str, send: Send) -> Outcome:
+        spec = self.ctx.registry.get(menu.spec.name) or menu.spec
+        groups = await self.groups.groups_of(inbound.principal)
+        text = " ".join([spec.name, *menu.continued(choice)])
+        return await self._invoke(inbound, spec, menu.continued(choice), text, groups, send)
 
     async def _handle(self, inbound: Inbound, body: str, send: Send) -> Outcome:
         tokens = tokenize(body)
@@ -110,7 +148,26 @@ class Dispatcher:
         if _asks_for_help(spec, rest):
             await send(command_help(spec, self._prefix, self.spec_notes(spec)))
             return Outcome("succeeded")
-        invocation = bind_arguments(spec, rest, text=body, prefix=self._prefix)
+        return await self._invoke(inbound, spec, rest, body, groups, send)
+
+    async def _invoke(
+        self,
+        inbound: Inbound,
+        spec: CommandSpec,
+        rest: list[str],
+        body: str,
+        groups: frozenset[str],
+        send: Send,
+    ) -> Outcome:
+        try:
+            invocation = bind_arguments(spec, rest, text=body, prefix=self._prefix)
+        except MissingParameters as missing:
+            menu = await self._menu_for(inbound, spec, rest, missing, groups)
+            if menu is None:
+                raise
+            prompt = f"{spec.name}: which {menu.param.name}?"
+            await send(Reply((Choices(prompt, menu.options, menu.id),), kind="menu"))
+            return Outcome("succeeded", output=prompt)
         # Now the values are known: `where` limits of the roles apply to them.
         decision = decide(
             inbound.principal,
@@ -122,6 +179,59 @@ class Dispatcher:
         )
         await self._refuse_unless(decision, inbound, spec)
         return await self._run(inbound, spec, invocation, decision, send)
+
+    async def _menu_for(
+        self,
+        inbound: Inbound,
+        spec: CommandSpec,
+        rest: list[str],
+        missing: MissingParameters,
+        groups: frozenset[str],
+    ) -> Menu | None:
+        """A menu for the first missing parameter with choices, where someone can answer."""
+        if not inbound.interactive:
+            return None
+        first = next((p for p in spec.params if p.name == missing.missing[0]), None)
+        if first is None:
+            return None
+        options = first.choices
+        if not options and first.choices_from:
+            options = await self.dynamic_choices(first.choices_from, inbound, groups)
+        if not options:
+            return None
+        return self.menus.open(
+            principal=inbound.principal,
+            room=inbound.room,
+            spec=spec,
+            param=first,
+            options=tuple(options),
+            tokens=tuple(rest),
+        )
+
+    async def dynamic_choices(
+        self, command: str, inbound: Inbound, groups: frozenset[str]
+    ) -> tuple[str, ...]:
+        """`choices_from`: run `command` as the asking user, under policy; cached briefly."""
+        key = (command, inbound.principal)
+        cached = self._choices_cache.get(key)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < CHOICES_TTL:
+            return cached[1]
+        spec = self.ctx.registry.get(command)
+        if spec is None or spec.language is Language.BUILTIN:
+            return ()
+        decision = decide(inbound.principal, inbound.room, spec, self.ctx.settings, groups=groups)
+        if not decision.allowed:
+            return ()
+        replies: list[Reply] = []
+
+        async def keep(reply: Reply) -> None:
+            replies.append(reply)
+
+        outcome = await self._run(inbound, spec, Invocation(command=spec.name), decision, keep)
+        options = _options_from(outcome.output, replies) if outcome.outcome == "succeeded" else ()
+        self._choices_cache[key] = (now, options)
+        return options
 
     async def _refuse_unless(self, decision: Decision, inbound: Inbound, spec: CommandSpec) -> None:
         if decision.allowed:
@@ -313,6 +423,16 @@ class Dispatcher:
 async def store_fail(store: Store, job: Job, why: str) -> Job:
     """End a job that will never start."""
     return await store.finish_job(job.id, state=JobState.FAILED, exit_code=None, error=why)
+
+
+def _options_from(output: str, replies: Sequence[Reply]) -> tuple[str, ...]:
+    """Choices from a command's result: its table's first column, else its output lines."""
+    for reply in replies:
+        for block in reply.blocks:
+            if isinstance(block, Table) and block.rows:
+                return tuple(dict.fromkeys(row[0] for row in block.rows if row and row[0]))
+    lines = (line.strip() for line in output.splitlines())
+    return tuple(dict.fromkeys(line for line in lines if line))[:MAX_MENU_OPTIONS]
 
 
 def _asks_for_help(spec: CommandSpec, rest: Sequence[str]) -> bool:
