@@ -68,7 +68,17 @@ class Choices:
     menu_id: str
 
 
-Block = Text | Code | Table | Progress | Status | File | Choices
+@dataclass(frozen=True, slots=True)
+class Actions:
+    """Buttons: (label, value) pairs, e.g. ("Approve", "approve:12").
+
+    Where a platform has no buttons the reply's text already says what to type instead.
+    """
+
+    buttons: tuple[tuple[str, str], ...]
+
+
+Block = Text | Code | Table | Progress | Status | File | Choices | Actions
 
 
 @dataclass(frozen=True, slots=True)

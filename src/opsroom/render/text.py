@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from opsroom.model.blocks import Block, Choices, Code, File, Progress, Reply, Status, Table, Text
+from opsroom.model.blocks import (
+    Actions,
+    Block,
+    Choices,
+    Code,
+    File,
+    Progress,
+    Reply,
+    Status,
+    Table,
+    Text,
+)
 
 DEFAULT_MAX_LINES = 40
 _BAR_WIDTH = 24
@@ -72,6 +83,8 @@ def render_block(block: Block, *, max_lines: int = DEFAULT_MAX_LINES) -> list[st
             return [progress_bar(percent, message)]
         case Status(text=text, level=level):
             return [f"{_MARKS.get(level, '·')} {text}"]
+        case Actions():
+            return []  # the reply's text says what to type; terminals have no buttons
         case Choices(prompt=prompt, options=options):
             lines = [prompt]
             lines.extend(f"  {i}) {option}" for i, option in enumerate(options, 1))
@@ -107,6 +120,13 @@ def reply_to_dict(reply: Reply) -> dict[str, object]:
                 blocks.append({"type": "progress", "percent": percent, "message": message})
             case Status(text=text, level=level):
                 blocks.append({"type": "status", "text": text, "level": level})
+            case Actions(buttons=buttons):
+                blocks.append(
+                    {
+                        "type": "actions",
+                        "buttons": [{"label": b[0], "value": b[1]} for b in buttons],
+                    }
+                )
             case Choices(prompt=prompt, options=options, menu_id=menu_id):
                 blocks.append(
                     {"type": "choices", "prompt": prompt, "options": list(options), "menu": menu_id}

@@ -16,7 +16,7 @@ from opsroom.config import Settings
 from opsroom.errors import ParseError, RefusedError
 from opsroom.model.approvals import VoteDecision
 from opsroom.model.audit import AuditEvent
-from opsroom.model.blocks import Code, Reply, Status, Table, Text
+from opsroom.model.blocks import Actions, Code, Reply, Status, Table, Text
 from opsroom.model.commands import Invocation, Language
 from opsroom.model.jobs import Job, JobState
 from opsroom.model.messages import Inbound
@@ -74,7 +74,8 @@ class ApprovalDesk:
             f"(not {req.requester}) — `{self.prefix}approve {job.id}` or "
             f"`{self.prefix}deny {job.id} <reason>`; the request expires at {until}"
         )
-        await send(Reply((Status(text, "warning"),), job_id=job.id, kind="job"))
+        buttons = Actions((("Approve", f"approve:{job.id}"), ("Deny", f"deny:{job.id}")))
+        await send(Reply((Status(text, "warning"), buttons), job_id=job.id, kind="approval"))
         return Outcome("awaiting_approval", job_id=job.id, state=JobState.AWAITING_APPROVAL)
 
     async def vote(

@@ -1,0 +1,1 @@
+"""Chat adapters: each platform's connection (transport) and pure translation, one contract."""

@@ -1,0 +1,267 @@
+"""The bridge between chat adapters and the dispatcher (SPEC §4.4, §5.2).
+
+For every inbound message it calls the dispatcher with a `send` that knows the room and
+thread, and it shapes job replies for the platform: where messages can be edited, one
+status message per job is edited in place (throttled to the platform's edit rate); where
+they cannot, replies arrive as separate messages and live progress is thinned out. While
+the platform is unreachable, replies wait in an outbox and are delivered — intermediate
+progress summarised away — once the adapter reconnects. Like `app.py`, this module wires
+rooms together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from opsroom.adapters.base import (
+    AdapterUnavailable,
+    ChatAdapter,
+    Event,
+    Interaction,
+    MessageRef,
+)
+from opsroom.model.blocks import Block, Code, Progress, Reply, Status
+from opsroom.model.messages import Inbound
+from opsroom.router.dispatch import Dispatcher
+from opsroom.router.outcome import Outcome
+
+log = logging.getLogger("opsroom.bridge")
+
+Send = Callable[[Reply], Awaitable[None]]
+LIVE_KINDS = frozenset({"job", "progress", "output"})
+LIVE_TAIL = 15  # output lines kept in a live status message
+PLAIN_PROGRESS_EVERY = 15.0  # seconds between progress messages where edits are impossible
+OUTBOX_LIMIT = 500
+
+
+@dataclass(slots=True)
+class _Live:
+    """One job's status message, edited in place as the job runs."""
+
+    ref: MessageRef | None = None
+    status: list[Block] = field(default_factory=list)
+    progress: Progress | None = None
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=LIVE_TAIL))
+    final: Reply | None = None
+    last_edit: float = 0.0
+    pending: asyncio.TimerHandle | None = None
+    last_plain_progress: float = 0.0
+
+    def view(self, job_id: int) -> Reply:
+        """What the status message shows now."""
+        if self.final is not None:
+            return self.final
+        blocks: list[Block] = list(self.status)
+        if self.progress is not None:
+            blocks.append(self.progress)
+        if self.tail:
+            blocks.append(Code(tuple(self.tail)))
+        return Reply(tuple(blocks), job_id=job_id, kind="job")
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    room: str
+    thread_id: str | None
+    reply: Reply
+
+
+class Bridge:
+    """Connects one adapter to the dispatcher."""
+
+    def __init__(self, adapter: ChatAdapter, dispatcher: Dispatcher) -> None:
+        self.adapter = adapter
+        self.dispatcher = dispatcher
+        self.prefix = dispatcher.ctx.settings.bot.prefix
+        self._tasks: set[asyncio.Future[Outcome | None] | asyncio.Future[None]] = set()
+        self._outbox: deque[_Queued] = deque()
+        self._flushing = False
+
+    async def run(self) -> None:
+        """Connect and handle events until cancelled."""
+        await self.adapter.connect()
+        async for event in self.adapter.events():
+            task = asyncio.create_task(self.handle(event))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Stop: wait briefly for handlers, then close the adapter."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.adapter.close()
+
+    async def handle(self, event: Event) -> Outcome | None:
+        """One inbound message or interaction, all the way to its last reply."""
+        if isinstance(event, Interaction):
+            return await self._interaction(event)
+        thread = event.thread_id or event.message_id if self.adapter.capabilities.threads else None
+        return await self.dispatcher.handle(event, self.sender(event.room, thread))
+
+    async def _interaction(self, event: Interaction) -> Outcome | None:
+        thread = event.thread_id if self.adapter.capabilities.threads else None
+        send = self.sender(event.room, thread)
+        kind, _, rest = event.value.partition(":")
+        inbound = Inbound(
+            text="",
+            principal=event.principal,
+            room=event.room,
+            direct=True,
+            display_name=event.display_name,
+            thread_id=event.thread_id,
+        )
+        if kind in ("approve", "deny") and rest.isdigit():
+            text = f"{self.prefix}{kind} {rest}"
+            return await self.dispatcher.handle(
+                Inbound(
+                    text=text,
+                    principal=event.principal,
+                    room=event.room,
+                    direct=True,
+                    display_name=event.display_name,
+                    thread_id=event.thread_id,
+                ),
+                send,
+            )
+        if kind == "menu":
+            menu_id, _, index = rest.rpartition(":")
+            if index.isdigit():
+                return await self.dispatcher.choose(inbound, menu_id, int(index), send)
+        log.warning("ignored an interaction with an unknown value", extra={"value": event.value})
+        return None
+
+    def sender(self, room: str, thread_id: str | None) -> Send:
+        """A `send` for one conversation: live job messages, the outbox when disconnected."""
+        lives: dict[int, _Live] = {}
+        caps = self.adapter.capabilities
+
+        async def send(reply: Reply) -> None:
+            if reply.job_id is None or reply.kind not in LIVE_KINDS:
+                await self._post(room, thread_id, reply)
+                return
+            live = lives.setdefault(reply.job_id, _Live())
+            final = _is_final(reply)
+            if caps.edits:
+                _absorb(live, reply, final)
+                await self._show(
+                    room, thread_id, reply.job_id, live, force=final or live.ref is None
+                )
+                return
+            # No edits: job messages go out as they come, live progress thinned out.
+            if reply.kind == "progress":
+                now = time.monotonic()
+                if now - live.last_plain_progress < PLAIN_PROGRESS_EVERY:
+                    return
+                live.last_plain_progress = now
+            await self._post(room, thread_id, reply)
+
+        return send
+
+    async def _show(
+        self, room: str, thread_id: str | None, job_id: int, live: _Live, *, force: bool
+    ) -> None:
+        """Create or edit the job's status message, at most at the platform's edit rate."""
+        if live.ref is None:
+            live.ref = await self._post(room, thread_id, live.view(job_id))
+            live.last_edit = time.monotonic()
+            return
+        gap = 1.0 / max(self.adapter.capabilities.edits_per_second, 0.01)
+        wait = live.last_edit + gap - time.monotonic()
+        if force or wait <= 0:
+            if live.pending is not None:
+                live.pending.cancel()
+                live.pending = None
+            await self._edit(live.ref, live.view(job_id))
+            live.last_edit = time.monotonic()
+        elif live.pending is None:
+            loop = asyncio.get_running_loop()
+
+            def later() -> None:
+                live.pending = None
+                task = asyncio.ensure_future(self._show(room, thread_id, job_id, live, force=True))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+            live.pending = loop.call_later(wait, later)
+
+    async def _post(self, room: str, thread_id: str | None, reply: Reply) -> MessageRef | None:
+        try:
+            await self.flush_outbox()
+            return await self.adapter.send(room, reply, thread_id=thread_id)
+        except AdapterUnavailable:
+            self._keep(room, thread_id, reply)
+            return None
+
+    async def _edit(self, ref: MessageRef, reply: Reply) -> None:
+        try:
+            await self.adapter.edit(ref, reply)
+        except AdapterUnavailable:
+            self._keep(ref.room, ref.thread_id, reply)
+
+    def _keep(self, room: str, thread_id: str | None, reply: Reply) -> None:
+        """Hold a reply until the platform is back; only the latest progress of a job."""
+        if reply.kind == "progress":
+            for queued in list(self._outbox):
+                if queued.reply.kind == "progress" and queued.reply.job_id == reply.job_id:
+                    self._outbox.remove(queued)
+        self._outbox.append(_Queued(room, thread_id, reply))
+        while len(self._outbox) > OUTBOX_LIMIT:
+            self._outbox.popleft()
+
+    async def flush_outbox(self) -> None:
+        """Deliver what waited while the platform was unreachable, oldest first."""
+        if self._flushing or not self._outbox:
+            return
+        self._flushing = True
+        try:
+            while self._outbox:
+                queued = self._outbox[0]
+                await self.adapter.send(queued.room, queued.reply, thread_id=queued.thread_id)
+                self._outbox.popleft()
+        finally:
+            self._flushing = False
+
+    @property
+    def waiting(self) -> int:
+        """Replies held in the outbox."""
+        return len(self._outbox)
+
+
+def _is_final(reply: Reply) -> bool:
+    """The job's last reply ends with its outcome (a success or error status)."""
+    return (
+        reply.kind == "job"
+        and bool(reply.blocks)
+        and isinstance(reply.blocks[-1], Status)
+        and reply.blocks[-1].level in ("success", "error")
+    )
+
+
+def _absorb(live: _Live, reply: Reply, final: bool) -> None:
+    if final:
+        # The last lines shown live stay; the outcome, tables and files join them.
+        more, link = 0, None
+        for block in reply.blocks:
+            if isinstance(block, Code):
+                live.tail.extend(block.lines)
+                more, link = block.more, block.link
+        rest = tuple(b for b in reply.blocks if not isinstance(b, Code))
+        code = (Code(tuple(live.tail), more=more, link=link),) if live.tail else ()
+        live.final = Reply((*code, *rest), job_id=reply.job_id, kind="job")
+        return
+    for block in reply.blocks:
+        if isinstance(block, Progress):
+            live.progress = block
+        elif isinstance(block, Code):
+            live.tail.extend(block.lines)
+        elif isinstance(block, Status):
+            live.status = [block]
