@@ -140,6 +140,12 @@ def test_cancel_ends_a_well_behaved_job_within_3_seconds(
     assert took < 3, f"cancel took {took:.1f}s"
     assert _processes_with(token) == []
     assert _job(workdir, int(str(job["id"])))["cancel_requested_by"] == "local:someone-else"
+    audit = opsroom("audit", "export", "--since", "1h", "--format", "json")
+    entries = json.loads(audit.stdout)
+    cancels = [e for e in entries if e["action"] == "job.cancel"]
+    assert [e["principal"] for e in cancels] == ["local:someone-else"]
+    ended = [e for e in entries if e["action"] == "job.end" and e["job_id"] == job["id"]]
+    assert ended[0]["outcome"] == "cancelled"
 
 
 def test_only_the_requester_may_cancel(

@@ -255,6 +255,17 @@ class Dispatcher:
             return await self.approvals.vote(inbound, rest, VoteDecision(spec.name), send)
         if spec.name == "pending":
             reply = await self.approvals.pending(inbound)
+        elif spec.name == "cancel":
+            # Recorded before it takes effect: no audit, no action.
+            try:
+                await self._audit(
+                    "job.cancel", inbound, spec, None, params={"args": rest}, outcome="requested"
+                )
+            except StoreError as e:
+                raise RefusedError(
+                    f"the audit log cannot be written ({e}); nothing was cancelled"
+                ) from None
+            reply = await HANDLERS[spec.name](self._builtin_ctx(inbound, groups), rest)
         else:
             reply = await HANDLERS[spec.name](self._builtin_ctx(inbound, groups), rest)
         await send(reply)
