@@ -88,6 +88,13 @@ class WebSettings(_Section):
 
     listen: str = "127.0.0.1:8080"
     base_url: str | None = None
+    shutdown_grace: float = 30.0  # on SIGTERM, how long running jobs may finish before cancel
+    session_ttl: float = 43200.0  # how long a login lasts (12 h)
+
+    @field_validator("shutdown_grace", "session_ttl", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        return parse_duration(v)
 
 
 class RunnerSettings(_Section):

@@ -13,7 +13,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": (
         "opsroom.cli.serve",
         "serve",
-        "Run the bot (embedded defaults without a config).",
+        "Run the bot: web console, web chat and every configured adapter.",
     ),
     "shell": ("opsroom.cli.shell", "shell", "A terminal chat with the same engine."),
     "run": ("opsroom.cli.run", "run", "Send one chat message through the whole pipeline."),

@@ -23,7 +23,7 @@ from sqlalchemy import (
     false,
 )
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0005"
 """The newest migration; `open` skips Alembic when the database already says this."""
 
 GENESIS_HASH = "0" * 64
@@ -189,4 +189,71 @@ approval_votes = Table(
     Column("decision", String(16), nullable=False),  # VoteDecision
     Column("reason", Text, nullable=False),
     Column("at", UTCDateTime, nullable=False),
+)
+
+# --- 0004: the web console: chat history, accounts, sessions, API tokens (SPEC §9) -------
+
+messages = Table(
+    "messages",
+    metadata,
+    # The id is the event's `seq`: SSE `id:` and `Last-Event-ID` resume from it.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("room", String(300), nullable=False),
+    Column("author", String(300), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON object
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "room", "id"),
+    sqlite_autoincrement=True,
+)
+
+web_users = Table(
+    "web_users",
+    metadata,
+    Column("username", String(100), primary_key=True),
+    Column("password_hash", String(300), nullable=False),  # scrypt, salted; never the password
+    Column("admin", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),  # sha256 of the cookie value
+    Column(
+        "username",
+        String(100),
+        ForeignKey("web_users.username", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index(None, "expires_at"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column(
+        "username",
+        String(100),
+        ForeignKey("web_users.username", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 of the token
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    sqlite_autoincrement=True,
+)
+
+# --- 0005: chat deliveries already received (platform retries run once) ----------------
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("key", String(300), primary_key=True),  # e.g. slack:<team>:<channel>:<ts>
+    Column("received_at", UTCDateTime, nullable=False),
+    Index(None, "received_at"),
 )

@@ -9,7 +9,7 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -23,6 +23,8 @@ from opsroom.model.approvals import ApprovalRequest, VoteDecision, VoteResult
 from opsroom.model.audit import AuditEvent, AuditRecord
 from opsroom.model.jobs import Job, JobState
 from opsroom.store import approvals as approval_sql
+from opsroom.store import deliveries as delivery_sql
+from opsroom.store import web as web_sql
 from opsroom.store.audit_chain import (
     RELINKED,
     AuditVerdict,
@@ -859,6 +861,129 @@ class Store:
             return []
         async with self._write("expire approvals") as conn:
             return await approval_sql.expire_due(conn, now=now)
+
+    # --- web console: chat history, accounts, sessions, API tokens (SPEC §9) -------------
+
+    async def add_web_message(
+        self, *, room: str, author: str, kind: str, payload: Mapping[str, Any]
+    ) -> web_sql.WebMessage:
+        """Append an event to a room's history; its `seq` orders the room."""
+        async with self._write(f"keep a message of {room}") as conn:
+            return await web_sql.add_message(
+                conn, room=room, author=author, kind=kind, payload=payload, now=utcnow()
+            )
+
+    async def web_messages(
+        self, room: str, *, after: int = 0, limit: int = 200
+    ) -> list[web_sql.WebMessage]:
+        """A room's events after `after` (oldest first); with after=0 the newest `limit`."""
+        async with self._read(f"read messages of {room}") as conn:
+            return await web_sql.list_messages(conn, room=room, after=after, limit=limit)
+
+    async def web_rooms(self, *, prefix: str = "web:", limit: int = 100) -> list[str]:
+        """Rooms with history under `prefix`, most recently active first."""
+        async with self._read("list rooms") as conn:
+            return await web_sql.list_rooms(conn, prefix=prefix, limit=limit)
+
+    async def web_user_count(self) -> int:
+        """How many local web accounts exist."""
+        async with self._read("count accounts") as conn:
+            return await web_sql.count_users(conn)
+
+    async def web_user(self, username: str) -> web_sql.WebUser | None:
+        """The local account `username`, or None."""
+        async with self._read("read an account") as conn:
+            return await web_sql.get_user(conn, username)
+
+    async def put_web_user(
+        self, username: str, *, password_hash: str, admin: bool = False
+    ) -> web_sql.WebUser:
+        """Create an account or set its password (ending its sessions)."""
+        async with self._write("save an account") as conn:
+            return await web_sql.put_user(
+                conn, username=username, password_hash=password_hash, admin=admin, now=utcnow()
+            )
+
+    async def add_web_session(self, token_hash: str, *, username: str, ttl: float) -> None:
+        """Record a session (by the hash of its cookie) that lasts `ttl` seconds."""
+        now = utcnow()
+        async with self._write("open a session") as conn:
+            await web_sql.add_session(
+                conn,
+                token_hash=token_hash,
+                username=username,
+                now=now,
+                expires_at=now + timedelta(seconds=ttl),
+            )
+
+    async def web_session_user(self, token_hash: str) -> web_sql.WebUser | None:
+        """The account behind a live session, or None."""
+        async with self._read("read a session") as conn:
+            return await web_sql.session_user(conn, token_hash=token_hash, now=utcnow())
+
+    async def drop_web_session(self, token_hash: str) -> None:
+        """End one session."""
+        async with self._write("end a session") as conn:
+            await web_sql.drop_session(conn, token_hash=token_hash)
+
+    async def add_api_token(self, *, name: str, username: str, token_hash: str) -> web_sql.ApiToken:
+        """Record an API token by its hash."""
+        async with self._write("create an API token") as conn:
+            return await web_sql.add_token(
+                conn, name=name, username=username, token_hash=token_hash, now=utcnow()
+            )
+
+    async def api_token_user(self, token_hash: str) -> web_sql.WebUser | None:
+        """The account an API token belongs to, or None."""
+        async with self._write("check an API token") as conn:
+            return await web_sql.token_user(conn, token_hash=token_hash, now=utcnow())
+
+    async def api_tokens(self, *, username: str | None = None) -> list[web_sql.ApiToken]:
+        """API tokens, newest first (only `username`'s when given)."""
+        async with self._read("list API tokens") as conn:
+            return await web_sql.list_tokens(conn, username=username)
+
+    async def drop_api_token(self, token_id: int, *, username: str | None = None) -> bool:
+        """Revoke an API token; False when there was none (of `username`)."""
+        async with self._write("revoke an API token") as conn:
+            return await web_sql.drop_token(conn, token_id=token_id, username=username)
+
+    async def find_jobs(
+        self,
+        *,
+        states: Collection[JobState] | None = None,
+        command: str | None = None,
+        requester: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        """Jobs matching every given filter, newest first; `before` pages by id."""
+        async with self._read("find jobs") as conn:
+            ids = await web_sql.job_ids(
+                conn,
+                states=states,
+                command=command,
+                requester=requester,
+                before=before,
+                limit=limit,
+            )
+            if not ids:
+                return []
+            query = select(jobs).where(jobs.c.id.in_(ids)).order_by(jobs.c.id.desc())
+            rows = (await conn.execute(query)).all()
+        return [_job(row) for row in rows]
+
+    async def job_counts(self) -> dict[str, int]:
+        """How many jobs are in each state (for metrics)."""
+        async with self._read("count jobs") as conn:
+            return await web_sql.job_counts(conn)
+
+    # --- chat deliveries (platform retries and redeliveries run once) ----------------------
+
+    async def first_delivery(self, key: str) -> bool:
+        """Record a platform delivery `key`; False when it was already received."""
+        async with self._write("record a delivery") as conn:
+            return await delivery_sql.first(conn, key, now=utcnow())
 
 
 # --- helpers ------------------------------------------------------------------------------

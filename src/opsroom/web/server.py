@@ -1,0 +1,203 @@
+"""`opsroom serve`: the engine, the web app under uvicorn, background work, shutdown.
+
+Shutdown (SIGTERM/SIGINT): new messages get 503 and /healthz turns 503; running jobs get
+`[web] shutdown_grace` to finish; then they are cancelled through the store (so they end
+`cancelled`, process trees and all); whatever still hangs is cancelled in-process and
+marked `interrupted`. No job is left `running`, then the store is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+
+from opsroom.model.jobs import JobState
+from opsroom.web.accounts import ADMIN, bootstrap_admin
+from opsroom.web.app import context_of, create_app
+from opsroom.web.context import WebContext
+
+if TYPE_CHECKING:
+    from opsroom.app import App
+
+log = logging.getLogger("opsroom.serve")
+ADOPT_EVERY = 3.0  # seconds between looks for orphaned queued jobs
+EXPIRE_EVERY = 30.0  # seconds between approval expiry sweeps
+_CANCEL_WAIT_EXTRA = 3.0  # beyond the kill grace, for cancelled jobs to report their end
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """Where to listen."""
+
+    host: str
+    port: int
+
+
+def parse_listen(text: str) -> Listen:
+    """`HOST:PORT` (`[::1]:8080` for IPv6); ValueError with a readable message."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, e.g. 127.0.0.1:8080, got {text!r}")
+    return Listen(host, int(port))
+
+
+def bind(listen: Listen) -> socket.socket:
+    """A bound socket for uvicorn (binding here gives a clear error and the real port)."""
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((listen.host, listen.port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: `serve` drains jobs before it stops."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(
+    engine: App,
+    *,
+    listen: Listen,
+    reset_admin_password: bool = False,
+    echo: Callable[[str], None] = print,
+) -> int:
+    """Serve until SIGTERM/SIGINT, then drain and close the engine; the exit code."""
+    try:
+        sock = bind(listen)
+    except OSError as e:
+        echo(f"opsroom: cannot listen on {listen.host}:{listen.port}: {e.strerror or e}")
+        await engine.close()
+        return 2
+    web = create_app(engine)
+    ctx = context_of(web)
+    server = _Server(
+        uvicorn.Config(
+            web,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            server_header=False,
+        )
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server_task = asyncio.create_task(server.serve(sockets=[sock]))
+    background: list[asyncio.Task[Any]] = []
+    try:
+        while not server.started and not server_task.done():
+            await asyncio.sleep(0.02)
+        if server_task.done():
+            echo("opsroom: the web server did not start")
+            return 1
+        password = await bootstrap_admin(engine.store, reset=reset_admin_password)
+        host, port = sock.getsockname()[:2]
+        url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+        _announce(echo, url, engine, password)
+        log.info("serving", extra={"listen": url})
+        background = [
+            asyncio.create_task(_every(ADOPT_EVERY, lambda: _adopt(ctx))),
+            asyncio.create_task(_every(EXPIRE_EVERY, engine.dispatcher.approvals.expire)),
+        ]
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({stopped, server_task}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        log.info("shutting down")
+        ctx.accepting = False
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await drain(ctx, grace=engine.settings.web.shutdown_grace)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        ctx.hub.close()
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await server_task
+        await engine.close()
+        log.info("stopped")
+    return 0
+
+
+def _announce(echo: Callable[[str], None], url: str, engine: App, password: str | None) -> None:
+    echo(f"opsroom is serving on {url}")
+    echo(f"  catalog: {engine.catalog.root} ({len(engine.catalog.commands)} commands)")
+    if password is not None:
+        echo(f'  web account "{ADMIN}" has the password: {password}')
+        echo("  It is shown only this once and stored only as a hash.")
+        echo(f"  Log in at {url}/login")
+        echo("  Lost it? Start with: opsroom serve --reset-admin-password")
+    else:
+        echo(f"  Log in at {url}/login with your web account")
+    sys.stdout.flush()
+
+
+async def _every(seconds: float, work: Callable[[], Any]) -> None:
+    while True:
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("periodic work failed")
+        await asyncio.sleep(seconds)
+
+
+async def _adopt(ctx: WebContext) -> None:
+    """Start adopting orphaned queued jobs; the jobs run as tracked background tasks."""
+    if not ctx.accepting:
+        return
+    # adopt_orphans returns when the adopted jobs end: never wait for it here.
+    ctx.spawn(ctx.engine.dispatcher.adopt_orphans(ctx.sender_for))
+
+
+async def drain(ctx: WebContext, *, grace: float) -> None:
+    """Let jobs finish for `grace` s, cancel the rest honestly, leave none `running`."""
+    engine = ctx.engine
+    owner = engine.dispatcher.ctx.owner
+    await _wait(ctx.tasks, grace)
+    mine = await _my_running(engine, owner)
+    if mine:
+        log.info("cancelling %d job(s) still running after the grace period", len(mine))
+        for job_id in mine:
+            await engine.store.request_cancel(job_id, by="opsroom serve (shutting down)")
+        await _wait(ctx.tasks, engine.settings.runner.kill_grace + _CANCEL_WAIT_EXTRA)
+    for task in list(ctx.tasks):
+        task.cancel()  # queued jobs stay queued: the next start adopts them
+    await asyncio.gather(*ctx.tasks, return_exceptions=True)
+    from opsroom.store.owner import owner_alive
+
+    # Anything of ours still `running` could not report its end: say so, honestly.
+    await engine.store.reconcile(is_owner_alive=lambda o: o != owner and owner_alive(o))
+
+
+async def _wait(tasks: set[asyncio.Task[Any]], timeout: float) -> None:
+    if tasks:
+        await asyncio.wait(set(tasks), timeout=timeout)
+
+
+async def _my_running(engine: App, owner: str) -> list[int]:
+    jobs = await engine.store.find_jobs(states=[JobState.RUNNING], limit=10_000)
+    return [j.id for j in jobs if j.owner == owner]
