@@ -26,6 +26,8 @@ from opsroom.adapters.base import (
     Interaction,
     MessageRef,
 )
+from opsroom.config import Settings
+from opsroom.errors import ConfigError
 from opsroom.model.blocks import Block, Code, Progress, Reply, Status
 from opsroom.model.messages import Inbound
 from opsroom.router.dispatch import Dispatcher
@@ -265,3 +267,25 @@ def _absorb(live: _Live, reply: Reply, final: bool) -> None:
             live.tail.extend(block.lines)
         elif isinstance(block, Status):
             live.status = [block]
+
+
+ADAPTER_MODULES = {
+    "slack": "opsroom.adapters.slack",
+    "matrix": "opsroom.adapters.matrix",
+    "irc": "opsroom.adapters.irc",
+}
+
+
+def create_adapters(settings: Settings) -> list[ChatAdapter]:
+    """One adapter per `[adapters.<name>]` table; ConfigError for an unknown platform."""
+    import importlib
+
+    adapters = []
+    for name, table in settings.adapters.items():
+        module_name = ADAPTER_MODULES.get(name)
+        if module_name is None:
+            known = ", ".join(sorted(ADAPTER_MODULES))
+            raise ConfigError(f"adapters.{name}: unknown chat platform (known: {known})")
+        module = importlib.import_module(module_name)
+        adapters.append(module.create(table, settings))
+    return adapters

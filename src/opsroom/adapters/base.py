@@ -13,63 +13,26 @@ real server or a fake built from the platform's documented payloads.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from opsroom.model.blocks import Reply
-from opsroom.model.messages import Inbound
+from opsroom.model.chat import (
+    Capabilities,
+    ConnectionState,
+    Event,
+    Interaction,
+    MessageRef,
+)
 
-
-class ConnectionState(StrEnum):
-    """Where an adapter's connection stands (shown in /metrics and the console)."""
-
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    DISCONNECTED = "disconnected"
-    CLOSED = "closed"
-
-
-@dataclass(frozen=True, slots=True)
-class Capabilities:
-    """What a platform can do; the bridge and renderers adapt to it."""
-
-    threads: bool = False
-    edits: bool = False
-    buttons: bool = False
-    reactions: bool = False
-    uploads: bool = False
-    max_message_length: int = 4000  # characters of one message, after rendering
-    markdown: str = "plain"  # plain | commonmark | slack-mrkdwn | html | irc
-    messages_per_second: float = 1.0  # sustained rate the platform tolerates per room
-    edits_per_second: float = 1.0  # how often one message may be edited
-
-
-@dataclass(frozen=True, slots=True)
-class MessageRef:
-    """A message the bot sent, for editing or reacting to it later."""
-
-    room: str
-    id: str
-    thread_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Interaction:
-    """A button click or menu choice: `value` is what the button carried.
-
-    Values opsroom puts on buttons: `approve:<job>`, `deny:<job>`, `menu:<menu id>:<index>`.
-    """
-
-    principal: str
-    room: str
-    value: str
-    display_name: str = ""
-    message_id: str | None = None
-    thread_id: str | None = None
-
-
-Event = Inbound | Interaction
+__all__ = [
+    "AdapterUnavailable",
+    "Capabilities",
+    "ChatAdapter",
+    "ConnectionState",
+    "Event",
+    "Interaction",
+    "MessageRef",
+]
 
 
 class AdapterUnavailable(Exception):

@@ -16,6 +16,7 @@ from opsroom.web.metrics import Metrics
 
 if TYPE_CHECKING:
     from opsroom.app import App
+    from opsroom.bridge import Bridge
     from opsroom.router.dispatch import Send
     from opsroom.router.outcome import Outcome
     from opsroom.store.web import WebMessage
@@ -35,6 +36,7 @@ class WebContext:
     heartbeat: float = 15.0  # seconds of quiet before an SSE comment keeps the stream open
     accepting: bool = True  # False once shutdown began: new messages get 503
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    bridges: dict[str, Bridge] = field(default_factory=dict)  # chat adapters by name
 
     def __post_init__(self) -> None:
         self.metrics.adapter_connected.labels("web").set(1)
@@ -45,7 +47,10 @@ class WebContext:
         return self.engine.store
 
     def sender_for(self, room: str) -> Send:
-        """Where replies for `room` go: the hub (chat adapters will register their own)."""
+        """Where replies for `room` go: its chat adapter, or the web chat's hub."""
+        bridge = self.bridges.get(room.partition(":")[0])
+        if bridge is not None:
+            return bridge.sender(room, None)
 
         async def send(reply: Reply) -> None:
             await self.hub.publish_reply(room, reply)

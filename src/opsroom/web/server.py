@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from opsroom.adapters.base import ConnectionState
+from opsroom.bridge import Bridge, create_adapters
+from opsroom.errors import ConfigError
 from opsroom.model.jobs import JobState
 from opsroom.web.accounts import ADMIN, bootstrap_admin
 from opsroom.web.app import context_of, create_app
@@ -87,6 +90,12 @@ async def serve(
         echo(f"opsroom: cannot listen on {listen.host}:{listen.port}: {e.strerror or e}")
         await engine.close()
         return 2
+    try:
+        adapters = create_adapters(engine.settings)
+    except ConfigError as e:
+        echo(f"opsroom: configuration error: {e}")
+        await engine.close()
+        return 2
     web = create_app(engine)
     ctx = context_of(web)
     server = _Server(
@@ -120,6 +129,13 @@ async def serve(
             asyncio.create_task(_every(ADOPT_EVERY, lambda: _adopt(ctx))),
             asyncio.create_task(_every(EXPIRE_EVERY, engine.dispatcher.approvals.expire)),
         ]
+        for adapter in adapters:
+            bridge = Bridge(adapter, engine.dispatcher)
+            ctx.bridges[adapter.name] = bridge
+            background.append(asyncio.create_task(bridge.run()))
+            echo(f"  chat: {adapter.name} adapter started")
+        if adapters:
+            background.append(asyncio.create_task(_every(5.0, lambda: _adapter_states(ctx))))
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({stopped, server_task}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
@@ -129,6 +145,8 @@ async def serve(
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         await drain(ctx, grace=engine.settings.web.shutdown_grace)
+        for bridge in ctx.bridges.values():
+            await bridge.close()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
@@ -152,6 +170,14 @@ def _announce(echo: Callable[[str], None], url: str, engine: App, password: str 
     else:
         echo(f"  Log in at {url}/login with your web account")
     sys.stdout.flush()
+
+
+async def _adapter_states(ctx: WebContext) -> None:
+    for name, bridge in ctx.bridges.items():
+        connected = bridge.adapter.state is ConnectionState.CONNECTED
+        ctx.metrics.adapter_connected.labels(name).set(1 if connected else 0)
+        if connected and bridge.waiting:
+            await bridge.flush_outbox()
 
 
 async def _every(seconds: float, work: Callable[[], Any]) -> None:
