@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from opsroom.adapters.base import (
+    AdapterServices,
     AdapterUnavailable,
     ChatAdapter,
     Event,
@@ -276,7 +277,7 @@ ADAPTER_MODULES = {
 }
 
 
-def create_adapters(settings: Settings) -> list[ChatAdapter]:
+def create_adapters(settings: Settings, services: AdapterServices) -> list[ChatAdapter]:
     """One adapter per `[adapters.<name>]` table; ConfigError for an unknown platform."""
     import importlib
 
@@ -287,5 +288,20 @@ def create_adapters(settings: Settings) -> list[ChatAdapter]:
             known = ", ".join(sorted(ADAPTER_MODULES))
             raise ConfigError(f"adapters.{name}: unknown chat platform (known: {known})")
         module = importlib.import_module(module_name)
-        adapters.append(module.create(table, settings))
+        adapters.append(module.create(table, settings, services=services))
     return adapters
+
+
+def engine_services(dispatcher: Dispatcher) -> AdapterServices:
+    """The store and policy services an adapter may use, from the serving engine."""
+    from opsroom.policy.rbac import roles_of
+
+    settings = dispatcher.ctx.settings
+
+    async def may_invite(principal: str) -> bool:
+        groups = await dispatcher.groups.groups_of(principal)
+        return bool(roles_of(principal, settings, groups=groups))
+
+    return AdapterServices(
+        first_delivery=dispatcher.ctx.store.first_delivery, may_invite=may_invite
+    )

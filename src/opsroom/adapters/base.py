@@ -12,7 +12,8 @@ real server or a fake built from the platform's documented payloads.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from opsroom.model.blocks import Reply
@@ -25,6 +26,7 @@ from opsroom.model.chat import (
 )
 
 __all__ = [
+    "AdapterServices",
     "AdapterUnavailable",
     "Capabilities",
     "ChatAdapter",
@@ -33,6 +35,19 @@ __all__ = [
     "Interaction",
     "MessageRef",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterServices:
+    """What the engine lends an adapter: adapters never open the store or the policy.
+
+    `first_delivery(key)` is True only the first time a delivery key is seen in this
+    installation (platform retries run once, across restarts and processes);
+    `may_invite(principal)` says whether an invitation from that person is accepted.
+    """
+
+    first_delivery: Callable[[str], Awaitable[bool]] | None = None
+    may_invite: Callable[[str], Awaitable[bool]] | None = None
 
 
 class AdapterUnavailable(Exception):

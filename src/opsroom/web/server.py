@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from opsroom.adapters.base import ConnectionState
-from opsroom.bridge import Bridge, create_adapters
+from opsroom.bridge import Bridge, create_adapters, engine_services
 from opsroom.errors import ConfigError
 from opsroom.model.jobs import JobState
 from opsroom.web.accounts import ADMIN, bootstrap_admin
@@ -91,13 +91,14 @@ async def serve(
         await engine.close()
         return 2
     try:
-        adapters = create_adapters(engine.settings)
+        adapters = create_adapters(engine.settings, engine_services(engine.dispatcher))
     except ConfigError as e:
         echo(f"opsroom: configuration error: {e}")
         await engine.close()
         return 2
     web = create_app(engine)
     ctx = context_of(web)
+    _mount_hooks(web, adapters)
     server = _Server(
         uvicorn.Config(
             web,
@@ -170,6 +171,21 @@ def _announce(echo: Callable[[str], None], url: str, engine: App, password: str 
     else:
         echo(f"  Log in at {url}/login with your web account")
     sys.stdout.flush()
+
+
+def _mount_hooks(web: Any, adapters: list[Any]) -> None:
+    """Platforms that call us over HTTP (Slack's Events API mode) get their endpoint."""
+    from starlette.routing import Route
+
+    for adapter in adapters:
+        if adapter.name == "slack" and getattr(adapter.config, "mode", "") == "http":
+            from opsroom.adapters.slack import slack_http_endpoint
+
+            # A route, not a mount: a mount would redirect the bare path. Slack signs
+            # every request; the endpoint verifies it, so no login applies here.
+            web.router.routes.append(
+                Route("/hooks/slack", slack_http_endpoint(adapter), methods=["POST"])
+            )
 
 
 async def _adapter_states(ctx: WebContext) -> None:
