@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contract import Seen
-from fake_slack import FakeSlack
-
+from adapters.contract import Seen
+from adapters.fake_slack import FakeSlack
 from opsroom.adapters.slack import create
 from opsroom.adapters.slack.adapter import SlackAdapter
 from opsroom.config import Settings

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from contract import AdapterContract
-from fake_slack import FakeSlack
-from slack_support import SlackHarness, make_adapter, store_settings
+
+from adapters.contract import AdapterContract
+from adapters.fake_slack import FakeSlack
+from adapters.slack_support import SlackHarness, make_adapter, store_settings
 
 
 @pytest.fixture

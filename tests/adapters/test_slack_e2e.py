@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fake_slack import BOT_USER, FakeSlack, Message
-from slack_support import ALICE, CHANNEL, SECRET, make_adapter
 
+from adapters.fake_slack import BOT_USER, FakeSlack, Message
+from adapters.slack_support import ALICE, CHANNEL, SECRET, make_adapter
 from opsroom.adapters.slack import slack_http_endpoint
 from opsroom.adapters.slack.adapter import SlackAdapter
 from opsroom.bridge import Bridge

@@ -27,6 +27,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "config": ("opsroom.cli.config", "config", "Check the configuration and print it."),
     "bench": ("opsroom.cli.bench", "bench", "Run the benchmark suite and print its figures."),
     "audit": ("opsroom.cli.audit", "audit", "Verify or export the tamper-evident audit log."),
+    "user": ("opsroom.cli.user", "user", "Add local accounts of the web console."),
 }
 
 

@@ -14,7 +14,15 @@ from fastapi import APIRouter, Depends
 from opsroom.web.auth import api_identity
 
 PREFIX = "/api/v1"
-ROUTERS = ("me", "messages", "rooms", "jobs", "catalog", "tokens")
+ROUTERS = (
+    "me",
+    "messages",
+    "rooms",
+    "jobs",
+    "catalog",
+    "tokens",
+    "menus",
+)
 
 
 def api_router() -> APIRouter:

@@ -11,7 +11,7 @@ import importlib
 
 from fastapi import APIRouter
 
-PAGES = ("login", "index")
+PAGES = ("login", "index", "chat", "jobs")
 
 
 def page_router() -> APIRouter:

@@ -1,0 +1,1 @@
+"""Chat adapter tests: the shared contract, platform fakes and real-server fixtures."""
