@@ -418,3 +418,9 @@ async def test_long_logs_are_verified_and_exported_page_by_page(
     r = opsroom("audit", "verify")
     assert r.code == 1
     assert "entry #2345: hash does not match its content (edited?)" in r.stdout
+
+
+def test_an_absurd_age_is_a_usage_error_not_a_crash(opsroom: Opsroom) -> None:
+    r = opsroom("audit", "export", "--since", "99999999999w", "--format", "json")
+    assert r.code == 2
+    assert "further than any date" in r.stderr

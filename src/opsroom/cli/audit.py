@@ -9,58 +9,24 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from opsroom.audit_export import FIELDS, entry_dict, parse_when, verdict_dict
 from opsroom.cli.common import load_settings_or_exit
 
 if TYPE_CHECKING:
-    from opsroom.model.audit import AuditRecord
     from opsroom.store import Store
     from opsroom.store.audit_chain import AuditVerdict
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-FIELDS = (
-    "id",
-    "at",
-    "action",
-    "principal",
-    "room",
-    "command",
-    "params",
-    "job_id",
-    "outcome",
-    "reason",
-    "catalog_commit",
-    "script_hash",
-    "prev_hash",
-    "hash",
-)
-"""The columns of an export, in order (JSON keys and the CSV header)."""
 
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
-_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _ANCHOR = re.compile(r"^\s*#?(\d+)\s*:\s*([0-9a-fA-F]{8,64})\s*$")
 _HEAD_PREFIX = 12
-
-
-def parse_when(value: str, *, now: datetime) -> datetime:
-    """An aware UTC time from an ISO date/time (naive means UTC) or an age like `7d`."""
-    age = _AGE.match(value)
-    if age:
-        return now - timedelta(seconds=float(age.group(1)) * _AGE_UNITS[age.group(2).lower()])
-    try:
-        when = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is neither a date nor an age: use an ISO date or time "
-            "(2024-05-01, 2024-05-01T12:00:00Z) or an age such as 7d, 24h, 30m"
-        ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 class _When(click.ParamType[datetime, Any]):
@@ -150,7 +116,7 @@ def verify(
     """
     verdict = asyncio.run(_verify(config_path, store_url, anchor))
     if as_json:
-        click.echo(json.dumps(_verdict_json(verdict, anchor), ensure_ascii=False))
+        click.echo(json.dumps(verdict_dict(verdict, anchor), ensure_ascii=False))
     else:
         click.echo(_verdict_text(verdict, anchor))
     sys.exit(0 if verdict.intact else 1)
@@ -229,25 +195,6 @@ async def _verify(
         await store.close()
 
 
-def _when(at: datetime | None) -> str | None:
-    return None if at is None else at.astimezone(UTC).isoformat()
-
-
-def _verdict_json(verdict: AuditVerdict, anchor: tuple[int, str] | None) -> dict[str, Any]:
-    broken = verdict.broken
-    return {
-        "intact": verdict.intact,
-        "entries": verdict.entries,
-        "last_id": verdict.last_id,
-        "last_at": _when(verdict.last_at),
-        "head": verdict.head,
-        "anchor": None if anchor is None else f"{anchor[0]}:{anchor[1]}",
-        "broken": None
-        if broken is None
-        else {"id": broken.entry_id, "problem": broken.problem, "message": broken.message},
-    }
-
-
 def _verdict_text(verdict: AuditVerdict, anchor: tuple[int, str] | None) -> str:
     from opsroom.store.audit_chain import REWRITTEN, TRUNCATED
 
@@ -272,26 +219,6 @@ def _verdict_text(verdict: AuditVerdict, anchor: tuple[int, str] | None) -> str:
         text += f", anchor #{anchor[0]} matches"
     # The anchor to keep elsewhere, so a later verify can tell if entries were cut off.
     return text + f"\nanchor for later checks: {verdict.last_id}:{verdict.head}"
-
-
-def _entry(record: AuditRecord) -> dict[str, Any]:
-    event = record.event
-    return {
-        "id": record.id,
-        "at": record.at.astimezone(UTC).isoformat(),
-        "action": event.action,
-        "principal": event.principal,
-        "room": event.room,
-        "command": event.command,
-        "params": None if event.params is None else dict(event.params),
-        "job_id": event.job_id,
-        "outcome": event.outcome,
-        "reason": event.reason,
-        "catalog_commit": event.catalog_commit,
-        "script_hash": event.script_hash,
-        "prev_hash": record.prev_hash,
-        "hash": record.hash,
-    }
 
 
 async def _export(
@@ -343,7 +270,7 @@ async def _write(
         writer = csv.writer(out)
         writer.writerow(FIELDS)
         async for record in records:
-            entry = _entry(record)
+            entry = entry_dict(record)
             entry["params"] = params_json(entry["params"])
             writer.writerow(["" if entry[f] is None else entry[f] for f in FIELDS])
             count += 1
@@ -351,7 +278,7 @@ async def _write(
     out.write("[")
     async for record in records:
         out.write("\n" if count == 0 else ",\n")
-        out.write(json.dumps(_entry(record), ensure_ascii=False))
+        out.write(json.dumps(entry_dict(record), ensure_ascii=False))
         count += 1
     out.write("\n]\n" if count else "]\n")
     return count

@@ -22,6 +22,9 @@ ROUTERS = (
     "catalog",
     "tokens",
     "menus",
+    "approvals",
+    "audit",
+    "insights",
 )
 
 

@@ -11,7 +11,7 @@ import importlib
 
 from fastapi import APIRouter
 
-PAGES = ("login", "index", "chat", "jobs")
+PAGES = ("login", "index", "chat", "jobs", "catalog", "approvals", "audit", "insights")
 
 
 def page_router() -> APIRouter:
