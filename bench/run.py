@@ -29,6 +29,7 @@ from figures import Figure  # noqa: E402
 
 _SUITES: tuple[tuple[str, str], ...] = (
     ("startup", "bench_startup"),
+    ("serve", "bench_serve"),
     ("catalog", "bench_catalog"),
     ("dispatch", "bench_dispatch"),
     ("jobs", "bench_jobs"),
