@@ -71,42 +71,46 @@ def _save_history(path: Path) -> None:
 
 
 def _loop(runner: asyncio.Runner, app: object, who: str, room: str) -> None:
+    """Read lines here (readline, Ctrl-C), hand them to the terminal adapter's bridge."""
+    from opsroom.adapters.terminal import TerminalAdapter
+    from opsroom.bridge import Bridge
     from opsroom.cli.common import interrupted_reply
-    from opsroom.model.blocks import Reply
-    from opsroom.model.messages import Inbound
-    from opsroom.render.text import render_reply
 
-    dispatcher = app.dispatcher  # type: ignore[attr-defined]
+    adapter = TerminalAdapter(principal=who, room=room, output=sys.stdout)
+    bridge = Bridge(adapter, app.dispatcher)  # type: ignore[attr-defined]
+    runner.run(adapter.connect())
     interactive = sys.stdin.isatty()
     if interactive:
         _readline_setup()
         count = len(app.catalog.commands)  # type: ignore[attr-defined]
         click.echo(f"opsroom shell — {count} commands. You are {who} in {room}.")
         click.echo("Type `help` to list commands, Ctrl-D to leave.")
-    for job in runner.run(app.interrupted_notices(who)):  # type: ignore[attr-defined]
-        click.echo(render_reply(interrupted_reply(job)))
 
-    async def send(reply: Reply) -> None:
-        click.echo(render_reply(reply))
+    async def notices() -> None:
+        send = bridge.sender(room, None)
+        for job in await app.interrupted_notices(who):  # type: ignore[attr-defined]
+            await send(interrupted_reply(job))
 
+    runner.run(notices())
+    # input() runs outside the event loop so readline and Ctrl-C at the prompt behave as
+    # in any shell; each line is handled to its end before the next prompt.
     while True:
         try:
             line = input("opsroom> " if interactive else "")
         except EOFError:
             if interactive:
                 click.echo()
-            return
+            break
         except KeyboardInterrupt:
             click.echo()
             continue
-        text = line.strip()
-        if not text:
+        if line.strip() in ("exit", "quit"):
+            break
+        event = adapter.receive(line)
+        if event is None:
             continue
-        if text in ("exit", "quit"):
-            return
         try:
-            runner.run(
-                dispatcher.handle(Inbound(text=text, principal=who, room=room, direct=True), send)
-            )
+            runner.run(bridge.handle(event))
         except KeyboardInterrupt:
             click.echo("^C — stopped.")
+    runner.run(adapter.close())

@@ -8,9 +8,9 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from opsroom.adapters.web import Published, WebChatAdapter
 from opsroom.model.blocks import Reply, Status
 from opsroom.model.jobs import Job
-from opsroom.model.messages import Inbound
 from opsroom.web.hub import Hub
 from opsroom.web.metrics import Metrics
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from opsroom.bridge import Bridge
     from opsroom.router.dispatch import Send
     from opsroom.router.outcome import Outcome
-    from opsroom.store.web import WebMessage
+    from opsroom.web.chat import WebChatBridge
 
 log = logging.getLogger("opsroom.web")
 
@@ -37,9 +37,26 @@ class WebContext:
     accepting: bool = True  # False once shutdown began: new messages get 503
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     bridges: dict[str, Bridge] = field(default_factory=dict)  # chat adapters by name
+    chat: WebChatAdapter = field(init=False)  # the web chat, fed by `say`
 
     def __post_init__(self) -> None:
+        self.chat = WebChatAdapter(self.hub)
         self.metrics.adapter_connected.labels("web").set(1)
+
+    def start_chat(self) -> WebChatBridge:
+        """The web chat's bridge (run it as a task): messages said here reach the engine."""
+        from opsroom.web.chat import WebChatBridge
+
+        bridge = WebChatBridge(
+            self.chat,
+            self.engine.dispatcher,
+            spawn=self.spawn,
+            notices=self.engine.interrupted_notices,
+            notice=_interrupted,
+            observe=self.observe,
+        )
+        self.bridges[self.chat.name] = bridge
+        return bridge
 
     @property
     def store(self) -> Any:
@@ -71,20 +88,20 @@ class WebContext:
 
     async def say(
         self, principal: str, room: str, text: str, *, display_name: str = ""
-    ) -> tuple[WebMessage, asyncio.Task[Outcome]]:
-        """A person's message: echoed to the room, then dispatched in the background."""
-        self.metrics.messages.labels(principal.split(":", 1)[0]).inc()
-        echo = await self.hub.publish_text(room, author=principal, text=text)
-        inbound = Inbound(text=text, principal=principal, room=room, display_name=display_name)
-        return echo, self.spawn(self._handle(inbound))
+    ) -> tuple[Published, asyncio.Future[Outcome]]:
+        """A person's message: echoed to the room, then handled by the web chat's bridge.
 
-    async def _handle(self, inbound: Inbound) -> Outcome:
-        send = self.sender_for(inbound.room)
-        for job in await self.engine.interrupted_notices(inbound.principal):
-            await send(_interrupted(job))
-        outcome = await self.engine.dispatcher.handle(inbound, send)
-        await self.observe(outcome)
-        return outcome
+        The future resolves with the outcome; without a running bridge (`start_chat`,
+        done by `opsroom serve`) the message only waits in the adapter.
+        """
+        self.metrics.messages.labels(principal.split(":", 1)[0]).inc()
+        echo, inbound = await self.chat.post(principal, room, text, display_name=display_name)
+        from opsroom.web.chat import WebChatBridge
+
+        bridge = self.bridges.get(self.chat.name)
+        if not isinstance(bridge, WebChatBridge):
+            return echo, asyncio.get_running_loop().create_future()
+        return echo, bridge.expect(inbound)
 
     async def observe(self, outcome: Outcome) -> None:
         """Count an outcome, and the duration of the job it ended."""

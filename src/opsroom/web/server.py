@@ -129,6 +129,8 @@ async def serve(
         background = [
             asyncio.create_task(_every(ADOPT_EVERY, lambda: _adopt(ctx))),
             asyncio.create_task(_every(EXPIRE_EVERY, engine.dispatcher.approvals.expire)),
+            # The web chat is a chat adapter like the others, with its own bridge.
+            asyncio.create_task(ctx.start_chat().run()),
         ]
         for adapter in adapters:
             bridge = Bridge(adapter, engine.dispatcher)

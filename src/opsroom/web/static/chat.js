@@ -91,6 +91,7 @@
   const input = document.getElementById("message");
   const LIVE = new Set(["progress", "output", "job"]);
   const cards = new Map(); // job id -> the one card its live updates edit in place
+  const bySeq = new Map(); // seq of a bot message -> its element, for events that replace it
   let lastSeq = 0;
 
   function act(value) {
@@ -211,13 +212,14 @@
     }
   }
 
-  function fill(card, ev) {
+  function fill(card, ev, whole) {
     const content = el("div", { class: "blocks" });
     const blocks = ev.blocks && ev.blocks.length ? ev.blocks : [{ type: "text", text: ev.text || "" }];
     const ended = blocks.some((b) => b.type === "status" && b.level !== "info");
     const old = card.querySelector(".blocks");
     // An output update of a running job keeps its progress bar; the end replaces it.
-    if (old && !ended && !blocks.some((b) => b.type === "progress")) {
+    // A replacement (an edit) is the whole message: it keeps nothing of the old one.
+    if (old && !whole && !ended && !blocks.some((b) => b.type === "progress")) {
       const bar = old.querySelector(".progress");
       if (bar) content.append(bar);
     }
@@ -252,13 +254,18 @@
     } else {
       const jobId = ev.job_id;
       const live = jobId !== null && jobId !== undefined && LIVE.has(ev.kind);
-      let card = live ? cards.get(jobId) : undefined;
+      // An edit arrives as a new event naming the message it replaces (`replaces`).
+      const edit = ev.replaces !== null && ev.replaces !== undefined;
+      let card = edit ? bySeq.get(ev.replaces) : undefined;
+      if (!card && live) card = cards.get(jobId);
       if (!card) {
         card = el("li", { "data-job": jobId ?? "" }, meta("opsroom", ev.at, jobId));
         stream.append(card);
-        if (live) cards.set(jobId, card);
       }
-      fill(card, ev);
+      if (live) cards.set(jobId, card);
+      bySeq.set(ev.seq, card);
+      if (edit) bySeq.set(ev.replaces, card);
+      fill(card, ev, edit);
     }
     if (follow) stream.scrollTop = stream.scrollHeight;
   }
