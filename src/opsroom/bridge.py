@@ -39,7 +39,6 @@ log = logging.getLogger("opsroom.bridge")
 Send = Callable[[Reply], Awaitable[None]]
 LIVE_KINDS = frozenset({"job", "progress", "output"})
 LIVE_TAIL = 15  # output lines kept in a live status message
-PLAIN_PROGRESS_EVERY = 15.0  # seconds between progress messages where edits are impossible
 OUTBOX_LIMIT = 500
 
 
@@ -162,7 +161,7 @@ class Bridge:
             # No edits: job messages go out as they come, live progress thinned out.
             if reply.kind == "progress":
                 now = time.monotonic()
-                if now - live.last_plain_progress < PLAIN_PROGRESS_EVERY:
+                if now - live.last_plain_progress < caps.progress_every:
                     return
                 live.last_plain_progress = now
             await self._post(room, thread_id, reply)

@@ -48,3 +48,15 @@ def test_help_with_search_words(opsroom: Opsroom, echo_catalog: Path) -> None:
     assert r.code == 0
     assert "echo table" in r.stdout
     assert "echo fail" not in r.stdout
+
+
+def test_shell_shows_live_progress_of_a_long_job(opsroom: Opsroom) -> None:
+    r = opsroom(
+        "shell",
+        input="storage migrate netapp-fas01 --volumes 4 --seconds-per-volume 0.8\n",
+        timeout=60,
+    )
+    assert r.code == 0, r.stderr
+    bars = [line for line in r.stdout.splitlines() if line.startswith("[") and "%" in line]
+    assert len(bars) >= 2, "progress shows while the migration runs, not only at the end"
+    assert "succeeded" in r.stdout

@@ -30,6 +30,9 @@ class Capabilities:
     markdown: str = "plain"  # plain | commonmark | slack-mrkdwn | html | irc
     messages_per_second: float = 1.0  # sustained rate the platform tolerates per room
     edits_per_second: float = 1.0  # how often one message may be edited
+    # Without edits, every progress update is a new message: at most one per this many
+    # seconds (a terminal can take them every second; a busy chat room cannot).
+    progress_every: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)

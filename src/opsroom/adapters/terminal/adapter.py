@@ -35,6 +35,7 @@ CAPABILITIES = Capabilities(
     markdown="plain",
     messages_per_second=1000.0,
     edits_per_second=1.0,
+    progress_every=1.0,  # a progress line a second is what a terminal user wants to see
 )
 
 
