@@ -407,3 +407,31 @@ async def test_queued_job_survives_its_process_and_is_adopted(
     assert [o.state.value if o.state else None for o in outcomes] == ["succeeded"]
     assert outcomes[0].output.startswith("start b")
     assert {room for room, _ in sent} == {"local:cli"}, "replies go to the room it was asked in"
+
+
+async def test_no_wait_queues_the_job_for_a_serving_process(
+    opsroom: Opsroom, workdir: Path
+) -> None:
+    from opsroom.model.blocks import Reply
+    from opsroom.testing import Bot
+
+    r = opsroom("run", "--json", "--no-wait", "--catalog", str(CATALOG), "!slow nap --seconds 0.1")
+    assert r.code == 0, r.stderr
+    assert r.summary["outcome"] == "queued"
+    assert r.summary["state"] == "queued"
+    job_id = r.summary["job_id"]
+    assert "opsroom serve" in r.stdout
+
+    def send_for_room(room: str):  # type: ignore[no-untyped-def]
+        async def send(reply: Reply) -> None:
+            return None
+
+        return send
+
+    async with Bot.open(
+        catalog_dir=str(CATALOG), store_url=f"sqlite:///{workdir}/opsroom.db"
+    ) as bot:
+        outcomes = await bot.app.dispatcher.adopt_orphans(send_for_room)
+    assert [(o.job_id, o.state.value if o.state else None) for o in outcomes] == [
+        (job_id, "succeeded")
+    ]

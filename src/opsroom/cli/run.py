@@ -28,7 +28,11 @@ from opsroom.cli.common import engine_options, interrupted_reply, local_principa
 @click.option(
     "--json", "as_json", is_flag=True, help="One JSON object per reply, then a summary line."
 )
-@click.option("--no-wait", is_flag=True, help="Do not wait for a backgrounded job to end.")
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Queue the job and return at once; a running `opsroom serve` runs it.",
+)
 @engine_options
 @click.argument("text")
 def run(
@@ -43,14 +47,16 @@ def run(
 ) -> None:
     """Send TEXT (e.g. "!store status 42") as one chat message and wait for the job.
 
-    Exit codes: 0 accepted and succeeded (or awaiting approval), 1 ran and failed
+    With --no-wait the job is queued and the command returns at once (exit 0); a running
+    `opsroom serve` sharing the store starts it.
+
+    Exit codes: 0 accepted and succeeded (or awaiting approval, or queued), 1 ran and failed
     (also timed out or cancelled), 2 refused (parse error, unknown command, permission,
     validation).
     """
+    who = principal or local_principal()
     code = asyncio.run(
-        _run(
-            principal or local_principal(), room, as_json, config_path, catalog_dir, store_url, text
-        )
+        _run(who, room, as_json, config_path, catalog_dir, store_url, text, wait=not no_wait)
     )
     sys.exit(code)
 
@@ -63,6 +69,8 @@ async def _run(
     catalog_dir: str | None,
     store_url: str | None,
     text: str,
+    *,
+    wait: bool = True,
 ) -> int:
     from opsroom.model.blocks import Reply
     from opsroom.model.messages import Inbound
@@ -80,7 +88,14 @@ async def _run(
         for job in await app.interrupted_notices(principal):
             await send(interrupted_reply(job))
         outcome = await app.dispatcher.handle(
-            Inbound(text=text, principal=principal, room=room, direct=True, interactive=False),
+            Inbound(
+                text=text,
+                principal=principal,
+                room=room,
+                direct=True,
+                interactive=False,
+                wait=wait,
+            ),
             send,
         )
     finally:

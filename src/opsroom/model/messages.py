@@ -22,3 +22,6 @@ class Inbound:
     thread_id: str | None = None
     # False where nobody can answer a follow-up question (`opsroom run`): no menus then.
     interactive: bool = True
+    # False when the asker will not wait (`opsroom run --no-wait`): the job is queued for a
+    # long-lived opsroom process (`serve`) to run.
+    wait: bool = True

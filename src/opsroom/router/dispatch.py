@@ -427,6 +427,22 @@ class Dispatcher:
         if spec.approval:
             job = await self.supervisor.submit(request, params, state=JobState.AWAITING_APPROVAL)
             return await self.approvals.request(job, request, send)
+        if not inbound.wait:
+            job = await self.supervisor.submit(request, params, detached=True)
+            await send(
+                Reply(
+                    (
+                        Status(
+                            f"job {job.id} {job.command} is queued; a running `opsroom serve` "
+                            f"starts it — `{self._prefix}job {job.id}` to look",
+                            "info",
+                        ),
+                    ),
+                    job_id=job.id,
+                    kind="job",
+                )
+            )
+            return Outcome("queued", job_id=job.id, state=job.state)
         job = await self.supervisor.submit(request, params)
         return await self.supervisor.execute(job, request, send)
 

@@ -33,6 +33,7 @@ from opsroom.runner.local import run_local
 from opsroom.runner.pep723 import ensure_environment, environments_dir
 from opsroom.runner.tree import new_token
 from opsroom.store import Limits
+from opsroom.store.store import ORPHANED
 
 if TYPE_CHECKING:
     from opsroom.store import Store
@@ -96,9 +97,17 @@ class Supervisor:
     # -- submitting and running -----------------------------------------------------------
 
     async def submit(
-        self, req: JobRequest, params: dict[str, Any], *, state: JobState = JobState.QUEUED
+        self,
+        req: JobRequest,
+        params: dict[str, Any],
+        *,
+        state: JobState = JobState.QUEUED,
+        detached: bool = False,
     ) -> Job:
-        """Record a job for `req`: queued, or awaiting approval."""
+        """Record a job for `req`: queued, or awaiting approval.
+
+        A detached job has no waiting process: a serving process adopts and runs it.
+        """
         return await self.store.create_job(
             command=req.spec.name,
             params=params,
@@ -108,7 +117,7 @@ class Supervisor:
             catalog_commit=self.catalog_commit,
             script_hash=req.spec.script_hash or None,
             dry_run=req.invocation.dry_run,
-            owner=self.owner,
+            owner=ORPHANED if detached else self.owner,
         )
 
     async def execute(self, job: Job, req: JobRequest, send: Send) -> Outcome:
