@@ -25,6 +25,7 @@ ROUTERS = (
     "approvals",
     "audit",
     "insights",
+    "adapters",
 )
 
 

@@ -10,10 +10,12 @@ from starlette.responses import RedirectResponse, Response
 from opsroom.router.parser import usage_line
 from opsroom.web.api.deps import DEFAULT_ROOM, web_room
 from opsroom.web.auth import PageUser
+from opsroom.web.connections import adapter_statuses
 from opsroom.web.context import WebContext
 from opsroom.web.pages.templating import render
 
 router = APIRouter()
+SAY_LIMIT = 8000  # the message box's maxlength
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +43,19 @@ async def chat_default(user: PageUser, room: str | None = None) -> Response:
     return RedirectResponse(f"/chat/{target.removeprefix('web:')}", status_code=303)
 
 
+@router.get("/partials/adapters")
+async def adapters_strip(request: Request, user: PageUser) -> Response:
+    """The chat page's adapter status strip alone (htmx polls it)."""
+    ctx: WebContext = request.app.state.ctx
+    return render(request, "adapters_strip.html", user, adapters=adapter_statuses(ctx))
+
+
 @router.get("/chat/{room}")
-async def chat(request: Request, room: str, user: PageUser) -> Response:
-    """One web room: its history and live events, and a box to talk to the bot."""
+async def chat(request: Request, room: str, user: PageUser, say: str = "") -> Response:
+    """One web room: its history and live events, and a box to talk to the bot.
+
+    `?say=` puts a message in the box, unsent (the catalog's "Run in chat" link).
+    """
     ctx: WebContext = request.app.state.ctx
     name = web_room(room)
     rooms = [r.removeprefix("web:") for r in await ctx.store.web_rooms(prefix="web:")]
@@ -60,5 +72,7 @@ async def chat(request: Request, room: str, user: PageUser) -> Response:
         rooms=rooms,
         prefix=ctx.engine.settings.bot.prefix,
         completions=completions(ctx),
+        adapters=adapter_statuses(ctx),
+        say=say[:SAY_LIMIT],
         active="chat",
     )

@@ -303,6 +303,12 @@
     usage.textContent = best ? best.dataset.usage : "";
   }
   input.addEventListener("input", hint);
+  if (input.value) {
+    // Prefilled by ?say= (the catalog's "Run in chat"): ready to finish typing, not sent.
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+    hint();
+  }
 
   document.getElementById("composer").addEventListener("submit", async (event) => {
     event.preventDefault();
