@@ -83,6 +83,65 @@ class StoreSettings(_Section):
     url: str = "sqlite:///opsroom.db"
 
 
+def _issuer_url(text: str) -> str:
+    # Plain http only on loopback (a test or a local IdP): tokens must not cross a network bare.
+    scheme, sep, rest = text.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    loopback = host in ("localhost", "127.0.0.1", "[::1]")
+    if (
+        not sep
+        or not host
+        or scheme not in ("https", "http")
+        or (scheme == "http" and not loopback)
+    ):
+        raise ValueError(
+            f"expected an https:// issuer URL (http:// only on localhost), got {text!r}"
+        )
+    if "?" in text or "#" in text:
+        raise ValueError(f"an issuer URL has no query or fragment, got {text!r}")
+    return text
+
+
+def _client_secret(text: str) -> str:
+    # The bad value is never echoed: it may well be the secret pasted inline.
+    try:
+        return _reference(text)
+    except ValueError:
+        raise ValueError(
+            'expected a reference like "env:OIDC_CLIENT_SECRET" or "file:/path", '
+            "never the secret itself"
+        ) from None
+
+
+class OidcSettings(_Section):
+    """`[web.oidc]`: single sign-on with an OpenID Connect provider."""
+
+    issuer: Annotated[str, AfterValidator(_issuer_url)]
+    client_id: Annotated[str, Field(min_length=1)]
+    # A reference (env:/file:), resolved at use; None: a public client (PKCE only).
+    client_secret: Annotated[str, AfterValidator(_client_secret)] | None = None
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
+    username_claim: Annotated[str, Field(min_length=1)] = "preferred_username"
+    allowed_domains: tuple[str, ...] | None = None  # None: any; else the email's domain
+    allowed_groups: tuple[str, ...] | None = None  # None: any; else one of `groups_claim`
+    groups_claim: Annotated[str, Field(min_length=1)] = "groups"
+    button_label: Annotated[str, Field(min_length=1)] = "Sign in with SSO"
+    timeout: float = 10.0  # each request to the provider
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        return parse_duration(v)
+
+    @field_validator("scopes", mode="after")
+    @classmethod
+    def _openid_scope(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if "openid" not in v:
+            raise ValueError('scopes must include "openid"')
+        return v
+
+
 class WebSettings(_Section):
     """`[web]`: the console and web chat."""
 
@@ -90,6 +149,7 @@ class WebSettings(_Section):
     base_url: str | None = None
     shutdown_grace: float = 30.0  # on SIGTERM, how long running jobs may finish before cancel
     session_ttl: float = 43200.0  # how long a login lasts (12 h)
+    oidc: OidcSettings | None = None  # None: local accounts only
 
     @field_validator("shutdown_grace", "session_ttl", mode="before")
     @classmethod
