@@ -5,8 +5,9 @@ thread, and it shapes job replies for the platform: where messages can be edited
 status message per job is edited in place (throttled to the platform's edit rate); where
 they cannot, replies arrive as separate messages and live progress is thinned out. While
 the platform is unreachable, replies wait in an outbox and are delivered — intermediate
-progress summarised away — once the adapter reconnects. Like `app.py`, this module wires
-rooms together.
+progress summarised away — once the adapter reconnects. Given an outbox service (the
+store), what waits is kept there and survives a restart of opsroom. Like `app.py`, this
+module wires rooms together.
 """
 
 from __future__ import annotations
@@ -16,23 +17,29 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opsroom.adapters.base import (
     AdapterServices,
     AdapterUnavailable,
     ChatAdapter,
+    ConnectionState,
     Event,
     Interaction,
     MessageRef,
 )
 from opsroom.config import Settings
-from opsroom.errors import ConfigError
+from opsroom.errors import ConfigError, StoreError
 from opsroom.model.blocks import Block, Code, Progress, Reply, Status
 from opsroom.model.messages import Inbound
+from opsroom.model.wire import dump_reply, load_reply
 from opsroom.router.dispatch import Dispatcher
 from opsroom.router.outcome import Outcome
+
+if TYPE_CHECKING:
+    from opsroom.store.outbox import KeptReply
 
 log = logging.getLogger("opsroom.bridge")
 
@@ -40,6 +47,37 @@ Send = Callable[[Reply], Awaitable[None]]
 LIVE_KINDS = frozenset({"job", "progress", "output"})
 LIVE_TAIL = 15  # output lines kept in a live status message
 OUTBOX_LIMIT = 500
+REDELIVER_EVERY = 2.0  # seconds between checks for a reconnect while replies wait
+FLUSH_BATCH = 50
+
+
+class Outbox(Protocol):
+    """Where replies wait while a platform is unreachable (the store satisfies it)."""
+
+    async def outbox_put(
+        self,
+        adapter: str,
+        room: str,
+        thread_id: str | None,
+        reply: Mapping[str, Any],
+        *,
+        job_id: int | None = None,
+        live: bool = False,
+    ) -> int:
+        """Keep a reply; a live view replaces the older views of its job in the room."""
+        ...
+
+    async def outbox_pending(self, adapter: str, *, limit: int = 100) -> Sequence[KeptReply]:
+        """Replies waiting for `adapter`, oldest first."""
+        ...
+
+    async def outbox_count(self, adapter: str) -> int:
+        """How many replies wait for `adapter`."""
+        ...
+
+    async def outbox_done(self, ids: Collection[int]) -> None:
+        """Forget delivered replies."""
+        ...
 
 
 @dataclass(slots=True)
@@ -72,21 +110,36 @@ class _Queued:
     room: str
     thread_id: str | None
     reply: Reply
+    live: bool
 
 
 class Bridge:
     """Connects one adapter to the dispatcher."""
 
-    def __init__(self, adapter: ChatAdapter, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self,
+        adapter: ChatAdapter,
+        dispatcher: Dispatcher,
+        *,
+        outbox: Outbox | None = None,
+        redeliver_every: float = REDELIVER_EVERY,
+    ) -> None:
         self.adapter = adapter
         self.dispatcher = dispatcher
         self.prefix = dispatcher.ctx.settings.bot.prefix
         self._tasks: set[asyncio.Future[Outcome | None] | asyncio.Future[None]] = set()
-        self._outbox: deque[_Queued] = deque()
+        self._outbox: deque[_Queued] = deque()  # in memory: without a store, or when it fails
+        self._kept = outbox
+        self._kept_count = 0  # replies waiting in `outbox`, as last counted
+        self._redeliver_every = redeliver_every
         self._flushing = False
 
     async def run(self) -> None:
-        """Connect and handle events until cancelled."""
+        """Connect and handle events until cancelled; deliver what waits once connected."""
+        await self._recount()  # what an earlier run kept is delivered too
+        watcher = asyncio.create_task(self._redeliver())
+        self._tasks.add(watcher)
+        watcher.add_done_callback(self._tasks.discard)
         await self.adapter.connect()
         async for event in self.adapter.events():
             task = asyncio.create_task(self.handle(event))
@@ -164,7 +217,7 @@ class Bridge:
                 if now - live.last_plain_progress < caps.progress_every:
                     return
                 live.last_plain_progress = now
-            await self._post(room, thread_id, reply)
+            await self._post(room, thread_id, reply, live=reply.kind == "progress")
 
         return send
 
@@ -173,7 +226,7 @@ class Bridge:
     ) -> None:
         """Create or edit the job's status message, at most at the platform's edit rate."""
         if live.ref is None:
-            live.ref = await self._post(room, thread_id, live.view(job_id))
+            live.ref = await self._post(room, thread_id, live.view(job_id), live=True)
             live.last_edit = time.monotonic()
             return
         gap = 1.0 / max(self.adapter.capabilities.edits_per_second, 0.01)
@@ -182,7 +235,7 @@ class Bridge:
             if live.pending is not None:
                 live.pending.cancel()
                 live.pending = None
-            await self._edit(live.ref, live.view(job_id))
+            await self._edit(live.ref, live.view(job_id), live=True)
             live.last_edit = time.monotonic()
         elif live.pending is None:
             loop = asyncio.get_running_loop()
@@ -195,33 +248,49 @@ class Bridge:
 
             live.pending = loop.call_later(wait, later)
 
-    async def _post(self, room: str, thread_id: str | None, reply: Reply) -> MessageRef | None:
+    async def _post(
+        self, room: str, thread_id: str | None, reply: Reply, *, live: bool = False
+    ) -> MessageRef | None:
         try:
             await self.flush_outbox()
             return await self.adapter.send(room, reply, thread_id=thread_id)
         except AdapterUnavailable:
-            self._keep(room, thread_id, reply)
+            await self._keep(room, thread_id, reply, live=live)
             return None
 
-    async def _edit(self, ref: MessageRef, reply: Reply) -> None:
+    async def _edit(self, ref: MessageRef, reply: Reply, *, live: bool = False) -> None:
         try:
             await self.adapter.edit(ref, reply)
         except AdapterUnavailable:
-            self._keep(ref.room, ref.thread_id, reply)
+            await self._keep(ref.room, ref.thread_id, reply, live=live)
 
-    def _keep(self, room: str, thread_id: str | None, reply: Reply) -> None:
-        """Hold a reply until the platform is back; only the latest progress of a job."""
-        if reply.kind == "progress":
+    async def _keep(self, room: str, thread_id: str | None, reply: Reply, *, live: bool) -> None:
+        """Hold a reply until the platform is back; a job's live view replaces older ones."""
+        if self._kept is not None:
+            try:
+                await self._kept.outbox_put(
+                    self.adapter.name,
+                    room,
+                    thread_id,
+                    dump_reply(reply),
+                    job_id=reply.job_id,
+                    live=live,
+                )
+                await self._recount()
+                return
+            except StoreError:
+                log.exception("could not keep a reply in the store; holding it in memory")
+        if live and reply.job_id is not None:
             for queued in list(self._outbox):
-                if queued.reply.kind == "progress" and queued.reply.job_id == reply.job_id:
+                if queued.live and queued.room == room and queued.reply.job_id == reply.job_id:
                     self._outbox.remove(queued)
-        self._outbox.append(_Queued(room, thread_id, reply))
+        self._outbox.append(_Queued(room, thread_id, reply, live))
         while len(self._outbox) > OUTBOX_LIMIT:
             self._outbox.popleft()
 
     async def flush_outbox(self) -> None:
         """Deliver what waited while the platform was unreachable, oldest first."""
-        if self._flushing or not self._outbox:
+        if self._flushing or not self.waiting:
             return
         self._flushing = True
         try:
@@ -229,13 +298,52 @@ class Bridge:
                 queued = self._outbox[0]
                 await self.adapter.send(queued.room, queued.reply, thread_id=queued.thread_id)
                 self._outbox.popleft()
+            if self._kept is not None:
+                await self._flush_kept(self._kept)
         finally:
             self._flushing = False
+            await self._recount()
+
+    async def _flush_kept(self, kept: Outbox) -> None:
+        while batch := await kept.outbox_pending(self.adapter.name, limit=FLUSH_BATCH):
+            for row in batch:
+                try:
+                    reply = load_reply(row.reply)
+                except ValueError:
+                    log.exception(
+                        "dropped a kept reply that could not be read", extra={"id": row.id}
+                    )
+                else:
+                    await self.adapter.send(row.room, reply, thread_id=row.thread_id)
+                # One by one: a reply delivered is never delivered again, even if the
+                # next send finds the platform gone.
+                await kept.outbox_done([row.id])
+
+    async def _recount(self) -> None:
+        if self._kept is None:
+            return
+        try:
+            self._kept_count = await self._kept.outbox_count(self.adapter.name)
+        except StoreError:
+            log.exception("could not count the replies kept in the store")
+
+    async def _redeliver(self) -> None:
+        """Deliver kept replies soon after the platform is reachable again."""
+        while True:
+            await asyncio.sleep(self._redeliver_every)
+            if self.adapter.state is not ConnectionState.CONNECTED or not self.waiting:
+                continue
+            try:
+                await self.flush_outbox()
+            except AdapterUnavailable:
+                pass  # gone again; the next round retries
+            except Exception:
+                log.exception("could not deliver the kept replies")
 
     @property
     def waiting(self) -> int:
-        """Replies held in the outbox."""
-        return len(self._outbox)
+        """Replies held in the outbox (in memory and in the store)."""
+        return len(self._outbox) + self._kept_count
 
 
 def _is_final(reply: Reply) -> bool:

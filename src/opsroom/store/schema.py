@@ -23,7 +23,7 @@ from sqlalchemy import (
     false,
 )
 
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 """The newest migration; `open` skips Alembic when the database already says this."""
 
 GENESIS_HASH = "0" * 64
@@ -256,4 +256,24 @@ deliveries = Table(
     Column("key", String(300), primary_key=True),  # e.g. slack:<team>:<channel>:<ts>
     Column("received_at", UTCDateTime, nullable=False),
     Index(None, "received_at"),
+)
+
+# --- 0006: replies kept while a chat platform is unreachable (SPEC §5.2) ------------------
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # delivery order
+    Column("adapter", String(64), nullable=False),
+    Column("room", String(300), nullable=False),
+    Column("thread_id", String(300), nullable=True),
+    Column("job_id", Integer, nullable=True),  # no foreign key: a reply outlives a pruned job
+    # A live view of a job (its status message, or its latest progress) replaces the
+    # older undelivered views of that job in the same room.
+    Column("live", Boolean, nullable=False, default=False),
+    Column("reply", Text, nullable=False),  # JSON, opsroom.model.wire
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "adapter", "id"),
+    Index(None, "adapter", "room", "job_id"),
+    sqlite_autoincrement=True,
 )

@@ -24,6 +24,7 @@ from opsroom.model.audit import AuditEvent, AuditRecord
 from opsroom.model.jobs import Job, JobState
 from opsroom.store import approvals as approval_sql
 from opsroom.store import deliveries as delivery_sql
+from opsroom.store import outbox as outbox_sql
 from opsroom.store import web as web_sql
 from opsroom.store.audit_chain import (
     RELINKED,
@@ -984,6 +985,46 @@ class Store:
         """Record a platform delivery `key`; False when it was already received."""
         async with self._write("record a delivery") as conn:
             return await delivery_sql.first(conn, key, now=utcnow())
+
+    # --- the outbox: replies kept while a chat platform is unreachable (SPEC §5.2) ---------
+
+    async def outbox_put(
+        self,
+        adapter: str,
+        room: str,
+        thread_id: str | None,
+        reply: Mapping[str, Any],
+        *,
+        job_id: int | None = None,
+        live: bool = False,
+    ) -> int:
+        """Keep a reply (wire JSON) for `adapter`; a live view replaces older ones of its job."""
+        async with self._write(f"keep a reply for {adapter}") as conn:
+            return await outbox_sql.put(
+                conn,
+                adapter=adapter,
+                room=room,
+                thread_id=thread_id,
+                reply=reply,
+                job_id=job_id,
+                live=live,
+                now=utcnow(),
+            )
+
+    async def outbox_pending(self, adapter: str, *, limit: int = 100) -> list[outbox_sql.KeptReply]:
+        """Replies waiting for `adapter`, oldest first."""
+        async with self._read(f"read the replies kept for {adapter}") as conn:
+            return await outbox_sql.pending(conn, adapter=adapter, limit=limit)
+
+    async def outbox_count(self, adapter: str) -> int:
+        """How many replies wait for `adapter`."""
+        async with self._read(f"count the replies kept for {adapter}") as conn:
+            return await outbox_sql.count(conn, adapter=adapter)
+
+    async def outbox_done(self, ids: Collection[int]) -> None:
+        """Forget kept replies that were delivered."""
+        async with self._write("forget delivered replies") as conn:
+            await outbox_sql.done(conn, ids)
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -133,7 +133,8 @@ async def serve(
             asyncio.create_task(ctx.start_chat().run()),
         ]
         for adapter in adapters:
-            bridge = Bridge(adapter, engine.dispatcher)
+            # Replies wait in the store while the platform is away, across restarts.
+            bridge = Bridge(adapter, engine.dispatcher, outbox=engine.store)
             ctx.bridges[adapter.name] = bridge
             background.append(asyncio.create_task(bridge.run()))
             echo(f"  chat: {adapter.name} adapter started")
