@@ -52,6 +52,16 @@ class Insights:
     never_used: tuple[str, ...]
     total: int
 
+    @property
+    def first_day(self) -> date:
+        """The window's first UTC day."""
+        return self.since.date()
+
+    @property
+    def last_day(self) -> date:
+        """The window's last UTC day (`until` is the exclusive midnight after it)."""
+        return (self.until - timedelta(microseconds=1)).date()
+
 
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0..100) by linear interpolation between closest ranks."""

@@ -149,3 +149,9 @@ def test_an_empty_history_gives_zero_days_and_every_command_unused() -> None:
     assert got.top == ()
     assert got.commands == ()
     assert got.never_used == ("a", "b")
+
+
+def test_the_window_is_named_by_its_first_and_last_day() -> None:
+    got = compute([], [], now=NOW)
+    assert got.last_day == NOW.date(), "the window ends today, not tomorrow"
+    assert (got.last_day - got.first_day).days == 29, "30 days, both ends included"
