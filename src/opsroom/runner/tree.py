@@ -254,6 +254,11 @@ async def end_processes(
         return await asyncio.to_thread(_snapshot, token, pgid=pgid, sid=sid, known=tuple(known))
 
     snap = await scan()
+    if not snap.live:
+        # A process in the middle of execve shows no environment for a moment (a daemon
+        # just `setsid`-ing away as the script exits): look once more before trusting "none".
+        await asyncio.sleep(_POLL)
+        snap = await scan()
     ended: set[int] = set(snap.live)
     if snap.live:
         _signal(snap.live, snap.groups, signal.SIGTERM)
