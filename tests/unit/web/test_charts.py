@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from opsroom.web.charts import bar_chart, hbar_chart, line_chart, value_text
+from opsroom.web.charts import bar_chart, hbar_chart, value_text
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -58,7 +58,7 @@ def test_labels_are_thinned_when_there_are_many_bars_but_every_bar_keeps_its_tit
     assert labels == [f"d{i}" for i in range(0, 30, 3)]
 
 
-@pytest.mark.parametrize("chart", [bar_chart, hbar_chart, line_chart])
+@pytest.mark.parametrize("chart", [bar_chart, hbar_chart])
 def test_labels_and_titles_are_escaped(chart) -> None:  # type: ignore[no-untyped-def]
     svg = chart([('<b>&"x"', 1)], chart_id='q"1', title="A < B & C")
     assert "<b>" not in svg
@@ -91,19 +91,7 @@ def test_a_horizontal_bar_chart_shows_names_left_and_values_with_their_unit() ->
     assert root.findtext(f"{SVG}desc") == "store status: 50%; net check: 12.5%."
 
 
-def test_a_line_chart_has_one_point_per_value_on_one_polyline() -> None:
-    svg = line_chart(
-        [("a", 0), ("b", 5), ("c", 10)], chart_id="l", title="T", width=200, height=100
-    )
-    root = _parse(svg)
-    line = root.find(f"{SVG}polyline")
-    assert line is not None
-    assert line.get("points") == "48,60 118,40 188,20"
-    points = root.findall(f"{SVG}circle")
-    assert [p.findtext(f"{SVG}title") for p in points] == ["a: 0", "b: 5", "c: 10"]
-
-
-@pytest.mark.parametrize("chart", [bar_chart, hbar_chart, line_chart])
+@pytest.mark.parametrize("chart", [bar_chart, hbar_chart])
 def test_no_data_says_so_instead_of_drawing_nothing(chart) -> None:  # type: ignore[no-untyped-def]
     root = _parse(chart([], chart_id="e", title="Empty"))
     assert root.findall(f"{SVG}rect") == []
