@@ -28,6 +28,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from types import MappingProxyType
 from typing import Final, NoReturn, TypeAlias
 
@@ -42,6 +43,7 @@ from opsroom.model.commands import (
     Scalar,
     parse_iso_datetime,
 )
+from opsroom.router.dates import RELATIVE_FORMS, resolve_relative
 
 __all__ = [
     "MissingParameters",
@@ -360,8 +362,9 @@ def _quote(value: str) -> str:
 class _Binder:
     """One binding of tokens to one command spec."""
 
-    def __init__(self, spec: CommandSpec, prefix: str = "!") -> None:
+    def __init__(self, spec: CommandSpec, prefix: str = "!", now: datetime | None = None) -> None:
         self.spec = spec
+        self.now = now
         self.usage = usage_line(spec, prefix)
         self.entries: list[tuple[str, str, ParamSpec]] = [
             (_primary_key(label), _loose_key(label), p)
@@ -436,14 +439,20 @@ def _parse_bool(raw: str) -> bool | None:
 
 
 def bind_arguments(
-    spec: CommandSpec, tokens: list[str], *, text: str = "", prefix: str = "!"
+    spec: CommandSpec,
+    tokens: list[str],
+    *,
+    text: str = "",
+    prefix: str = "!",
+    now: datetime | None = None,
 ) -> Invocation:
     """Bind tokens to the spec's parameters, converting and validating every value.
 
     Only values the user gave are in `Invocation.params` (scripts apply their own defaults).
+    Relative dates (`tomorrow`, `+14d`) resolve against `now` (default: the host's clock).
     Raises ParseError (MissingParameters for missing required ones) with the usage line.
     """
-    b = _Binder(spec, prefix)
+    b = _Binder(spec, prefix, now)
     raw: dict[str, list[str]] = {}  # declared name -> raw values, in the order given
     flags: dict[str, bool] = {}  # switch and bool values decided while scanning
     positional: list[str] = []
@@ -649,10 +658,12 @@ def _convert(b: _Binder, p: ParamSpec, value: str) -> Scalar:
         result = flag
     elif p.type is ParamType.DATETIME:
         try:
-            result = parse_iso_datetime(value).isoformat()
-        except ValueError:
+            relative = resolve_relative(value, b.now or datetime.now().astimezone())
+            result = (relative or parse_iso_datetime(value)).isoformat()
+        except (ValueError, OverflowError):
             b.fail(
-                f"{shown}: {_quote(value)} is not an ISO 8601 date or time (e.g. 2024-05-01T14:30)"
+                f"{shown}: {_quote(value)} is not a date or time: use ISO 8601"
+                f" (2024-05-01, 2024-05-01T14:30) or {RELATIVE_FORMS}"
             )
     else:
         result = value

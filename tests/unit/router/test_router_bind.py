@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -219,7 +220,7 @@ ERROR_CASES = [
     ("range-negative-positional", "s1 prod -5", "--count: -5 is not between 1 and 100"),
     ("bool", "s1 --notify=maybe", "--notify: 'maybe' is not true or false"),
     ("switch-value", "s1 --force=sometimes", "--force: 'sometimes' is not true or false"),
-    ("datetime", "s1 --when tomorrow", "--when: 'tomorrow' is not an ISO 8601 date"),
+    ("datetime", "s1 --when someday", "--when: 'someday' is not a date or time: use ISO 8601"),
     ("pattern", "s1 --code abcd", "--code: 'abcd' does not match the pattern [A-Z]{3}"),
     ("pattern-is-fullmatch", "s1 --code xABCx", "does not match the pattern"),
     ("length-short", "s1 --vm-name ab", "--vm-name: 'ab' is too short (at least 3 characters)"),
@@ -344,3 +345,44 @@ def test_usage_line_prefix() -> None:
     assert usage_line(CommandSpec("version", "", Language.BUILTIN), prefix="/ops ") == (
         "/ops version"
     )
+
+
+# A fixed clock: relative dates must mean the same on every day the suite runs.
+NOW = datetime(2031, 2, 28, 22, 15, 30, 123456, tzinfo=timezone(timedelta(hours=1)))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("today", "2031-02-28T00:00:00"),
+        ("Tomorrow", "2031-03-01T00:00:00"),
+        ("yesterday", "2031-02-27T00:00:00"),
+        ("+14d", "2031-03-14T00:00:00"),
+        ("+2w", "2031-03-14T00:00:00"),
+        ("-1d", "2031-02-27T00:00:00"),
+        ("now", "2031-02-28T22:15:30+01:00"),
+        ("+4h", "2031-03-01T02:15:30+01:00"),
+        ("+30m", "2031-02-28T22:45:30+01:00"),
+        ("2024-05-01", "2024-05-01T00:00:00"),
+    ],
+)
+def test_relative_dates_resolve_against_the_clock(value: str, expected: str) -> None:
+    inv = bind_arguments(DEPLOY, ["s1", "--when", value], now=NOW)
+    assert inv.params["when"] == expected
+
+
+def test_relative_dates_use_the_real_clock_by_default() -> None:
+    before = date.today()
+    when = bind("s1 --when tomorrow")["when"]
+    assert when in {
+        (before + timedelta(days=1)).isoformat() + "T00:00:00",
+        (date.today() + timedelta(days=1)).isoformat() + "T00:00:00",
+    }
+
+
+@pytest.mark.parametrize("value", ["+14", "14d", "+1y", "next week", "+99999d"])
+def test_unknown_date_forms_name_the_accepted_ones(value: str) -> None:
+    with pytest.raises(ParseError) as err:
+        bind_arguments(DEPLOY, ["s1", "--when", value], now=NOW)
+    assert "is not a date or time" in str(err.value)
+    assert "tomorrow, yesterday, now, +3d" in str(err.value)

@@ -10,7 +10,7 @@ Supports --dry-run, which prints the checklist without changing anything.
 
 import os
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 
@@ -28,13 +28,14 @@ def main(
         store: New store number, 1-9999; must not be in use yet.
         city: City the store is in, as it should appear in the ERP.
         region: Sales region the store reports to.
-        opening_date: Opening day (YYYY-MM-DD); must not be in the past.
+        opening_date: Opening day: a date (YYYY-MM-DD) or a relative one (tomorrow, +14d,
+            +6w); must not be in the past.
         pos_count: Number of tills (POS terminals) to stage, 1-20.
         manager: Store manager's account name, added to the store's AD group.
 
     Examples:
-        !store open 512 Leeds north 2026-12-01
-        !store open 513 "Milton Keynes" central 2027-01-15 --pos-count 6 --dry-run
+        !store open 512 Leeds north +14d
+        !store open 513 "Milton Keynes" central +6w --pos-count 6 --dry-run
     """
     dry_run = os.environ.get("OPSROOM_DRY_RUN", "0") == "1"
     store = int(store)
@@ -85,4 +86,4 @@ def _parse_date(text: str) -> datetime:
 
 
 if __name__ == "__main__":
-    main(512, "Leeds", "north", "2026-12-01")
+    main(512, "Leeds", "north", (date.today() + timedelta(days=14)).isoformat())
