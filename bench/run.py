@@ -33,6 +33,7 @@ _SUITES: tuple[tuple[str, str], ...] = (
     ("catalog", "bench_catalog"),
     ("dispatch", "bench_dispatch"),
     ("jobs", "bench_jobs"),
+    ("patterns", "bench_patterns"),
 )
 
 PEERS = (

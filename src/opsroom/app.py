@@ -83,6 +83,22 @@ class App:
         return [j for j in jobs if j.id in mine]
 
 
+def job_isolation(settings: Settings) -> tuple[str, str]:
+    """How jobs are contained and limited on this host, as two lines for people."""
+    from opsroom.runner.cgroup import describe
+    from opsroom.runner.limits import Limits
+
+    return describe(Limits.from_settings(settings.runner))
+
+
+def job_isolation_summary(settings: Settings) -> dict[str, str]:
+    """The same for /healthz: the mechanism per guarantee, without host paths."""
+    from opsroom.runner.cgroup import summary
+    from opsroom.runner.limits import Limits
+
+    return summary(Limits.from_settings(settings.runner))
+
+
 async def _open_store(url: str) -> Store:
     from opsroom.store import Store as _Store
 

@@ -88,6 +88,8 @@ class _Live:
     status: list[Block] = field(default_factory=list)
     progress: Progress | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=LIVE_TAIL))
+    seen: int = 0  # output lines the job printed so far, shown or left out
+    link: str | None = None  # where its full log is
     final: Reply | None = None
     last_edit: float = 0.0
     pending: asyncio.TimerHandle | None = None
@@ -101,8 +103,18 @@ class _Live:
         if self.progress is not None:
             blocks.append(self.progress)
         if self.tail:
-            blocks.append(Code(tuple(self.tail)))
+            blocks.append(self.code())
         return Reply(tuple(blocks), job_id=job_id, kind="job")
+
+    def code(self) -> Code:
+        """The last lines, and how many more the full log holds."""
+        return Code(tuple(self.tail), more=max(0, self.seen - len(self.tail)), link=self.link)
+
+    def add_output(self, block: Code) -> None:
+        """Lines of a live batch or of the final reply, and the count left out before them."""
+        self.tail.extend(block.lines)
+        self.seen += block.more + len(block.lines)
+        self.link = block.link or self.link
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,21 +370,20 @@ def _is_final(reply: Reply) -> bool:
 
 def _absorb(live: _Live, reply: Reply, final: bool) -> None:
     if final:
-        # The last lines shown live stay; the outcome, tables and files join them.
-        more, link = 0, None
+        # The last lines shown live stay; the outcome, tables and files join them, and
+        # "N more lines" counts every line the message no longer shows.
         for block in reply.blocks:
             if isinstance(block, Code):
-                live.tail.extend(block.lines)
-                more, link = block.more, block.link
+                live.add_output(block)
         rest = tuple(b for b in reply.blocks if not isinstance(b, Code))
-        code = (Code(tuple(live.tail), more=more, link=link),) if live.tail else ()
+        code = (live.code(),) if live.tail else ()
         live.final = Reply((*code, *rest), job_id=reply.job_id, kind="job")
         return
     for block in reply.blocks:
         if isinstance(block, Progress):
             live.progress = block
         elif isinstance(block, Code):
-            live.tail.extend(block.lines)
+            live.add_output(block)
         elif isinstance(block, Status):
             live.status = [block]
 

@@ -10,9 +10,10 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -50,6 +51,26 @@ def parse_duration(value: object) -> float:
     if seconds <= 0:
         raise ValueError("a duration must be positive")
     return seconds
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B|B)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+_SIZE_UNITS.update({"kib": 1024, "mib": 1024**2, "gib": 1024**3})
+
+
+def parse_size(value: object) -> int:
+    """Bytes from `1048576`, `"512KiB"`, `"1MiB"`, `"2MB"`; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError('expected a size like 1048576, "512KiB" or "1MiB"')
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, str) and (m := _SIZE.match(value)):
+        size = int(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()]
+    else:
+        raise ValueError(f'expected a size like 1048576, "512KiB" or "1MiB", got {value!r}')
+    if size <= 0:
+        raise ValueError("a size must be positive")
+    return size
 
 
 class _Section(BaseModel):
@@ -149,12 +170,19 @@ class WebSettings(_Section):
     base_url: str | None = None
     shutdown_grace: float = 30.0  # on SIGTERM, how long running jobs may finish before cancel
     session_ttl: float = 43200.0  # how long a login lasts (12 h)
+    max_body: int = 1024 * 1024  # largest request body; bigger gets 413 before it is read
+    body_timeout: float = 30.0  # a request body must arrive within this, or 408
     oidc: OidcSettings | None = None  # None: local accounts only
 
-    @field_validator("shutdown_grace", "session_ttl", mode="before")
+    @field_validator("shutdown_grace", "session_ttl", "body_timeout", mode="before")
     @classmethod
     def _duration(cls, v: object) -> float:
         return parse_duration(v)
+
+    @field_validator("max_body", mode="before")
+    @classmethod
+    def _size(cls, v: object) -> int:
+        return parse_size(v)
 
 
 class RunnerSettings(_Section):
@@ -173,11 +201,30 @@ class RunnerSettings(_Section):
     bash: str = "bash"
     env_passthrough: tuple[str, ...] = ()
     env_cache: str | None = None  # PEP 723 environments; default ~/.cache/opsroom/envs
+    # Per job, all its processes together where a cgroup holds them (docs/jobs.md); 0: none.
+    max_memory: int = Field(default=4 * 1024**3, ge=0)
+    max_pids: int = Field(default=512, ge=0)
+    max_cpu_seconds: float = Field(default=0.0, ge=0)  # 0: only the timeout bounds it
+    cgroups: StrictBool = True  # False: never a cgroup per job, the weaker fallback instead
 
     @field_validator("timeout", "max_timeout", "kill_grace", "foreground_seconds", mode="before")
     @classmethod
     def _duration(cls, v: object) -> float:
         return parse_duration(v)
+
+    @field_validator("max_memory", mode="before")
+    @classmethod
+    def _size(cls, v: object) -> int:
+        no_limit = v == "0" or (isinstance(v, int) and not isinstance(v, bool) and v == 0)
+        return 0 if no_limit else parse_size(v)
+
+    @field_validator("max_memory", mode="after")
+    @classmethod
+    def _enough_memory(cls, v: int) -> int:
+        # Below a few MiB not even a shell starts: such a limit is a typo, not a policy.
+        if 0 < v < 16 * 1024**2:
+            raise ValueError("a memory limit below 16MiB leaves no job able to start (0: no limit)")
+        return v
 
 
 def _secret_name(name: str) -> str:
@@ -440,18 +487,144 @@ class Settings(_Section):
         return roles
 
 
-_SECTIONS = ("bot", "catalog", "store", "web", "runner", "vault", "ldap")
+# -- OPSROOM_<SECTION>_<KEY> overrides and [adapters.*] (SPEC §7.1) --------------------------
+
+# OPSROOM_* variables that are not configuration: the config file's path, what every job's
+# script receives (SPEC §5.1: a script may itself call `opsroom`), and the development
+# scripts' own. Every other OPSROOM_* variable must name exactly one key.
+RESERVED_ENV = frozenset(
+    {
+        "OPSROOM_CONFIG",
+        "OPSROOM_JOB_ID",
+        "OPSROOM_REQUESTER",
+        "OPSROOM_ROOM",
+        "OPSROOM_DRY_RUN",
+        "OPSROOM_JOB_TOKEN",
+        "OPSROOM_EVENTS_FD",
+        "OPSROOM_PARAMS",
+        "OPSROOM_PARAM_TYPES",
+        "OPSROOM_VENV",
+        "OPSROOM_SYNAPSE_VENV",
+    }
+)
+RESERVED_ENV_PREFIXES = ("OPSROOM_ARG_",)
+_ENV_PREFIX = "OPSROOM_"
+_NOT_KEYS = ("source", "path")  # Settings' own bookkeeping, never configured
+# Platforms the SPEC names that this version does not run: said plainly, not "unknown".
+_PLANNED_ADAPTERS = {"discord": "Discord", "mattermost": "Mattermost", "teams": "Microsoft Teams"}
+_BUILT_IN_CHATS = {
+    "web": "the web chat needs no adapter table: it runs under `opsroom serve` ([web])",
+    "terminal": "the terminal chat needs no adapter table: it is `opsroom shell`",
+}
+
+_KeyPath = tuple[str, ...]
+_Why = tuple[str | None, str]  # (key path or None, message) when a variable names no key
 
 
-def _format_error(err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"{loc}: {msg}")
-    return "; ".join(lines)
+def adapter_settings_models() -> dict[str, type[BaseModel]]:
+    """Each chat platform this version runs → the model of its `[adapters.<name>]` table.
+
+    Only the small settings modules are imported, never a platform's SDK: a table is
+    checked even on a host where that SDK is missing.
+    """
+    # Imported here, not at the top: the adapters import this module.
+    from opsroom.adapters.irc.settings import IrcSettings
+    from opsroom.adapters.matrix.settings import MatrixSettings
+    from opsroom.adapters.slack.settings import SlackSettings
+
+    return {"irc": IrcSettings, "matrix": MatrixSettings, "slack": SlackSettings}
+
+
+def _dotted(path: Sequence[object]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _nested_model(annotation: object) -> type[BaseModel] | None:
+    """The model of a table-valued key (`X` or `X | None`); None for anything else."""
+    union = get_origin(annotation) in (Union, UnionType)
+    for candidate in get_args(annotation) if union else (annotation,):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _key_paths(
+    model: type[BaseModel], text: str, prefix: _KeyPath, data: object
+) -> tuple[list[_KeyPath], _Why]:
+    """Every key path the `_`-joined `text` can name below `model`, and why none if none.
+
+    Key names contain `_` too, so each split is tried against the model's own key names:
+    `web_oidc_client_id` is web → oidc → client_id because only that split names keys.
+    """
+    table = data if isinstance(data, dict) else {}
+    key = text.lower()
+    found: list[_KeyPath] = []
+    why: _Why = (_dotted((*prefix, key)), "unknown key") if prefix else (None, "")
+    for name, info in model.model_fields.items():
+        if not prefix and name in _NOT_KEYS:
+            continue
+        if key == name:
+            found.append((*prefix, name))
+        elif key.startswith(name + "_"):
+            more, deeper = _paths_below(
+                (*prefix, name), info.annotation, text[len(name) + 1 :], table.get(name)
+            )
+            found += more
+            why = deeper if deeper[1] else why
+    if not prefix and not found and not why[1]:
+        sections = ", ".join(n for n in model.model_fields if n not in _NOT_KEYS)
+        why = (None, f"names no configuration key (sections: {sections})")
+    return found, why
+
+
+def _paths_below(
+    path: _KeyPath, annotation: object, text: str, data: object
+) -> tuple[list[_KeyPath], _Why]:
+    if path == ("adapters",):
+        return _adapter_paths(text, data)
+    if (model := _nested_model(annotation)) is not None:
+        return _key_paths(model, text, path, data)
+    if get_origin(annotation) is dict and text:
+        return _entry_paths(path, text, data), (None, "")
+    whole = _ENV_PREFIX + "_".join(path).upper()
+    message = f"unknown key ({_dotted(path)} is set as a whole: {whole})"
+    return [], (_dotted((*path, text.lower())), message)
+
+
+def _entry_paths(path: _KeyPath, text: str, data: object) -> list[_KeyPath]:
+    """The entry of a free-form table (`[secrets]`, `[groups]`) that `text` names.
+
+    Names compare case-insensitively with `-` read as `_` (a variable name cannot spell
+    `-`): every entry that matches is returned, so two of them make the name ambiguous.
+    """
+    table = data if isinstance(data, dict) else {}
+    wanted = text.casefold()
+    same = [k for k in table if str(k).casefold().replace("-", "_") == wanted]
+    if same:
+        return [(*path, str(k)) for k in same]
+    # A new secret keeps the variable's spelling: scripts see it as an environment variable.
+    return [(*path, text if path == ("secrets",) else text.lower())]
+
+
+def _adapter_paths(text: str, data: object) -> tuple[list[_KeyPath], _Why]:
+    models = adapter_settings_models()
+    name, _, key = text.lower().partition("_")
+    if name in models:
+        if not key:
+            return [("adapters", name)], (None, "")
+        table = data.get(name) if isinstance(data, dict) else None
+        return _key_paths(models[name], text[len(name) + 1 :], ("adapters", name), table)
+    if name in _PLANNED_ADAPTERS:
+        return [], (f"adapters.{name}", _not_run(name, models))
+    return [], (None, f"names no chat platform (known: {', '.join(sorted(models))})")
+
+
+def _not_run(name: str, models: Mapping[str, object]) -> str:
+    """Why `[adapters.<name>]` names no platform this version runs."""
+    known = ", ".join(sorted(models))
+    if name in _PLANNED_ADAPTERS:
+        return f"{_PLANNED_ADAPTERS[name]} is not supported by this version (supported: {known})"
+    return _BUILT_IN_CHATS.get(name, f"unknown chat platform (known: {known})")
 
 
 def _coerce_env(raw: str) -> object:
@@ -462,18 +635,91 @@ def _coerce_env(raw: str) -> object:
         return raw
 
 
-def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
-    for key, raw in environ.items():
-        if not key.startswith("OPSROOM_") or key == "OPSROOM_CONFIG":
+def _set(data: dict[str, Any], path: _KeyPath, value: object) -> str | None:
+    """Put `value` at `path`, making tables on the way; the key that is not a table, if one."""
+    node = data
+    for i, key in enumerate(path[:-1]):
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            return _dotted(path[: i + 1])
+        node = child
+    node[path[-1]] = value
+    return None
+
+
+def _apply_env(
+    data: dict[str, Any], environ: Mapping[str, str]
+) -> tuple[list[str], dict[_KeyPath, str]]:
+    """Apply every OPSROOM_* override to `data`: the problems, and which variable set what."""
+    problems: list[str] = []
+    sources: dict[_KeyPath, str] = {}
+    # Name order puts a whole table (OPSROOM_WEB_OIDC) before its keys (OPSROOM_WEB_OIDC_...).
+    for var in sorted(environ):
+        if (
+            not var.startswith(_ENV_PREFIX)
+            or var in RESERVED_ENV
+            or var.startswith(RESERVED_ENV_PREFIXES)
+        ):
             continue
-        rest = key[len("OPSROOM_") :].lower()
-        section, _, name = rest.partition("_")
-        if section not in _SECTIONS or not name:
-            continue
-        data.setdefault(section, {})
-        if not isinstance(data[section], dict):
-            raise ConfigError(f"{section}: expected a table")
-        data[section][name] = _coerce_env(raw)
+        found, (where, message) = _key_paths(Settings, var[len(_ENV_PREFIX) :], (), data)
+        if len(found) > 1:
+            problems.append(f"{var}: could mean {' or '.join(map(_dotted, found))}")
+        elif not found:
+            problems.append(f"{where}: {message} (from {var})" if where else f"{var}: {message}")
+        elif found[0] in sources:
+            problems.append(f"{_dotted(found[0])}: set by both {sources[found[0]]} and {var}")
+        elif (not_table := _set(data, found[0], _coerce_env(environ[var]))) is not None:
+            problems.append(f"{not_table}: expected a table (from {var})")
+        else:
+            sources[found[0]] = var
+    return problems, sources
+
+
+def _from(loc: Sequence[object], sources: Mapping[_KeyPath, str]) -> str:
+    """` (from OPSROOM_...)` when an override set `loc` or a table holding it."""
+    parts = tuple(str(p) for p in loc)
+    for n in range(len(parts), 0, -1):
+        if parts[:n] in sources:
+            return f" (from {sources[parts[:n]]})"
+    return ""
+
+
+def _error_lines(
+    err: ValidationError,
+    sources: Mapping[_KeyPath, str],
+    base: _KeyPath = (),
+    plain: bool = False,
+) -> list[str]:
+    lines = []
+    for e in err.errors():
+        loc = (*base, *(str(p) for p in e["loc"]))
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        if plain:
+            msg = msg.removeprefix("Value error, ")
+        lines.append(f"{_dotted(loc) or '(top level)'}: {msg}{_from(loc, sources)}")
+    return lines
+
+
+def _check_adapters(tables: object, sources: Mapping[_KeyPath, str]) -> tuple[list[str], object]:
+    """Each `[adapters.<name>]` by its platform's own model: problems, tables with defaults."""
+    if not isinstance(tables, dict):
+        return [], tables  # Settings names a non-table
+    models = adapter_settings_models()
+    problems: list[str] = []
+    effective: dict[str, object] = {}
+    for name, table in tables.items():
+        model = models.get(name)
+        if model is None:
+            where = ("adapters", name)
+            problems.append(f"adapters.{name}: {_not_run(name, models)}{_from(where, sources)}")
+        elif not isinstance(table, dict):
+            effective[name] = table  # Settings names a non-table
+        else:
+            try:
+                effective[name] = model.model_validate(table).model_dump(mode="json")
+            except ValidationError as e:
+                problems += _error_lines(e, sources, ("adapters", name), plain=True)
+    return problems, effective
 
 
 def config_path(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> Path | None:
@@ -510,12 +756,21 @@ def load_settings(
                 raise ConfigError(f"{path}: {reserved}: unknown key")
         data["source"] = "file"
         data["path"] = str(path)
-    _apply_env(data, environ)
+    problems, sources = _apply_env(data, environ)
+    adapter_problems, adapters = _check_adapters(data.get("adapters", {}), sources)
+    if "adapters" in data:
+        data["adapters"] = adapters  # with each platform's defaults, as `config check` shows
     try:
         settings = Settings.model_validate(data)
     except ValidationError as e:
+        problems += _error_lines(e, sources)
+    problems += adapter_problems
+    if problems:
+        # Every problem at once: fixing one at a time, a restart each, is how configs rot.
         where = f"{path}: " if path else "OPSROOM_* overrides: "
-        raise ConfigError(where + _format_error(e)) from None
+        if len(problems) == 1:
+            raise ConfigError(where + problems[0])
+        raise ConfigError(f"{where}{len(problems)} problems:\n  " + "\n  ".join(problems))
     return _resolve_paths(settings, path.parent if path else cwd)
 
 

@@ -78,3 +78,20 @@ def test_a_reply_never_floods_the_room() -> None:
 def test_every_line_fits(width: int) -> None:
     reply = Reply((Status("ä" * 1000, "error"), Code(("ü " * 700,)), Text("ö" * 900)))
     assert all(len(line.encode()) <= width for line in render(reply, max_bytes=width))
+
+
+def test_a_long_job_reply_keeps_its_outcome_as_the_last_line() -> None:
+    rows = tuple((f"host{i:02d}", "ok") for i in range(40))
+    reply = Reply(
+        (
+            Code(("line 1", "line 2")),
+            Table(("host", "state"), rows),
+            Status("job 4 fleet check: succeeded in 2s", "success"),
+        ),
+        job_id=4,
+        kind="job",
+    )
+    got = render(reply, max_reply_lines=25)
+    assert len(got) == 25
+    assert got[-2:] == ["… 21 more lines — !job 4", "\x02✔ job 4 fleet check: succeeded in 2s\x02"]
+    assert got[:4] == ["line 1", "line 2", "host    state", "──────  ─────"]

@@ -98,3 +98,32 @@ def test_an_edit_is_one_message_ending_with_the_outcome() -> None:
     assert len(message.text) <= 4000
     assert message.text.endswith(":white_check_mark: finished")
     assert "earlier lines left out" in message.text
+
+
+def _capped(link: str) -> Reply:
+    """A capped job's final reply as the collector makes it: the outcome last."""
+    return Reply(
+        (
+            Code(("line 198", "line 199"), more=198, link=link),
+            Status("the stored log of job 7 stopped at the 1,024-byte cap", "warning"),
+            Status("job 7 cap flood: succeeded in 1s", "success"),
+        ),
+        job_id=7,
+        kind="job",
+    )
+
+
+def _texts(reply: Reply) -> list[str]:
+    return [block_text(b) for b in render_single(reply).blocks]
+
+
+def test_a_capped_job_links_its_full_log_and_ends_with_its_outcome() -> None:
+    assert _texts(_capped("https://ops.example.org/jobs/7")) == [
+        "… 198 more lines — <https://ops.example.org/jobs/7|full log>",
+        "```\nline 198\nline 199\n```",
+        ":warning: the stored log of job 7 stopped at the 1,024-byte cap",
+        ":white_check_mark: job 7 cap flood: succeeded in 1s",
+    ]
+    # Without a console address the link is the command that shows the job, as text:
+    # inside `<…>` Slack would read `!job 7` as a broken special mention.
+    assert _texts(_capped("!job 7"))[0] == "… 198 more lines — full log: `!job 7`"

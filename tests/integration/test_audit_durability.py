@@ -25,7 +25,7 @@ TOUCH = """\
 #!/usr/bin/env bash
 # @describe Create the file it is given.
 # @option --path! Where to create it
-# @option --note Anything at all
+# @option --note* Anything at all
 set -euo pipefail
 touch "$OPSROOM_ARG_PATH"
 """
@@ -120,8 +120,9 @@ def test_full_disk_refuses_the_command_and_leaves_the_log_whole(
 ) -> None:
     marker = tmp_path / "ran"
     # The limit leaves room for SQLite's 32 KiB shared-memory file but not for an audit
-    # entry carrying a 100 kB parameter, so the audit write is the one that fails.
-    note = "x" * 100_000
+    # entry carrying sixty 1,000-byte values (each short enough to be kept whole, and the
+    # message under the 64 KiB a chat message may have), so the audit write is what fails.
+    note = " ".join(f"--note {i:04d}{'x' * 996}" for i in range(60))
     proc = subprocess.run(
         [
             sys.executable,
@@ -132,7 +133,7 @@ def test_full_disk_refuses_the_command_and_leaves_the_log_whole(
             "run",
             "--catalog",
             str(catalog),
-            f"!mark touch --path {marker} --note {note}",
+            f"!mark touch --path {marker} {note}",
         ],
         cwd=workdir,
         env=clean_env(),
@@ -145,7 +146,7 @@ def test_full_disk_refuses_the_command_and_leaves_the_log_whole(
     assert "disk I/O error" in r.stdout + r.stderr or "full" in r.stdout + r.stderr
     assert_refused_and_nothing_ran(r, marker, opsroom)
     # Once there is room again, the same command runs and the log verifies.
-    ok = opsroom("run", "--catalog", str(catalog), f"!mark touch --path {marker} --note {note}")
+    ok = opsroom("run", "--catalog", str(catalog), f"!mark touch --path {marker} {note}")
     assert ok.code == 0, ok.stdout + ok.stderr
     assert marker.exists()
     verdict = opsroom("audit", "verify", "--json")

@@ -1,7 +1,8 @@
 """A job's whole process tree ends with it, whatever the script does (SPEC §5.3, §5.5).
 
 Real scripts that ignore TERM, fork, `setsid` away, clear their environment or hold our pipes;
-the checks look at /proc directly rather than trusting the code under test.
+the checks look at /proc directly rather than trusting the code under test. Each runs with a
+cgroup per job (this host has a writable cgroup v2) and in the fallback (`cgroups = false`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from opsroom.runner.local import run_local
 from opsroom.runner.tree import end_orphaned_job, job_processes, new_token
 
 GRACE = 1.0
+MODES = ["cgroup", "fallback"]
 
 # Every kind of straggler: a TERM-ignoring child, a double-forked setsid daemon that ignores
 # TERM and holds stdout, and a process with a cleared environment in a session of its own.
@@ -58,8 +60,14 @@ class Script:
     """A script in a catalog of its own, run through build_launch + run_local."""
 
     def __init__(
-        self, tmp_path: Path, text: str, language: Language = Language.SHELL, name: str = ""
+        self,
+        tmp_path: Path,
+        text: str,
+        language: Language = Language.SHELL,
+        name: str = "",
+        mode: str = "cgroup",
     ) -> None:
+        self.settings = RunnerSettings(cgroups=mode == "cgroup")
         self.catalog = tmp_path / "catalog"
         self.catalog.mkdir(exist_ok=True)
         self.work = tmp_path / "job"
@@ -78,7 +86,7 @@ class Script:
             job_id=1,
             requester="local:alice",
             room="local:term",
-            settings=RunnerSettings(),
+            settings=self.settings,
             workdir=self.work,
             token=self.token,
         )
@@ -144,17 +152,33 @@ def our_zombie(pid: int) -> bool:
     return fields[0] == "Z" and int(fields[1]) == os.getpid()
 
 
+def job_cgroups(token: str) -> list[str]:
+    """Every cgroup folder of the job left on the host, found without the code under test."""
+    name = f"opsroom-job-{token}"
+    return [os.path.join(top, name) for top, dirs, _ in os.walk("/sys/fs/cgroup") if name in dirs]
+
+
+def cgroup_of(pid: int) -> str:
+    """The process's cgroup v2 path, as the kernel reports it."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        if line.startswith("0::"):
+            return line[3:]
+    return ""
+
+
 def assert_all_gone(pids: dict[str, int], token: str) -> None:
     assert {k: p for k, p in pids.items() if alive(p)} == {}
     assert carriers(token) == []
     assert job_processes(token) == []
-    # Orphans were adopted by us (subreaper), so we must have collected their exit statuses.
+    # Orphans adopted by us (subreaper) must have had their exit statuses collected.
     assert {k: p for k, p in pids.items() if our_zombie(p)} == {}
+    assert job_cgroups(token) == [], "the job's cgroups are removed with it"
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("how", ["timeout", "cancel"])
-async def test_timeout_and_cancel_end_the_whole_tree(tmp_path: Path, how: str) -> None:
-    job = Script(tmp_path, TREE)
+async def test_timeout_and_cancel_end_the_whole_tree(tmp_path: Path, how: str, mode: str) -> None:
+    job = Script(tmp_path, TREE, mode=mode)
     cancel = asyncio.Event()
     timeout = 1.5 if how == "timeout" else 30
 
@@ -177,13 +201,20 @@ async def test_timeout_and_cancel_end_the_whole_tree(tmp_path: Path, how: str) -
     assert_all_gone(pids, job.token)
 
 
-async def test_cancelling_the_awaiting_task_ends_the_tree(tmp_path: Path) -> None:
-    job = Script(tmp_path, TREE)
+@pytest.mark.parametrize("mode", MODES)
+async def test_cancelling_the_awaiting_task_ends_the_tree(tmp_path: Path, mode: str) -> None:
+    job = Script(tmp_path, TREE, mode=mode)
     task = asyncio.ensure_future(job.run(timeout=60))
     pids = await job.ready("main", "child", "daemon", "bare")
-    # The daemon's parent exited: opsroom, a child subreaper, adopted it rather than init.
-    stat = Path(f"/proc/{pids['daemon']}/stat").read_text()
-    assert int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid()
+    if mode == "cgroup":
+        # Every process, the double-forked daemon included, is a member of the job's cgroup.
+        assert {k: cgroup_of(p).rsplit("/", 1)[-1] for k, p in pids.items()} == dict.fromkeys(
+            pids, f"opsroom-job-{job.token}"
+        )
+    else:
+        # The daemon's parent exited: opsroom, a child subreaper, adopted it rather than init.
+        stat = Path(f"/proc/{pids['daemon']}/stat").read_text()
+        assert int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid()
     started = time.monotonic()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -192,10 +223,11 @@ async def test_cancelling_the_awaiting_task_ends_the_tree(tmp_path: Path) -> Non
     assert_all_gone(pids, job.token)
 
 
+@pytest.mark.parametrize("mode", MODES)
 async def test_a_straggler_left_after_a_normal_exit_is_ended_and_reported(
-    tmp_path: Path,
+    tmp_path: Path, mode: str
 ) -> None:
-    job = Script(tmp_path, f"{sys.executable} -c '{DAEMON}'\necho finished\n")
+    job = Script(tmp_path, f"{sys.executable} -c '{DAEMON}'\necho finished\n", mode=mode)
     started = time.monotonic()
     end = await job.run(timeout=30)
     assert end == ExitEvent(0, JobState.SUCCEEDED)
@@ -209,7 +241,10 @@ async def test_a_straggler_left_after_a_normal_exit_is_ended_and_reported(
     assert_all_gone({"daemon": daemon}, job.token)
 
 
-async def test_a_script_that_closes_its_output_still_ends_at_the_timeout(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_script_that_closes_its_output_still_ends_at_the_timeout(
+    tmp_path: Path, mode: str
+) -> None:
     job = Script(
         tmp_path,
         """
@@ -218,6 +253,7 @@ async def test_a_script_that_closes_its_output_still_ends_at_the_timeout(tmp_pat
         trap '' TERM
         while true; do sleep 0.1; done
         """,
+        mode=mode,
     )
     started = time.monotonic()
     end = await job.run(timeout=1.5)
@@ -257,12 +293,14 @@ async def test_after_the_owner_is_killed_the_orphaned_tree_is_ended(tmp_path: Pa
     try:
         assert owner.stdout is not None
         pids: dict[str, int] = {}
-        while not {"main", "child", "daemon", "bare"} <= pids.keys():
-            line = owner.stdout.readline().strip()
+        # Up to "ready": the script's last write, which would meet a closed pipe once the
+        # owner is gone.
+        while (line := owner.stdout.readline().strip()) != "ready":
             assert line, "the owner stopped before the job was ready"
             key, _, value = line.partition("=")
             if value.isdigit():
                 pids[key] = int(value)
+        assert set(pids) == {"main", "child", "daemon", "bare"}
         owner.send_signal(signal.SIGKILL)
         owner.wait()
         await asyncio.sleep(0.2)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -183,7 +184,14 @@ def test_first_start_in_an_empty_folder_prints_the_address_and_a_one_time_passwo
     assert (workdir / "opsroom.db").is_file()
     with served.client() as c:
         health = c.get("/healthz").json()
-    assert health == {"status": "ok", "catalog": health["catalog"], "store": "ok"}
+    assert health == {"status": "ok", "catalog": health["catalog"], "store": "ok", "jobs": ANY}
+    # How jobs are contained here, without host paths (this host has a writable cgroup v2).
+    assert health["jobs"] == {
+        "containment": "cgroup v2",
+        "memory": "cgroup v1",
+        "pids": "cgroup v1",
+        "cpu": "unlimited",
+    }
     assert health["catalog"] > 5  # the bundled examples
     with served.login() as c:
         me = c.get("/api/v1/me").json()

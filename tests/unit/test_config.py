@@ -119,3 +119,50 @@ def test_durations(value: object, seconds: float) -> None:
 def test_bad_durations(value: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(value)
+
+
+def test_a_whole_table_then_its_keys_whatever_the_environment_order(tmp_path: Path) -> None:
+    environ = {
+        "OPSROOM_WEB_OIDC_CLIENT_ID": "from-key",
+        "OPSROOM_WEB_OIDC": '{issuer = "https://idp.example.org", client_id = "from-table"}',
+    }
+    s = load_settings(environ=environ, cwd=tmp_path)
+    assert s.web.oidc is not None
+    assert (s.web.oidc.issuer, s.web.oidc.client_id) == ("https://idp.example.org", "from-key")
+
+
+def test_overrides_alone_enable_a_chat_platform(tmp_path: Path) -> None:
+    environ = {
+        "OPSROOM_ADAPTERS_SLACK_BOT_TOKEN": "env:SLACK_BOT",
+        "OPSROOM_ADAPTERS_SLACK_APP_TOKEN": "env:SLACK_APP",
+    }
+    s = load_settings(environ=environ, cwd=tmp_path)
+    assert s.adapters["slack"]["mode"] == "socket"
+    assert s.adapters["slack"]["bot_token"] == "env:SLACK_BOT"
+
+
+def test_one_key_from_two_variables_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"bot\.prefix: set by both OPSROOM_BOT_PREFIX and OPSROOM_bot_prefix"
+    ):
+        load_settings(environ={"OPSROOM_BOT_PREFIX": "?", "OPSROOM_bot_prefix": "%"}, cwd=tmp_path)
+
+
+def test_a_secret_override_finds_the_entry_whatever_its_case(tmp_path: Path) -> None:
+    _write(tmp_path, '[secrets]\nnetapp_password = "env:OLD"\n')
+    s = load_settings(environ={"OPSROOM_SECRETS_NETAPP_PASSWORD": "env:NEW"}, cwd=tmp_path)
+    assert s.secrets == {"netapp_password": "env:NEW"}
+
+
+def test_a_bad_override_names_its_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ={"OPSROOM_RUNNER_CONCURRENCY": "0"}, cwd=tmp_path)
+    assert "runner.concurrency: " in str(err.value)
+    assert str(err.value).endswith("(from OPSROOM_RUNNER_CONCURRENCY)")
+
+
+def test_the_platforms_checked_are_the_platforms_served() -> None:
+    from opsroom.bridge import ADAPTER_MODULES
+    from opsroom.config import adapter_settings_models
+
+    assert set(adapter_settings_models()) == set(ADAPTER_MODULES)

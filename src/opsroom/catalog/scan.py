@@ -30,6 +30,7 @@ from opsroom.catalog.sidecar import Sidecar, apply_params, read_folder_defaults,
 from opsroom.errors import CatalogError
 from opsroom.model.catalog import Catalog, CatalogIssue, Severity
 from opsroom.model.commands import CommandSpec, Language, ParamSpec
+from opsroom.model.patterns import PatternError, check_pattern
 
 # Single-word names the router answers itself (SPEC §4.3); a script may not shadow them.
 BUILTIN_NAMES = frozenset(
@@ -48,6 +49,9 @@ BUILTIN_NAMES = frozenset(
     }
 )
 _LANGUAGES = {".ps1": Language.POWERSHELL, ".py": Language.PYTHON, ".sh": Language.SHELL}
+# Marks folder defaults that were refused: the scripts beneath are not loaded without them
+# (they may carry an approval), rather than loaded as if the folder had none.
+_REFUSED_DEFAULTS = "\0refused"
 
 
 def bundled_catalog_path() -> Path:
@@ -117,7 +121,17 @@ class _Found:
 class _Loader:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.real_root = os.path.realpath(root)
         self.issues: list[CatalogIssue] = []
+
+    def escapes(self, path: str | Path) -> bool:
+        """Whether `path`, with every symlink followed, lies outside the catalog folder.
+
+        A catalog is what its repository holds and its reviewers read: a symlink out of it
+        would run (or configure a command from) a file nobody reviewed as part of it.
+        """
+        real = os.path.realpath(path)
+        return os.path.commonpath([self.real_root, real]) != self.real_root
 
     def issue(self, path: str, problem: Problem) -> None:
         self.issues.append(CatalogIssue(path, problem.line, problem.message, problem.severity))
@@ -141,6 +155,12 @@ class _Loader:
             if entry.is_dir(follow_symlinks=False):
                 yield from self.walk(Path(entry.path), relpath + "/", defaults)
                 continue
+            if entry.is_symlink() and entry.is_dir():
+                # Symlinked folders are never walked (their scripts would load twice, or
+                # loop); one that points outside the catalog is said to be refused.
+                if self.escapes(entry.path):
+                    self.issue(relpath, Problem(1, _outside("folder")))
+                continue
             if name.endswith(SIDECAR_SUFFIX):
                 if name != FOLDER_DEFAULTS and name[: -len(SIDECAR_SUFFIX)] not in names:
                     self.issue(
@@ -163,6 +183,9 @@ class _Loader:
                         ),
                     )
                 continue
+            if entry.is_symlink() and self.escapes(entry.path):
+                self.issue(relpath, Problem(1, _outside("file")))
+                continue
             language = _LANGUAGES[suffix] if suffix else Language.EXECUTABLE
             sidecar = Path(entry.path + SIDECAR_SUFFIX) if has_sidecar else None
             yield _Found(relpath, Path(entry.path), language, sidecar, defaults)
@@ -171,6 +194,9 @@ class _Loader:
         self, path: Path, prefix: str, inherited: Mapping[str, tuple[Any, str, int]]
     ) -> Mapping[str, tuple[Any, str, int]]:
         rel = prefix + FOLDER_DEFAULTS
+        if self.escapes(path):
+            self.issue(rel, Problem(1, _outside("file")))
+            return {**inherited, _REFUSED_DEFAULTS: (None, rel, 1)}
         try:
             parsed = read_folder_defaults(path.read_text(encoding="utf-8-sig"))
         except (OSError, UnicodeDecodeError) as e:
@@ -186,6 +212,11 @@ class _Loader:
     def load(self, found: _Found) -> tuple[CommandSpec | None, list[tuple[str, int, str]]]:
         """One command (None when it has errors) and the names it claims: (word, line, kind)."""
         rel = found.relpath
+        refused = found.defaults.get(_REFUSED_DEFAULTS)
+        if refused is not None:
+            why = f"not loaded: its folder defaults {refused[1]} were refused"
+            self.issue(rel, Problem(1, why))
+            return None, []
         problems: list[Problem] = []
         sidecar_problems: list[Problem] = []
         try:
@@ -207,7 +238,10 @@ class _Loader:
             problems += directives.problems
         sidecar = Sidecar()
         sidecar_rel = rel + SIDECAR_SUFFIX
-        if found.sidecar is not None:
+        if found.sidecar is not None and self.escapes(found.sidecar):
+            # Never run without the overrides (an approval, say) it was meant to have.
+            sidecar_problems.append(Problem(1, _outside("file")))
+        elif found.sidecar is not None:
             try:
                 sidecar = read_sidecar(found.sidecar.read_text(encoding="utf-8-sig"))
             except (OSError, UnicodeDecodeError) as e:
@@ -256,6 +290,16 @@ class _Loader:
                 reported = {q.line for q in parsed.problems if "mandatory" in q.message}
                 problems += [q for q in _param_problems(p) if q.line not in reported]
         problems += _duplicate_params(params)
+        # Parsers report a pattern they cannot use at its own line, and a sidecar's pattern
+        # was checked when it was read; this catches one that neither reported.
+        sidecar_patterns = {o.name for o in sidecar.params if "pattern" in o.fields}
+        said = " ".join(q.message for q in parsed.problems)
+        problems += [
+            problem
+            for p in params
+            if p.name not in sidecar_patterns and f"pattern {p.pattern!r}" not in said
+            for problem in _pattern_problems(p, found.language)
+        ]
 
         for problem in problems:
             self.issue(rel, problem)
@@ -320,6 +364,21 @@ def _apply_choices_from(
         else:
             return params, f"choices_from: no parameter '{param_name}'"
     return tuple(result), None
+
+
+def _outside(kind: str) -> str:
+    return f"symlink to a {kind} outside the catalog folder: refused"
+
+
+def _pattern_problems(p: ParamSpec, language: Language) -> list[Problem]:
+    """A pattern chat values could not be matched against in linear time (model.patterns)."""
+    if p.pattern is None:
+        return []
+    try:
+        check_pattern(p.pattern, ignore_case=language is Language.POWERSHELL)
+    except PatternError as e:
+        return [Problem(p.line or 1, f"parameter '{p.name}': {e}")]
+    return []
 
 
 def _param_problems(p: ParamSpec) -> list[Problem]:

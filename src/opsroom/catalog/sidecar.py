@@ -21,6 +21,7 @@ from opsroom.catalog.directives import DIRECTIVE_KEYS, Directives, validate_dire
 from opsroom.catalog.naming import is_valid_name, normalize_name
 from opsroom.catalog.parsers.base import Problem
 from opsroom.model.commands import ParamSpec, ParamType, ParamValue
+from opsroom.model.patterns import check_pattern
 
 COMMAND_KEYS = frozenset({"name", "summary", "description", "examples", "notes", "links"})
 PARAM_KEYS = frozenset(
@@ -202,10 +203,7 @@ def _param_fields(table: Mapping[str, Any]) -> dict[str, Any]:
         elif key == "pattern":
             if not isinstance(value, str):
                 raise ValueError("pattern must be a string")
-            try:
-                re.compile(value)
-            except re.error as e:
-                raise ValueError(f"pattern is not a valid regular expression: {e}") from None
+            check_pattern(value)  # PatternError (a ValueError) says why it cannot be used
             out["pattern"] = value
         elif key == "help":
             if not isinstance(value, str):

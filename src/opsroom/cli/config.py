@@ -21,8 +21,16 @@ def config() -> None:
     help="Config file (default ./opsroom.toml).",
 )
 def check(config_path: str | None) -> None:
-    """Validate opsroom.toml (and OPSROOM_* overrides) and print the effective configuration."""
+    """Validate opsroom.toml and OPSROOM_* overrides; print the effective configuration.
+
+    Every [adapters.*] table is checked by its platform's own settings. Every problem is
+    listed, each with its key path, and the exit code is 2; secrets stay references.
+    """
+    from opsroom.app import job_isolation
     from opsroom.config import dump_settings
 
     settings = load_settings_or_exit(config_path)
     click.echo(dump_settings(settings))
+    # On stderr: stdout stays the configuration, as JSON for tools.
+    for line in job_isolation(settings):
+        click.echo(line, err=True)

@@ -1,14 +1,30 @@
-"""`opsroom run`: one chat message through the whole pipeline (SPEC §7.2)."""
+"""`opsroom run`: one chat message through the whole pipeline (SPEC §7.2).
+
+What a script printed never reaches the terminal as control sequences: text is passed
+through `render.text.for_terminal`, and `--json` escapes every control character, whether
+or not the output is a terminal (it may be a log that someone later reads with `cat`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
+from typing import Any
 
 import click
 
 from opsroom.cli.common import engine_options, interrupted_reply, local_principal, open_app
+
+# JSON escapes C0 controls but leaves DEL and the C1 controls raw, and 0x9b is a CSI.
+_RAW_CONTROLS = re.compile("[\x7f-\x9f]")
+
+
+def json_line(data: Any) -> str:
+    """`data` as one line of JSON with no raw control character in it."""
+    text = json.dumps(data, ensure_ascii=False)
+    return _RAW_CONTROLS.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
 
 
 @click.command()
@@ -74,16 +90,16 @@ async def _run(
 ) -> int:
     from opsroom.model.blocks import Reply
     from opsroom.model.messages import Inbound
-    from opsroom.render.text import render_reply, reply_to_dict
+    from opsroom.render.text import for_terminal, render_reply, reply_to_dict
 
     app = await open_app(config_path, catalog_dir, store_url)
     try:
 
         async def send(reply: Reply) -> None:
             if as_json:
-                click.echo(json.dumps(reply_to_dict(reply), ensure_ascii=False))
+                click.echo(json_line(reply_to_dict(reply)))
             else:
-                click.echo(render_reply(reply), err=reply.kind == "error")
+                click.echo(for_terminal(render_reply(reply)), err=reply.kind == "error")
 
         for job in await app.interrupted_notices(principal):
             await send(interrupted_reply(job))
@@ -101,6 +117,6 @@ async def _run(
     finally:
         await app.close()
     if as_json:
-        click.echo(json.dumps(outcome.to_dict(), ensure_ascii=False))
+        click.echo(json_line(outcome.to_dict()))
     code: int = outcome.cli_exit_code
     return code

@@ -3,9 +3,10 @@
 A Masker is built from the secret values of a run and applied at every sink: chat, logs,
 the store, the web console. Besides the plain value it masks the encodings a script is
 likely to print: base64 (standard and URL-safe, padded or not, and the stable middle of the
-value when it sits inside a longer base64 string at any byte offset), URL-encoding (`quote`,
-`quote_plus`, either case of percent escapes), JSON string escaping, hex, and each line of a
-multi-line value. Overlapping occurrences are masked as one.
+value when it sits inside a longer base64 string at any byte offset, also percent-encoded as
+in a URL), URL-encoding (`quote`, `quote_plus`, either case of percent escapes), JSON string
+escaping, hex (either case), and each line of a multi-line value. Overlapping occurrences
+are masked as one.
 """
 
 from __future__ import annotations
@@ -40,17 +41,23 @@ def _base64_forms(raw: bytes) -> set[str]:
     return forms
 
 
+def _lower_escapes(forms: set[str]) -> set[str]:
+    return {_PERCENT.sub(lambda m: m.group(0).lower(), f) for f in forms}
+
+
 def _url_forms(value: str) -> set[str]:
     forms = {quote(value), quote(value, safe=""), quote_plus(value), quote_plus(value, safe="/")}
-    forms |= {_PERCENT.sub(lambda m: m.group(0).lower(), f) for f in forms}
-    return forms
+    return forms | _lower_escapes(forms)
 
 
 def forms_of(value: str) -> set[str]:
     """Every form of `value` the masker looks for (forms shorter than MIN_LENGTH dropped)."""
     raw = value.encode("utf-8")
     forms = {value, raw.hex(), raw.hex().upper()}
-    forms |= _base64_forms(raw)
+    in_base64 = _base64_forms(raw)
+    # A token in a URL query string: its base64 with `+`, `/` and `=` percent-encoded.
+    quoted = {quote(f, safe="") for f in in_base64}
+    forms |= in_base64 | quoted | _lower_escapes(quoted)
     forms |= _url_forms(value)
     forms |= {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
     if "\n" in value:

@@ -2,6 +2,8 @@
 
 Rules, in order:
 
+0. A command with a `rooms` directive (SPEC §3.5) runs only in a room matching one of its
+   globs, whoever asks and whatever the roles say: `help` in another room does not list it.
 1. No `[[roles]]` at all (SPEC §6.2): only `local:` and `web:` principals may run anything.
 2. The requester's roles are those whose `members` match the principal (a glob) or name a
    group the principal is in (`group:<name>`; static `[groups]` are resolved here, directory
@@ -95,6 +97,8 @@ def decide(
     params: Mapping[str, Any] | None = None,
 ) -> Decision:
     """May `principal` run `spec` in `room` (with `params`, when known)?"""
+    if spec.rooms and not any(fnmatchcase(room, r) for r in spec.rooms):
+        return Decision(False, f"denied: {spec.name} may run only in {', '.join(spec.rooms)}")
     if not settings.roles:
         if _adapter(principal) in _TRUSTED_WITHOUT_ROLES:
             return Decision(True, "no roles configured: local and web users may run everything")

@@ -139,14 +139,18 @@ def render(
 ) -> list[str]:
     """The lines (one PRIVMSG each) that show `reply` on IRC."""
     lines: list[str] = []
-    for block in reply.blocks:
+    outcome: list[str] = []  # a job's last status line(s): never the ones left out
+    for i, block in enumerate(reply.blocks):
         if isinstance(block, Code):
             lines.extend(
                 _code(block, reply, max_bytes=max_bytes, max_lines=max_lines, prefix=prefix)
             )
+        elif i == len(reply.blocks) - 1 and isinstance(block, Status):
+            outcome = _block(block, max_bytes=max_bytes)
         else:
             lines.extend(_block(block, max_bytes=max_bytes))
-    if len(lines) > max_reply_lines:
-        hidden = len(lines) - (max_reply_lines - 1)
-        lines = [*lines[: max_reply_lines - 1], _more(hidden, reply, None, prefix)]
-    return lines
+    if len(lines) + len(outcome) > max_reply_lines:
+        room = max(0, max_reply_lines - 1 - len(outcome))
+        hidden = len(lines) - room
+        lines = [*lines[:room], _more(hidden, reply, None, prefix)]
+    return [*lines, *outcome]

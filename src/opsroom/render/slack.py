@@ -103,7 +103,13 @@ def _tail_that_fits(lines: Sequence[str], budget: int) -> list[str]:
 
 
 def _more(count: int, what: str, link: str | None) -> str:
-    where = f" — <{link}|full log>" if link else ""
+    if link and link.startswith(("https://", "http://")):
+        where = f" — <{escape(link)}|full log>"
+    elif link:
+        # A command such as `!job 12`: inside `<…>` Slack would read it as a broken link.
+        where = f" — full log: `{escape(link)}`"
+    else:
+        where = ""
     return f"… {count} more {what}{where}"
 
 

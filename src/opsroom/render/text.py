@@ -1,7 +1,14 @@
-"""Plain-text renderer: how a reply looks in a terminal (`opsroom shell`, `opsroom run`)."""
+"""Plain-text renderer: how a reply looks in a terminal (`opsroom shell`, `opsroom run`).
+
+Script output is the script's to choose, and a terminal obeys escape sequences: colours,
+but also a new window title, the clipboard (OSC 52), hidden links (OSC 8), a cursor that
+moves back over text already shown. `for_terminal` removes the sequences and shows every
+other control character as a visible symbol before anything is written to a terminal.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from opsroom.model.blocks import (
@@ -20,6 +27,27 @@ from opsroom.model.blocks import (
 DEFAULT_MAX_LINES = 40
 _BAR_WIDTH = 24
 _MARKS = {"success": "✔", "error": "✖", "warning": "!", "info": "·"}
+# ESC or its 8-bit C1 form, then: CSI parameters and final byte; an OSC, DCS, SOS, PM or
+# APC string up to its terminator (BEL or ST) or the line's end; any other escape.
+_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\n\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Control Pictures block: ␀ … ␟
+    return "␡" if code == 0x7F else "\ufffd"
+
+
+def for_terminal(text: str) -> str:
+    """`text` safe to write to a terminal: escape sequences removed, other control
+    characters (all but newline and tab) shown as visible symbols."""
+    return _CONTROL.sub(_visible, _SEQUENCE.sub("", text))
 
 
 def render_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

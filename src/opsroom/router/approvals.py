@@ -23,6 +23,7 @@ from opsroom.model.messages import Inbound
 from opsroom.policy.approval import DEFAULT_TTL, check_vote, params_hash
 from opsroom.policy.groups import GroupResolver
 from opsroom.policy.rbac import decide, roles_of
+from opsroom.router.bounded import AuditedRefusal, bounded_params, escaped, shorten
 from opsroom.router.outcome import Outcome
 from opsroom.router.registry import Registry
 from opsroom.router.supervisor import JobRequest, Supervisor
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from opsroom.store import Store
 
 Send = Callable[[Reply], Awaitable[None]]
+
+_MAX_ID_DIGITS = 18  # job ids fit in 64 bits
 
 
 class ApprovalDesk:
@@ -87,11 +90,14 @@ class ApprovalDesk:
             if decision is VoteDecision.APPROVE
             else f"{self.prefix}deny <id> [reason]"
         )
-        if not args or not args[0].lstrip("#").isdigit():
+        digits = args[0].lstrip("#") if args else ""
+        if not digits.isdecimal():
             raise ParseError("id: give the job number", usage=usage)
         if decision is VoteDecision.APPROVE and len(args) > 1:
             raise ParseError("approve takes only the job number", usage=usage)
-        job_id = int(args[0].lstrip("#"))
+        if len(digits) > _MAX_ID_DIGITS:  # names no job, and int() would refuse it
+            raise RefusedError(f"job {shorten(digits, 20)} is not waiting for approval")
+        job_id = int(digits)
         reason = " ".join(args[1:])
         job = await self.store.get_job(job_id)
         request = await self.store.approval(job_id)
@@ -104,7 +110,7 @@ class ApprovalDesk:
         )
         if not check.allowed:
             await self._audit("approval", inbound, job, outcome="refused", reason=check.reason)
-            raise RefusedError(check.reason)
+            raise AuditedRefusal(check.reason)
         result = await self.store.vote(
             job_id,
             approver=inbound.principal,
@@ -114,7 +120,7 @@ class ApprovalDesk:
         )
         if not result.accepted:
             await self._audit("approval", inbound, job, outcome="refused", reason=result.reason)
-            raise RefusedError(result.reason)
+            raise AuditedRefusal(result.reason)
         await self._audit(
             "approval", inbound, job, outcome=decision.value, reason=reason or result.reason
         )
@@ -136,7 +142,7 @@ class ApprovalDesk:
             )
             return Outcome("awaiting_approval", job_id=job.id, state=job.state)
         if not result.approved:
-            why = f": {reason}" if reason else ""
+            why = f": {shorten(reason)}" if reason else ""
             await send(
                 Reply(
                     (
@@ -165,7 +171,7 @@ class ApprovalDesk:
             if not decision.allowed:
                 why = f"{job.requester} may no longer run it ({decision.reason})"
         if spec is None or why:
-            await self.store.finish_job(job.id, state=JobState.FAILED, exit_code=None, error=why)
+            await self.supervisor.end_unstarted(job, why)
             await send(
                 Reply(
                     (Status(f"job {job.id} {job.command}: not run — {why}", "error"),),
@@ -231,10 +237,10 @@ class ApprovalDesk:
                 principal=inbound.principal,
                 room=inbound.room,
                 command=job.command,
-                params=dict(job.params),
+                params=bounded_params(job.params),
                 job_id=job.id,
                 outcome=outcome,
-                reason=reason,
+                reason=escaped(shorten(reason)),
                 catalog_commit=self.catalog_commit,
                 script_hash=job.script_hash,
             )

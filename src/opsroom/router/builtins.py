@@ -18,11 +18,14 @@ from opsroom.errors import ParseError, RefusedError, UnknownCommand
 from opsroom.model.blocks import Code, File, Reply, Status, Table, Text
 from opsroom.model.commands import CommandSpec, Language, ParamSpec, ParamType
 from opsroom.model.jobs import Job, JobState
+from opsroom.router.bounded import shorten
 from opsroom.router.parser import option_name, usage_line
 from opsroom.router.registry import Registry
 
 _HELP_LIST_LIMIT = 60
 _JOB_TAIL = 15
+_QUOTED = 80  # characters of the asker's words quoted back in an answer
+_MAX_ID_DIGITS = 18  # job ids fit in 64 bits; longer numbers name no job
 
 
 class JobReader(Protocol):
@@ -234,17 +237,13 @@ async def _help(ctx: BuiltinContext, args: list[str]) -> Reply:
     if spec is not None and not rest and ctx.can_run(spec):
         return command_help(spec, ctx.prefix, ctx.spec_notes(spec))
     found = [s for s in ctx.registry.search(args) if ctx.can_run(s)]
+    words = shorten(" ".join(args), _QUOTED)
     if not found:
         return Reply(
-            (
-                Text(
-                    f"No command matches “{' '.join(args)}”. "
-                    f"Try `{ctx.prefix}help` for the full list."
-                ),
-            ),
+            (Text(f"No command matches “{words}”. Try `{ctx.prefix}help` for the full list."),),
             kind="error",
         )
-    return Reply((Text(f"Commands matching “{' '.join(args)}”:"), Code(tuple(_list_lines(found)))))
+    return Reply((Text(f"Commands matching “{words}”:"), Code(tuple(_list_lines(found)))))
 
 
 async def _whoami(ctx: BuiltinContext, args: list[str]) -> Reply:
@@ -277,7 +276,7 @@ async def _jobs(ctx: BuiltinContext, args: list[str]) -> Reply:
     scope = args[0].lower() if args else "all"
     if scope not in ("all", "mine", "running") or len(args) > 1:
         raise ParseError(
-            f"scope: {' '.join(args)!r} is not one of all, mine, running",
+            f"scope: {shorten(' '.join(args), _QUOTED)!r} is not one of all, mine, running",
             usage=f"{ctx.prefix}jobs [all|mine|running]",
         )
     jobs = await ctx.jobs.list_jobs(
@@ -304,11 +303,13 @@ async def _jobs(ctx: BuiltinContext, args: list[str]) -> Reply:
 
 async def _find_job(ctx: BuiltinContext, args: list[str], command: str) -> Job:
     usage = f"{ctx.prefix}{command} <id>"
-    if len(args) != 1 or not args[0].lstrip("#").isdigit():
+    digits = args[0].lstrip("#") if len(args) == 1 else ""
+    if not digits.isdecimal():
         raise ParseError("id: give one job number", usage=usage)
-    job = await ctx.jobs.get_job(int(args[0].lstrip("#")))
+    # A thousand digits name no job (and are more than int() converts).
+    job = await ctx.jobs.get_job(int(digits)) if len(digits) <= _MAX_ID_DIGITS else None
     if job is None:
-        raise ParseError(f"id: there is no job {args[0]}", usage=usage)
+        raise ParseError(f"id: there is no job {shorten(args[0], 20)}", usage=usage)
     return job
 
 
@@ -336,12 +337,22 @@ async def _job(ctx: BuiltinContext, args: list[str]) -> Reply:
     return Reply(tuple(blocks), job_id=job.id)
 
 
-async def _cancel(ctx: BuiltinContext, args: list[str]) -> Reply:
+async def cancel_target(ctx: BuiltinContext, args: list[str]) -> Job:
+    """The job `cancel <id>` names, if the asker may cancel it; UserError else.
+
+    Checked before anything is recorded, so the audit log says refused, with the reason,
+    or requested — never requested for a cancel that was not allowed.
+    """
     job = await _find_job(ctx, args, "cancel")
     if job.requester != ctx.principal and not ctx.is_admin:
         raise RefusedError(
             f"denied: only {job.requester}, who asked for job {job.id}, or an admin may cancel it"
         )
+    return job
+
+
+async def cancel_job(ctx: BuiltinContext, job: Job) -> Reply:
+    """Cancel a job `cancel_target` allowed, and wait briefly to see it end."""
     if job.state.finished:
         return Reply(
             (Text(f"job {job.id} {job.command} already ended: {job.state.value}."),), job_id=job.id
@@ -372,6 +383,10 @@ async def _cancel(ctx: BuiltinContext, args: list[str]) -> Reply:
         ),
         job_id=job.id,
     )
+
+
+async def _cancel(ctx: BuiltinContext, args: list[str]) -> Reply:
+    return await cancel_job(ctx, await cancel_target(ctx, args))
 
 
 HANDLERS: dict[str, Handler] = {

@@ -1,4 +1,8 @@
-"""Gathers one running job's events: masks, stores within the cap, throttles live replies."""
+"""Gathers one running job's events: masks, stores within the cap, throttles live replies.
+
+Everything a job offers passes the job's masker here, whatever the runner already did:
+lines, progress messages, table cells, status lines, attachments' names and text contents.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from opsroom.model.jobs import (
     Stream,
     TableEvent,
 )
+from opsroom.policy.masking import Masker
 from opsroom.router.builtins import format_duration
 from opsroom.runner.attachments import AttachmentRefused, read_attachment
 
@@ -29,7 +34,6 @@ if TYPE_CHECKING:
     from opsroom.store import Store
 
 Send = Callable[[Reply], Awaitable[None]]
-Mask = Callable[[str], str]
 
 _PROGRESS_EVERY = 1.0
 LIVE_EVERY = 2.0  # seconds between batches of live output once a job is in the background
@@ -46,20 +50,24 @@ class Collector:
         send: Send,
         *,
         writer: OutputWriter,
-        mask: Mask,
+        masker: Masker,
         output_cap: int,
         attachment_cap: int,
         prefix: str = "!",
+        base_url: str | None = None,
     ) -> None:
         self.store = store
         self.writer = writer
         self.job = job
         self.send = send
-        self.mask = mask
+        self.masker = masker
+        self.mask = masker.mask
         self.output_cap = output_cap
         self.attachment_cap = attachment_cap
         self.workdir: str | None = None  # set once the job's working folder exists
         self.prefix = prefix
+        # Where "N more lines — full log" points: the job's page, or the command showing it.
+        self.link = f"{base_url.rstrip('/')}/jobs/{job.id}" if base_url else f"{prefix}job {job.id}"
         self.tail: deque[str] = deque(maxlen=REPLY_TAIL)  # lines not yet shown in the room
         self.events: list[Mapping[str, Any]] = []
         self.blocks: list[Block] = []
@@ -98,11 +106,13 @@ class Collector:
                 text = self.mask(text)
                 self.blocks.append(Status(text, level))
                 self.events.append({"type": "status", "text": text, "level": level})
-            case AttachmentEvent(name=name, size=size, content_type=ctype):
+            case AttachmentEvent(name=name, content_type=ctype):
+                name = self.mask(name)
                 # Read now: the working folder is removed when the job ends. Re-opened
                 # without following symlinks: the script may have swapped the file since.
                 try:
                     data = read_attachment(event, root=self.workdir, limit=self.attachment_cap)
+                    data = self._masked_file(data)
                 except (AttachmentRefused, OSError) as e:
                     await self.on_event(
                         OutputLine(Stream.STDERR, f"opsroom: attachment {name} refused: {e}")
@@ -111,10 +121,26 @@ class Collector:
                 await self.store.add_attachment(
                     self.job.id, name=name, content_type=ctype, data=data
                 )
+                size = len(data)
                 self.blocks.append(File(name, size, self.job.id, ctype))
                 self.events.append({"type": "attachment", "name": name, "size": size})
             case ExitEvent():
                 pass
+
+    def _masked_file(self, data: bytes) -> bytes:
+        """The file with its secrets masked; AttachmentRefused for a binary file holding one."""
+        text = data.decode("utf-8", errors="surrogateescape")
+        masked = self.mask(text)
+        if masked == text:
+            return data
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            # Masking would corrupt it without telling anyone: refuse it instead.
+            raise AttachmentRefused(
+                "it holds a secret and is not text, so it cannot be masked"
+            ) from None
+        return masked.encode("utf-8")
 
     def go_live(self) -> None:
         """From now on, show new lines in throttled batches while the job runs."""
@@ -134,7 +160,7 @@ class Collector:
             self.tail.clear()
             await self.send(
                 Reply(
-                    (Code(lines, more=more, link=f"{self.prefix}job {self.job.id}"),),
+                    (Code(lines, more=more, link=self.link),),
                     job_id=self.job.id,
                     kind="output",
                 )
@@ -157,19 +183,11 @@ class Collector:
         blocks: list[Block] = []
         if self.tail:
             more = self.count - self.shown - len(self.tail)
-            blocks.append(Code(tuple(self.tail), more=more, link=f"{self.prefix}job {job.id}"))
+            blocks.append(Code(tuple(self.tail), more=more, link=self.link))
         blocks.extend(self.blocks)
         took = ""
         if job.started_at is not None:
             took = f" in {format_duration(time.time() - job.started_at.timestamp())}"
-        state = exit_event.state
-        if state is JobState.SUCCEEDED:
-            blocks.append(Status(f"job {job.id} {job.command}: succeeded{took}", "success"))
-        else:
-            why = f" — {self.mask(exit_event.message)}" if exit_event.message else ""
-            code = f" (exit code {exit_event.exit_code})" if exit_event.exit_code else ""
-            words = state.value.replace("_", " ")
-            blocks.append(Status(f"job {job.id} {job.command}: {words}{code}{took}{why}", "error"))
         if not self.writer.keeping(job.id):
             blocks.append(
                 Status(
@@ -178,4 +196,13 @@ class Collector:
                     "warning",
                 )
             )
+        # The outcome comes last, always: bridges recognise a job's final reply by it.
+        state = exit_event.state
+        if state is JobState.SUCCEEDED:
+            blocks.append(Status(f"job {job.id} {job.command}: succeeded{took}", "success"))
+        else:
+            why = f" — {self.mask(exit_event.message)}" if exit_event.message else ""
+            code = f" (exit code {exit_event.exit_code})" if exit_event.exit_code else ""
+            words = state.value.replace("_", " ")
+            blocks.append(Status(f"job {job.id} {job.command}: {words}{code}{took}{why}", "error"))
         return Reply(tuple(blocks), job_id=job.id, kind="job")

@@ -12,7 +12,7 @@ import contextlib
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +25,28 @@ from opsroom.model.commands import CommandSpec, Invocation, Language
 from opsroom.model.jobs import Job, JobState
 from opsroom.model.messages import Inbound
 from opsroom.policy.groups import GroupResolver
+from opsroom.policy.masking import Masker
 from opsroom.policy.rbac import Decision, decide, is_admin, roles_of
 from opsroom.router.approvals import ApprovalDesk
-from opsroom.router.builtins import HANDLERS, BuiltinContext, command_help
+from opsroom.router.bounded import (
+    MAX_MESSAGE_BYTES,
+    AuditedRefusal,
+    bounded_params,
+    escaped,
+    exec_limit_problem,
+    exec_limits,
+    sent_form,
+    shorten,
+    size_of,
+    too_long,
+)
+from opsroom.router.builtins import (
+    HANDLERS,
+    BuiltinContext,
+    cancel_job,
+    cancel_target,
+    command_help,
+)
 from opsroom.router.menus import Menu, MenuBook
 from opsroom.router.outcome import Outcome
 from opsroom.router.parser import (
@@ -38,8 +57,8 @@ from opsroom.router.parser import (
     tokenize,
 )
 from opsroom.router.registry import Registry
-from opsroom.router.supervisor import JobRequest, Supervisor
-from opsroom.runner.argv import build_launch, powershell_available
+from opsroom.router.supervisor import JobRequest, Supervisor, local_secrets
+from opsroom.runner.argv import arg_env_name, build_launch, powershell_available
 
 if TYPE_CHECKING:
     from opsroom.store import Store
@@ -48,6 +67,11 @@ Send = Callable[[Reply], Awaitable[None]]
 
 CHOICES_TTL = 60.0  # seconds `choices_from` results are reused
 MAX_MENU_OPTIONS = 50
+_TRIGGER_HEAD = 1024  # characters enough to tell whether an oversized message is addressed
+
+
+# Longer requests are bound in a worker thread (see `_invoke`).
+_BIND_OFF_LOOP_CHARS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +86,14 @@ class DispatchContext:
     owner: str
     workdir_root: Path | None = None
     groups: GroupResolver | None = None  # None: static [groups] and [ldap] from settings
+
+
+@dataclass(slots=True)
+class _Trail:
+    """What one request has revealed so far, for the audit entry should it be refused."""
+
+    spec: CommandSpec | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 class Dispatcher:
@@ -95,6 +127,10 @@ class Dispatcher:
 
     async def handle(self, inbound: Inbound, send: Send) -> Outcome:
         """Handle one message; every reply goes through `send`."""
+        if inbound.refusal:
+            return await self._adapter_refused(inbound, send)
+        if too_long(inbound.text):
+            return await self._oversized(inbound, send)
         text = normalize(inbound.text)
         body = strip_trigger(
             text, prefix=self._prefix, bot_names=self._names, direct=inbound.direct
@@ -105,50 +141,97 @@ class Dispatcher:
             choice = menu.answer(body if body is not None else text)
             if choice is not None:
                 self.menus.close(menu)
-                return await self._guarded(self._resume(inbound, menu, choice, send), send)
+                trail = _Trail(menu.spec)
+                work = self._resume(inbound, menu, choice, send, trail)
+                return await self._guarded(work, inbound, send, trail)
         if body is None:
             return Outcome("ignored")
-        return await self._guarded(self._handle(inbound, body, send), send)
+        trail = _Trail()
+        return await self._guarded(self._handle(inbound, body, send, trail), inbound, send, trail)
 
     async def choose(self, inbound: Inbound, menu_id: str, index: int, send: Send) -> Outcome:
         """A button of a menu was clicked (`menu_id`, option `index`, 0-based)."""
         menu = self.menus.by_id(menu_id)
         if menu is None or menu.principal != inbound.principal:
+            await self._audit_refusal(
+                inbound, _Trail(), "that menu has expired", sent={"menu": menu_id, "option": index}
+            )
             await send(Reply((Status("That menu has expired; ask again.", "warning"),)))
             return Outcome("refused", output="menu expired")
         if not 0 <= index < len(menu.options):
+            await self._audit_refusal(
+                inbound,
+                _Trail(menu.spec),
+                "no such option",
+                sent={"menu": menu_id, "option": index},
+            )
             return Outcome("refused", output="no such option")
         self.menus.close(menu)
-        return await self._guarded(self._resume(inbound, menu, menu.options[index], send), send)
+        trail = _Trail(menu.spec)
+        work = self._resume(inbound, menu, menu.options[index], send, trail)
+        return await self._guarded(work, inbound, send, trail)
 
-    async def _guarded(self, work: Awaitable[Outcome], send: Send) -> Outcome:
+    async def _guarded(
+        self, work: Awaitable[Outcome], inbound: Inbound, send: Send, trail: _Trail
+    ) -> Outcome:
         try:
             return await work
         except UserError as e:
-            await send(Reply((Status(str(e), "error"),), kind="error"))
-            return Outcome("refused", output=str(e))
+            # Bounded whatever raised it: an error never carries a flood back to the room.
+            why = shorten(e.message)
+            shown = f"{why}\nusage: {e.usage}" if e.usage else why
+            if not isinstance(e, AuditedRefusal):
+                await self._audit_refusal(inbound, trail, why)
+            await send(Reply((Status(shown, "error"),), kind="error"))
+            return Outcome("refused", output=shown)
 
-    async def _resume(self, inbound: Inbound, menu: Menu, choice: str, send: Send) -> Outcome:
+    async def _adapter_refused(self, inbound: Inbound, send: Send) -> Outcome:
+        """The adapter refused the message itself (an IRC user without an account)."""
+        await self._audit_refusal(inbound, _Trail(), inbound.refusal)
+        await send(Reply((Status(inbound.refusal, "warning"),)))
+        return Outcome("refused", output=inbound.refusal)
+
+    async def _oversized(self, inbound: Inbound, send: Send) -> Outcome:
+        """Refuse a message over MAX_MESSAGE_BYTES unread — if it was meant for the bot."""
+        head = normalize(inbound.text[:_TRIGGER_HEAD])
+        addressed = strip_trigger(
+            head, prefix=self._prefix, bot_names=self._names, direct=inbound.direct
+        )
+        if addressed is None:
+            return Outcome("ignored")  # a long message between people is none of our business
+        why = (
+            f"that message is {size_of(inbound.text):,} bytes; "
+            f"messages to the bot can be at most {MAX_MESSAGE_BYTES:,} bytes — nothing was run"
+        )
+        await self._audit_refusal(inbound, _Trail(), why)
+        await send(Reply((Status(why, "error"),), kind="error"))
+        return Outcome("refused", output=why)
+
+    async def _resume(
+        self, inbound: Inbound, menu: Menu, choice: str, send: Send, trail: _Trail
+    ) -> Outcome:
         spec = self.ctx.registry.get(menu.spec.name) or menu.spec
+        trail.spec = spec
         groups = await self.groups.groups_of(inbound.principal)
         text = " ".join([spec.name, *menu.continued(choice)])
-        return await self._invoke(inbound, spec, menu.continued(choice), text, groups, send)
+        return await self._invoke(inbound, spec, menu.continued(choice), text, groups, send, trail)
 
-    async def _handle(self, inbound: Inbound, body: str, send: Send) -> Outcome:
+    async def _handle(self, inbound: Inbound, body: str, send: Send, trail: _Trail) -> Outcome:
         tokens = tokenize(body)
         if not tokens:
             await send(Reply((Text(f"Say `{self._prefix}help` to see what I can do."),)))
             return Outcome("succeeded")
         spec, rest = self.ctx.registry.lookup(tokens)
+        trail.spec = spec
         groups = await self.groups.groups_of(inbound.principal)
         decision = decide(inbound.principal, inbound.room, spec, self.ctx.settings, groups=groups)
-        await self._refuse_unless(decision, inbound, spec)
+        await self._refuse_unless(decision, inbound, trail)
         if spec.language is Language.BUILTIN:
             return await self._builtin(inbound, spec, rest, groups, send)
         if _asks_for_help(spec, rest):
             await send(command_help(spec, self._prefix, self.spec_notes(spec)))
             return Outcome("succeeded")
-        return await self._invoke(inbound, spec, rest, body, groups, send)
+        return await self._invoke(inbound, spec, rest, body, groups, send, trail)
 
     async def _invoke(
         self,
@@ -158,9 +241,17 @@ class Dispatcher:
         body: str,
         groups: frozenset[str],
         send: Send,
+        trail: _Trail,
     ) -> Outcome:
         try:
-            invocation = bind_arguments(spec, rest, text=body, prefix=self._prefix)
+            if len(body) > _BIND_OFF_LOOP_CHARS:
+                # Patterns match in linear time (RE2, which releases the GIL), but linear in
+                # 64 KiB is still tens of ms: other rooms keep being answered meanwhile.
+                invocation = await asyncio.to_thread(
+                    bind_arguments, spec, rest, text=body, prefix=self._prefix
+                )
+            else:
+                invocation = bind_arguments(spec, rest, text=body, prefix=self._prefix)
         except MissingParameters as missing:
             menu = await self._menu_for(inbound, spec, rest, missing, groups)
             if menu is None:
@@ -168,6 +259,7 @@ class Dispatcher:
             prompt = f"{spec.name}: which {menu.param.name}?"
             await send(Reply((Choices(prompt, menu.options, menu.id),), kind="menu"))
             return Outcome("succeeded", output=prompt)
+        trail.params = _jsonable(invocation.params)
         # Now the values are known: `where` limits of the roles apply to them.
         decision = decide(
             inbound.principal,
@@ -177,7 +269,7 @@ class Dispatcher:
             groups=groups,
             params=invocation.params,
         )
-        await self._refuse_unless(decision, inbound, spec)
+        await self._refuse_unless(decision, inbound, trail)
         return await self._run(inbound, spec, invocation, decision, send)
 
     async def _menu_for(
@@ -233,15 +325,51 @@ class Dispatcher:
         self._choices_cache[key] = (now, options)
         return options
 
-    async def _refuse_unless(self, decision: Decision, inbound: Inbound, spec: CommandSpec) -> None:
+    async def _refuse_unless(self, decision: Decision, inbound: Inbound, trail: _Trail) -> None:
         if decision.allowed:
             return
-        # Refused either way; a denial the audit log cannot record is still a denial.
+        await self._audit_refusal(
+            inbound, trail, decision.reason, action="decision", outcome="denied"
+        )
+        raise AuditedRefusal(decision.reason)
+
+    async def _audit_refusal(
+        self,
+        inbound: Inbound,
+        trail: _Trail,
+        why: str,
+        *,
+        action: str = "request",
+        outcome: str = "refused",
+        sent: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a refused request: who, where, what they sent (escaped, bounded), and why."""
+        masker = await self._masker()
+        params: dict[str, Any] = {"text": sent_form(masker.mask(inbound.text))}
+        if trail.params:
+            params["params"] = bounded_params(masker.mask_obj(trail.params))
+        if sent is not None:
+            params.update(masker.mask_obj(dict(sent)))
+        spec = trail.spec
+        # Refused either way: a refusal the audit log cannot record is still a refusal.
         with contextlib.suppress(StoreError):
-            await self._audit(
-                "decision", inbound, spec, None, outcome="denied", reason=decision.reason
+            await self.ctx.store.append_audit(
+                AuditEvent(
+                    action=action,
+                    principal=inbound.principal,
+                    room=inbound.room,
+                    command=spec.name if spec is not None else "",
+                    params=params,
+                    outcome=outcome,
+                    reason=escaped(shorten(masker.mask(why))),
+                    catalog_commit=self.ctx.catalog_commit,
+                    script_hash=(spec.script_hash or None) if spec is not None else None,
+                )
             )
-        raise RefusedError(decision.reason)
+
+    async def _masker(self) -> Masker:
+        """Masks the secrets readable here and now in what people sent (see local_secrets)."""
+        return Masker(await local_secrets(self.ctx.settings))
 
     async def _builtin(
         self,
@@ -256,16 +384,29 @@ class Dispatcher:
         if spec.name == "pending":
             reply = await self.approvals.pending(inbound)
         elif spec.name == "cancel":
+            ctx = self._builtin_ctx(inbound, groups)
+            try:
+                job = await cancel_target(ctx, rest)
+            except UserError as e:
+                await self._audit_refusal(
+                    inbound, _Trail(spec), e.message, action="job.cancel", outcome="refused"
+                )
+                raise AuditedRefusal(e.message, usage=e.usage) from None
             # Recorded before it takes effect: no audit, no action.
             try:
                 await self._audit(
-                    "job.cancel", inbound, spec, None, params={"args": rest}, outcome="requested"
+                    "job.cancel",
+                    inbound,
+                    spec,
+                    job,
+                    params={"args": rest},
+                    outcome="requested",
                 )
             except StoreError as e:
                 raise RefusedError(
                     f"the audit log cannot be written ({e}); nothing was cancelled"
                 ) from None
-            reply = await HANDLERS[spec.name](self._builtin_ctx(inbound, groups), rest)
+            reply = await cancel_job(ctx, job)
         else:
             reply = await HANDLERS[spec.name](self._builtin_ctx(inbound, groups), rest)
         await send(reply)
@@ -300,7 +441,7 @@ class Dispatcher:
             if not decision.allowed:
                 why = decision.reason
         if spec is None or why:
-            ended = await store_fail(self.ctx.store, job, why)
+            ended = await self.supervisor.end_unstarted(job, why)
             await send(
                 Reply(
                     (Status(f"job {job.id} {job.command}: not run — {why}", "error"),),
@@ -364,7 +505,7 @@ class Dispatcher:
                 f"{spec.name} needs the secret {', '.join(missing)}, which is not configured "
                 "in [secrets]; nothing was run"
             )
-        build_launch(  # pure: checks dry-run support, the runtime, the script path
+        launch = build_launch(  # pure: checks dry-run support, the runtime, the script path
             spec,
             invocation,
             catalog_root=self.ctx.catalog_root,
@@ -374,6 +515,20 @@ class Dispatcher:
             settings=self.ctx.settings.runner,
             workdir=Path(tempfile.gettempdir()),
         )
+        # A value the OS would refuse at exec ("Argument list too long") is refused now,
+        # before a job exists, naming the value and the limit.
+        string_max, total_max = exec_limits()
+        problem = exec_limit_problem(
+            spec,
+            _jsonable(invocation.params),
+            launch.argv,
+            launch.env,
+            env_param={arg_env_name(p.name): p for p in spec.params},
+            string_max=string_max,
+            total_max=total_max,
+        )
+        if problem is not None:
+            raise RefusedError(problem)
 
     async def _audit(
         self,
@@ -392,7 +547,7 @@ class Dispatcher:
                 principal=inbound.principal,
                 room=inbound.room,
                 command=spec.name,
-                params=dict(params) if params is not None else None,
+                params=bounded_params(params) if params is not None else None,
                 job_id=job.id if job else None,
                 outcome=outcome,
                 reason=reason,
@@ -411,13 +566,14 @@ class Dispatcher:
     ) -> Outcome:
         self._preflight(spec, invocation, inbound)
         params = _jsonable(invocation.params)
+        masker = await self._masker()
         try:
             await self._audit(
                 "request",
                 inbound,
                 spec,
                 None,
-                params=params,
+                params=masker.mask_obj(params),
                 outcome="allowed",
                 reason=decision.reason,
             )
@@ -445,11 +601,6 @@ class Dispatcher:
             return Outcome("queued", job_id=job.id, state=job.state)
         job = await self.supervisor.submit(request, params)
         return await self.supervisor.execute(job, request, send)
-
-
-async def store_fail(store: Store, job: Job, why: str) -> Job:
-    """End a job that will never start."""
-    return await store.finish_job(job.id, state=JobState.FAILED, exit_code=None, error=why)
 
 
 def _options_from(output: str, replies: Sequence[Reply]) -> tuple[str, ...]:

@@ -33,7 +33,8 @@ class Menu:
     def answer(self, text: str) -> str | None:
         """The chosen option for a plain-chat answer (number or value), or None."""
         word = text.strip()
-        if word.isdigit() and 1 <= int(word) <= len(self.options):
+        # isdecimal, and short: "²" or ten thousand digits are not numbers int() takes.
+        if word.isdecimal() and len(word) <= 6 and 1 <= int(word) <= len(self.options):
             return self.options[int(word) - 1]
         for option in self.options:
             if option.lower() == word.lower():

@@ -43,6 +43,7 @@ from opsroom.model.commands import (
     Scalar,
     parse_iso_datetime,
 )
+from opsroom.model.patterns import PatternError, pattern_matches
 from opsroom.router.dates import RELATIVE_FORMS, resolve_relative
 
 __all__ = [
@@ -355,8 +356,10 @@ def _loose_key(name: str) -> str:
 
 
 def _quote(value: str) -> str:
-    """A value as shown in an error: repr-quoted (control characters visible), shortened."""
-    return repr(value if len(value) <= 60 else value[:57] + "...")
+    """A value as shown in an error: repr-quoted, a long one cut and its length said."""
+    if len(value) <= 60:
+        return repr(value)
+    return f"{value[:57]!r}… ({len(value):,} characters)"
 
 
 class _Binder:
@@ -625,7 +628,11 @@ def _assign_positionals(
             _take(b, p, value, option_name(p), raw, flags)
         at += take
     if at < len(values):
-        extra = ", ".join(_quote(v) for v in values[at:])
+        # A few quoted, the rest counted: 10,000 stray words get one short answer.
+        left = values[at:]
+        extra = ", ".join(_quote(v) for v in left[:3])
+        if len(left) > 3:
+            extra += f" and {len(left) - 3:,} more"
         takes = len(_positional_order(b.spec))
         if takes == 0:
             b.fail(f"unexpected value {extra}: `{b.spec.name}` takes no positional values")
@@ -646,7 +653,10 @@ def _convert(b: _Binder, p: ParamSpec, value: str) -> Scalar:
     if p.type is ParamType.INT:
         if not _INT_RE.fullmatch(value.strip()):
             b.fail(f"{shown}: {_quote(value)} is not a whole number")
-        result = int(value.strip())
+        try:
+            result = int(value.strip())
+        except ValueError:  # more digits than Python converts (sys.int_info)
+            b.fail(f"{shown}: {_quote(value)} has too many digits")
     elif p.type is ParamType.FLOAT:
         if not _FLOAT_RE.fullmatch(value.strip()):
             b.fail(f"{shown}: {_quote(value)} is not a number")
@@ -699,18 +709,19 @@ def _check_range(
 
 
 def _check_pattern(b: _Binder, shown: str, value: str, pattern: str, *, powershell: bool) -> None:
-    """Match like the script's own language would.
+    """Match like the script's own language would, in time linear in the value (RE2).
 
     PowerShell's [ValidatePattern()] is `-match`: a case-insensitive search, so the
     pattern's own anchors decide. Everywhere else a pattern must match the whole value
-    (re.fullmatch, case-sensitive) — what people mean by a pattern in argc or a sidecar.
+    (case-sensitive) — what people mean by a pattern in argc or a sidecar.
     """
+    # This runs on the event loop, and may: RE2 never backtracks, so the time is linear in
+    # the value whatever the pattern, and a value is bounded by the one message it came in.
+    # A 50 KB value against `(a+)+$` takes a fraction of a millisecond; see
+    # bench/bench_patterns.py for the rare pattern shapes that cost more (model/patterns.py).
     try:
-        if powershell:
-            ok = re.search(pattern, value, re.IGNORECASE) is not None
-        else:
-            ok = re.fullmatch(pattern, value) is not None
-    except re.error:
+        ok = pattern_matches(pattern, value, search=powershell, ignore_case=powershell)
+    except PatternError:
         b.fail(f"{shown}: the command's pattern {pattern!r} is invalid; ask its owner to fix it")
     if not ok:
         b.fail(f"{shown}: {_quote(value)} does not match the pattern {pattern}")

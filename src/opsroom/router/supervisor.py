@@ -24,7 +24,8 @@ from opsroom.model.blocks import Reply, Status
 from opsroom.model.commands import CommandSpec, Invocation, Language
 from opsroom.model.jobs import ExitEvent, Job, JobState
 from opsroom.policy.masking import Masker
-from opsroom.policy.secrets import fetch_secrets
+from opsroom.policy.secrets import fetch_secrets, parse_source
+from opsroom.router.bounded import bounded_params
 from opsroom.router.collector import Collector
 from opsroom.router.outcome import Outcome
 from opsroom.router.output import OutputWriter
@@ -144,10 +145,11 @@ class Supervisor:
             job,
             send,
             writer=self.output,
-            mask=masker.mask,
+            masker=masker,
             output_cap=self.settings.runner.output_cap,
             attachment_cap=self.settings.runner.attachment_cap,
             prefix=prefix,
+            base_url=self.settings.web.base_url,
         )
         exit_event = await self._run(job, req, send, secrets, collector)
         await collector.flush()
@@ -260,6 +262,7 @@ class Supervisor:
                     token=token,
                     on_start=on_start,
                     max_attachment=runner.attachment_cap,
+                    masker=collector.masker,
                 )
             )
             wait = 0.0 if req.spec.background else runner.foreground_seconds
@@ -325,11 +328,23 @@ class Supervisor:
                     running.cancelled_by = by
                     running.cancel.set()
 
+    async def end_unstarted(self, job: Job, why: str) -> Job:
+        """End a job that will never start, and record its end in the audit log.
+
+        For a job whose command left the catalog, or whose requester may no longer run it,
+        by the time it was approved or adopted: a refusal, audited like any other.
+        """
+        ended = await self.store.finish_job(
+            job.id, state=JobState.FAILED, exit_code=None, error=why
+        )
+        await self._audit("job.end", ended, None, outcome=ended.state.value, reason=why)
+        return ended
+
     async def _audit(
         self,
         action: str,
         job: Job,
-        req: JobRequest,
+        req: JobRequest | None,
         *,
         outcome: str = "",
         reason: str = "",
@@ -338,20 +353,44 @@ class Supervisor:
         params = dict(job.params)
         if masker is not None:
             params = masker.mask_obj(params)
+        # A value someone typed that equals any configured secret stays out of the trail too.
+        local = Masker(await local_secrets(self.settings))
+        params = local.mask_obj(params)
+        reason = local.mask(reason)
+        # Masked first, then bounded: a long value's hash is never the hash of a secret.
+        params = bounded_params(params)
         await self.store.append_audit(
             AuditEvent(
                 action=action,
-                principal=req.requester,
-                room=req.room,
+                principal=job.requester,
+                room=job.room,
                 command=job.command,
                 params=params,
                 job_id=job.id,
                 outcome=outcome,
                 reason=reason,
                 catalog_commit=self.catalog_commit,
-                script_hash=req.spec.script_hash or None,
+                script_hash=(req.spec.script_hash or None) if req is not None else job.script_hash,
             )
         )
+
+
+async def local_secrets(settings: Settings) -> dict[str, str]:
+    """The secrets readable here and now (`env:`, `file:`), to mask what people sent.
+
+    For audit text only. Vault-held secrets are not fetched for it: a refusal must not cost
+    a round trip (a job's own secrets, fetched to run it, mask its entries as well).
+    """
+    local = []
+    for name, source in settings.secrets.items():
+        with contextlib.suppress(ValueError):
+            if parse_source(source).kind in ("env", "file"):
+                local.append(name)
+    values: dict[str, str] = {}
+    for name in local:
+        with contextlib.suppress(RefusedError):  # unset or unreadable: nothing to mask
+            values.update(await fetch_secrets([name], settings))
+    return values
 
 
 async def _tick(collector: Collector) -> None:

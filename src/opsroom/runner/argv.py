@@ -25,6 +25,7 @@ from types import MappingProxyType
 from opsroom.config import RunnerSettings
 from opsroom.errors import RefusedError
 from opsroom.model.commands import CommandSpec, Invocation, Language, ParamType, ParamValue
+from opsroom.runner.limits import NO_LIMITS, Limits
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
 PYTHON_BOOTSTRAP = BOOTSTRAP_DIR / "python_bootstrap.py"
@@ -60,11 +61,13 @@ _ENV_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
 @dataclass(frozen=True, slots=True)
 class Launch:
-    """Everything needed to start one script: argv (never a shell string), env, folder."""
+    """Everything needed to start one script: argv (never a shell string), env, folder, and
+    what the job may use (`[runner] max_*`; none when not given, but still a cgroup)."""
 
     argv: tuple[str, ...]
     env: Mapping[str, str]
     cwd: str
+    limits: Limits = NO_LIMITS
 
 
 def powershell_available(settings: RunnerSettings) -> bool:
@@ -99,6 +102,12 @@ def build_launch(
     """
     if spec.language is Language.BUILTIN:
         raise ValueError(f"{spec.name} is a built-in command, not a script")
+    if spec.runs_on is not None:
+        # `runs_on` names the host a script needs (SPEC §8): this process is not a worker for
+        # any queue, so running the job here would run it on the wrong host.
+        raise RefusedError(
+            f"{spec.name}: no worker serves queue {spec.runs_on} (its runs_on); nothing was run"
+        )
     _check_dry_run(spec, invocation)
     _check_params(spec, invocation)
     script = _script_path(spec, catalog_root)
@@ -143,7 +152,12 @@ def build_launch(
     env["OPSROOM_PARAM_TYPES"] = json.dumps(
         {p.name: p.type_label for p in spec.params}, sort_keys=True
     )
-    return Launch(argv=argv, env=MappingProxyType(env), cwd=str(workdir))
+    return Launch(
+        argv=argv,
+        env=MappingProxyType(env),
+        cwd=str(workdir),
+        limits=Limits.from_settings(settings),
+    )
 
 
 def _check_dry_run(spec: CommandSpec, invocation: Invocation) -> None:
@@ -173,6 +187,10 @@ def _script_path(spec: CommandSpec, catalog_root: Path) -> str:
     rel = posixpath.normpath(spec.path)
     if not spec.path or rel.startswith(("../", "/")) or rel == "..":
         raise RefusedError(f"{spec.name}: script path {spec.path!r} is outside the catalog")
+    # Checked again as it is now: the file may have become a symlink out since it was read.
+    base = os.path.realpath(catalog_root)
+    if os.path.commonpath([base, os.path.realpath(catalog_root / rel)]) != base:
+        raise RefusedError(f"{spec.name}: its script now leads outside the catalog; not run")
     return str(catalog_root / rel)
 
 

@@ -2,11 +2,13 @@
 
 The child gets its own session (so its own process group), stdin from /dev/null, stdout and
 stderr on pipes read line by line, and a third pipe for structured events whose fd number is
-in `OPSROOM_EVENTS_FD`. Every process of the job carries `OPSROOM_JOB_TOKEN`, so `tree` finds
-them even after `setsid`. Timeouts, cancel and the caller's task being cancelled end the whole
-tree: TERM, then KILL after the grace period. A process still running when the script itself
-has exited is ended too, and the job's output says so. Our pipe ends are closed once the tree
-is gone and the pipes stay idle, so nothing that escaped can hold the job forever.
+in `OPSROOM_EVENTS_FD`. Where the host allows it the child enters a cgroup of its own before
+exec (`cgroup`), and every process of the job is a member whatever it does; elsewhere every
+process carries `OPSROOM_JOB_TOKEN` and `tree` finds them by token, session and parentage.
+Timeouts, cancel, a resource limit and the caller's task being cancelled end the whole tree:
+TERM, then KILL after the grace period. A process still running when the script itself has
+exited is ended too, and the job's output says so. Our pipe ends are closed once the tree is
+gone and the pipes stay idle, so nothing that escaped can hold the job forever.
 
 Memory stays bounded whatever the script prints: lines go to `on_event` one at a time and are
 awaited, and the pipes are not read while `on_event` is busy.
@@ -17,17 +19,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from opsroom.model.jobs import ExitEvent, JobEvent, JobState, OutputLine, Stream
-from opsroom.runner import tree
+from opsroom.runner import cgroup, tree
 from opsroom.runner.argv import Launch
 from opsroom.runner.attachments import MAX_ATTACHMENT, AttachmentRefused, resolve_attachment
 from opsroom.runner.events import AttachmentRequest, MalformedEvent, parse_event
+from opsroom.runner.limits import rlimits
 
 LINE_LIMIT = 64 * 1024  # longer output lines are split
 EVENT_LIMIT = 4 * 1024 * 1024  # a table can be big; beyond this an event is dropped
@@ -37,9 +42,38 @@ _LINUX = sys.platform.startswith("linux")
 # Once the tree is ended, a pipe that stays silent this long is held by something that
 # escaped: stop reading it.
 _DRAIN_IDLE = 0.5
+# How often a running job's cgroup counters are read (a few small files): how late a limit
+# hit is noticed at most.
+_LIMIT_POLL = 0.25
+
+log = logging.getLogger("opsroom.runner")
 
 EventHandler = Callable[[JobEvent], Awaitable[None] | None]
 StartHandler = Callable[[int], Awaitable[None] | None]
+
+
+class MaskStream(Protocol):
+    """Masks text written in pieces (policy.masking.StreamMasker satisfies it)."""
+
+    def feed(self, chunk: str) -> str:
+        """The masked text now safe to pass on; a possible secret's start is held back."""
+        ...
+
+    def flush(self) -> str:
+        """What is still held back, masked."""
+        ...
+
+
+class Redactor(Protocol):
+    """The job's secret masker (policy.masking.Masker satisfies it)."""
+
+    def mask(self, text: str) -> str:
+        """`text` with every secret form replaced."""
+        ...
+
+    def stream(self) -> MaskStream:
+        """A masker for one stream of pieces."""
+        ...
 
 
 async def run_local(
@@ -52,16 +86,19 @@ async def run_local(
     token: str | None = None,
     max_attachment: int = MAX_ATTACHMENT,
     on_start: StartHandler | None = None,
+    masker: Redactor | None = None,
 ) -> ExitEvent:
     """Run the launch to its end, passing output and events to on_event; never raises for
     a script's failure (a start failure is a FAILED exit with a message).
 
     `token` marks the job's processes (`OPSROOM_JOB_TOKEN`; taken from the launch or made up
-    when not given); `on_start` gets the script's pid (its process group and session).
+    when not given) and names its cgroup; `on_start` gets the script's pid (its process
+    group and session). `launch.limits` says what the job may use: going past one ends it
+    as FAILED with the limit named.
+    With a `masker`, every text the runner makes is masked before it is cut or passed on.
     """
-    tree.enable_subreaper()
     token = token or launch.env.get(tree.TOKEN_VAR) or tree.new_token()
-    run = _Run(launch, on_event, token=token, max_attachment=max_attachment)
+    run = _Run(launch, on_event, token=token, max_attachment=max_attachment, masker=masker)
     try:
         return await run.execute(
             timeout=timeout, kill_grace=kill_grace, cancel=cancel, on_start=on_start
@@ -78,7 +115,13 @@ class _Run:
     """The state of one child: its pipes, reader tasks and process."""
 
     def __init__(
-        self, launch: Launch, on_event: EventHandler, *, token: str, max_attachment: int
+        self,
+        launch: Launch,
+        on_event: EventHandler,
+        *,
+        token: str,
+        max_attachment: int,
+        masker: Redactor | None = None,
     ) -> None:
         self.launch = launch
         self.on_event = on_event
@@ -90,6 +133,17 @@ class _Run:
         self.read_fds: list[int] = []
         self.idle: list[list[float | None]] = []  # per pump: waiting for data since
         self.tree_ended = False
+        self.group: cgroup.JobCgroup | None = None
+        self.how = cgroup.enforcement(launch.limits)
+        self.masker = masker
+        self.masking: dict[Stream, MaskStream] = {}  # per stream, across a line's cuts
+        self.cut: set[Stream] = set()  # streams in the middle of a line cut at LINE_LIMIT
+        self.event_cut = False  # the event channel is in the middle of an oversized event
+
+    @property
+    def contained(self) -> bool:
+        """True when a cgroup v2 holds every process of the job."""
+        return self.group is not None and self.group.v2 is not None
 
     async def emit(self, event: JobEvent) -> None:
         result = self.on_event(event)
@@ -113,11 +167,14 @@ class _Run:
         loop = asyncio.get_running_loop()
         wait_task = asyncio.ensure_future(proc.wait())
         cancel_task = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
+        limit_task = asyncio.ensure_future(self._watch_limits()) if self._watching() else None
         waiting: set[asyncio.Future[Any]] = {wait_task, *self.pumps}
-        if cancel_task is not None:
-            waiting.add(cancel_task)
+        for extra in (cancel_task, limit_task):
+            if extra is not None:
+                waiting.add(extra)
         deadline = loop.time() + timeout
         outcome: JobState | None = None
+        reason: str | None = None
         try:
             while not wait_task.done():
                 remaining = deadline - loop.time()
@@ -135,23 +192,58 @@ class _Run:
                 if cancel_task is not None and cancel_task in done:
                     outcome = JobState.CANCELLED
                     break
+                if limit_task is not None and limit_task in done:
+                    outcome, reason = JobState.FAILED, limit_task.result()
+                    break
                 waiting -= done
         finally:
-            if cancel_task is not None:
-                cancel_task.cancel()
+            for extra in (cancel_task, limit_task):
+                if extra is not None:
+                    extra.cancel()
         leftovers = await self.end_tree(kill_grace)
         await wait_task
         await self._drain()
-        if outcome is None and leftovers:
-            await self.emit(OutputLine(Stream.STDERR, _leftover_note(leftovers)))
-        return _exit_event(proc.returncode, outcome, timeout)
+        if outcome is None:
+            # A process the kernel killed at a limit may have been the script itself.
+            reason = self._limit_reached(proc.returncode)
+            if leftovers:
+                await self.emit(OutputLine(Stream.STDERR, _leftover_note(leftovers)))
+        return _exit_event(proc.returncode, outcome, timeout, reason)
+
+    def _watching(self) -> bool:
+        how = self.how
+        return self.group is not None and any(
+            m.startswith("cgroup") for m in (how.memory, how.pids, how.cpu)
+        )
+
+    async def _watch_limits(self) -> str:
+        """Return once the kernel's counters say the job reached one of its limits."""
+        assert self.group is not None
+        while (reason := self.group.limit_hit()) is None:
+            await asyncio.sleep(_LIMIT_POLL)
+        return reason
+
+    def _limit_reached(self, returncode: int | None) -> str | None:
+        if self.group is not None and (reason := self.group.limit_hit()) is not None:
+            return reason
+        # Without a cgroup only the script's own death by RLIMIT_CPU names its limit.
+        if self.how.cpu == "rlimit" and returncode == -signal.SIGXCPU:
+            return self.launch.limits.cpu_reason()
+        return None
 
     async def end_tree(self, grace: float) -> list[int]:
         """TERM, grace, KILL for every process of the job; the pids that had to be ended."""
         if self.proc is None or self.tree_ended:
             return []
-        if _LINUX:
-            ended = await tree.end_processes(self.token, pgid=self.proc.pid, grace=grace)
+        if self.group is not None and self.contained:
+            ended = await self.group.end(grace)
+            tree.reap(ended)  # those opsroom adopted as subreaper for an earlier job
+        elif _LINUX:
+            # Without a cgroup, orphans opsroom adopted count as this job's unless they are
+            # proven another's.
+            ended = await tree.end_processes(
+                self.token, pgid=self.proc.pid, grace=grace, adopted=True
+            )
         else:
             ended = await self._terminate_group(grace)
         self.tree_ended = True
@@ -168,7 +260,31 @@ class _Run:
         _signal_group(self.proc, signal.SIGKILL if _POSIX else signal.SIGTERM)
         return [self.proc.pid]
 
+    def _make_cgroup(self) -> None:
+        limits = self.launch.limits
+        how = self.how
+        if how.contained or "cgroup" in how.memory or "cgroup" in how.pids:
+            try:
+                self.group = cgroup.JobCgroup.create(self.token, limits)
+            except cgroup.CgroupError as e:
+                # The host said yes and then no (a descendants limit, a race): run the job
+                # the way hosts without cgroups do rather than not at all.
+                log.warning("a job runs without its cgroup: %s", e)
+                self.how = cgroup.Enforcement(
+                    contained=False,
+                    memory="rlimit" if limits.memory else "",
+                    pids="",
+                    cpu="rlimit" if limits.cpu_seconds else "",
+                )
+        if not self.contained:
+            tree.enable_subreaper()
+
     async def _start(self) -> asyncio.subprocess.Process | ExitEvent:
+        self._make_cgroup()
+        limits = rlimits(
+            self.launch.limits, memory=self.how.memory == "rlimit", cpu=self.how.cpu == "rlimit"
+        )
+        preexec = cgroup.preexec(self.group, limits)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         self.read_fds = [out_r, err_r]
@@ -183,6 +299,8 @@ class _Run:
             write_fds.append(ev_w)
             env["OPSROOM_EVENTS_FD"] = str(ev_w)
             extra = {"start_new_session": True, "pass_fds": (ev_w,)}
+            if preexec is not None:
+                extra["preexec_fn"] = preexec
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.launch.argv,
@@ -197,10 +315,16 @@ class _Run:
             return ExitEvent(
                 exit_code=None, state=JobState.FAILED, message=_start_error(self.launch, e)
             )
+        except subprocess.SubprocessError:
+            # Raised for the child when it could not join its cgroup or set its limits.
+            message = "could not start the job: it could not enter its cgroup or set its limits"
+            return ExitEvent(exit_code=None, state=JobState.FAILED, message=message)
         finally:
             # Only the child may hold the write ends, or we would never see EOF.
             for fd in write_fds:
                 os.close(fd)
+            if self.group is not None:
+                self.group.close_fds()
         tree.manage(self.proc.pid)
         await self._read(out_r, LINE_LIMIT, self._stdout)
         await self._read(err_r, LINE_LIMIT, self._stderr)
@@ -208,7 +332,9 @@ class _Run:
             await self._read(ev_r, EVENT_LIMIT, self._event)
         return self.proc
 
-    async def _read(self, fd: int, limit: int, handle: Callable[[bytes], Awaitable[None]]) -> None:
+    async def _read(
+        self, fd: int, limit: int, handle: Callable[[bytes, bool], Awaitable[None]]
+    ) -> None:
         loop = asyncio.get_running_loop()
         # Small buffer: the transport pauses reading (and the child blocks) when it fills.
         reader = asyncio.StreamReader(limit=_CHUNK * 2)
@@ -226,12 +352,16 @@ class _Run:
         self,
         reader: asyncio.StreamReader,
         limit: int,
-        handle: Callable[[bytes], Awaitable[None]],
+        handle: Callable[[bytes, bool], Awaitable[None]],
         idle: list[float | None],
     ) -> None:
-        """Split the pipe into lines; `idle[0]` is when it started waiting for data, if it is."""
+        """Split the pipe into lines; `idle[0]` is when it started waiting for data, if it is.
+
+        A line longer than `limit` goes to `handle` in pieces, each but the last marked cut.
+        """
         loop = asyncio.get_running_loop()
         buf = bytearray()
+        cut = False
         while True:
             idle[0] = loop.time()
             chunk = await reader.read(_CHUNK)
@@ -244,23 +374,54 @@ class _Run:
                 if nl != -1:
                     line = bytes(buf[:nl])
                     del buf[: nl + 1]
+                    cut = False
                 elif len(buf) > limit:
-                    cut = _utf8_cut(buf, limit)
-                    line = bytes(buf[:cut])
-                    del buf[:cut]
+                    at = _utf8_cut(buf, limit)
+                    line = bytes(buf[:at])
+                    del buf[:at]
+                    cut = True
                 else:
                     break
-                await handle(line)
-        if buf:
-            await handle(bytes(buf))
+                await handle(line, cut)
+        if buf or cut:
+            await handle(bytes(buf), False)  # the end of the last line
 
-    async def _stdout(self, line: bytes) -> None:
-        await self.emit(OutputLine(Stream.STDOUT, _decode(line)))
+    async def _stdout(self, line: bytes, cut: bool) -> None:
+        await self._output(Stream.STDOUT, line, cut)
 
-    async def _stderr(self, line: bytes) -> None:
-        await self.emit(OutputLine(Stream.STDERR, _decode(line)))
+    async def _stderr(self, line: bytes, cut: bool) -> None:
+        await self._output(Stream.STDERR, line, cut)
 
-    async def _event(self, line: bytes) -> None:
+    async def _output(self, stream: Stream, line: bytes, cut: bool) -> None:
+        """One line, or one piece of a line cut at LINE_LIMIT, masked as part of the whole.
+
+        A secret may straddle the cut: the pieces of one line go through one stream masker,
+        which holds back a possible secret's beginning until the next piece shows its end.
+        """
+        continued = stream in self.cut
+        if cut:
+            self.cut.add(stream)
+            text = line.decode("utf-8", errors="replace")
+        else:
+            self.cut.discard(stream)
+            text = _decode(line)
+        if self.masker is not None:
+            masking = self.masking.get(stream)
+            if masking is None:
+                masking = self.masking[stream] = self.masker.stream()
+            text = masking.feed(text) + ("" if cut else masking.flush())
+        if text or not (cut or continued):  # an empty line stays; an empty piece does not
+            await self.emit(OutputLine(stream, text))
+
+    def _mask(self, text: str) -> str:
+        return text if self.masker is None else self.masker.mask(text)
+
+    async def _event(self, line: bytes, cut: bool) -> None:
+        # An event cut at EVENT_LIMIT is refused once, for its first piece: the pieces after
+        # it are not events, and would show text from the middle of it.
+        continued, self.event_cut = self.event_cut, cut
+        if continued:
+            return
         text = _decode(line)
         if not text.strip():
             return
@@ -277,6 +438,8 @@ class _Run:
                 else:
                     await self.emit(event)
                 return
+        # Masked before it is cut short: a secret cut in two would be masked in neither half.
+        text = self._mask(text)
         shown = text[:200] + ("…" if len(text) > 200 else "")
         await self.emit(
             OutputLine(Stream.STDERR, f"opsroom: ignored a malformed event ({reason}): {shown}")
@@ -287,12 +450,13 @@ class _Run:
             event = resolve_attachment(
                 request.path,
                 root=self.launch.cwd,
-                name=request.name,
+                # Masked whole: the display name keeps only what follows the last slash.
+                name=self._mask(request.name) if request.name else None,
                 content_type=request.content_type,
                 limit=self.max_attachment,
             )
         except AttachmentRefused as e:
-            shown = request.path[:200]
+            shown = self._mask(request.path)[:200]
             await self.emit(OutputLine(Stream.STDERR, f"opsroom: did not attach {shown!r}: {e}"))
             return
         await self.emit(event)
@@ -317,7 +481,9 @@ class _Run:
         """Whatever happened: no child left running, no task left behind, no fd leaked."""
         if self.proc is not None:
             if not self.tree_ended:
-                if _LINUX:
+                if self.group is not None and self.contained:
+                    tree.reap(await self.group.kill())
+                elif _LINUX:
                     tree.kill_now(self.token, pgid=self.proc.pid)
                 elif self.proc.returncode is None:
                     _signal_group(self.proc, signal.SIGKILL if _POSIX else signal.SIGTERM)
@@ -326,6 +492,9 @@ class _Run:
                 with contextlib.suppress(ProcessLookupError):
                     await self.proc.wait()
             tree.release(self.proc.pid)
+        if self.group is not None and not self.group.remove():
+            # A process stuck in the kernel (D state) keeps it: it goes once that one does.
+            log.warning("the cgroup %s of an ended job is not empty yet", self.group.name)
         for task in self.pumps:
             task.cancel()
         if self.pumps:
@@ -374,12 +543,16 @@ def _start_error(launch: Launch, err: OSError) -> str:
     return f"could not start {launch.argv[0]}: {reason}"
 
 
-def _exit_event(returncode: int | None, outcome: JobState | None, timeout: float) -> ExitEvent:
+def _exit_event(
+    returncode: int | None, outcome: JobState | None, timeout: float, reason: str | None = None
+) -> ExitEvent:
     code = returncode if returncode is not None and returncode >= 0 else None
     if outcome is JobState.TIMED_OUT:
         return ExitEvent(code, JobState.TIMED_OUT, f"timed out after {timeout:g}s")
     if outcome is JobState.CANCELLED:
         return ExitEvent(code, JobState.CANCELLED, "cancelled")
+    if reason is not None:
+        return ExitEvent(code, JobState.FAILED, reason)
     if returncode == 0:
         return ExitEvent(0, JobState.SUCCEEDED)
     if code is not None:

@@ -1,16 +1,25 @@
-"""Finding and ending every process a job started, wherever it went (SPEC §5.5).
+"""Finding and ending a job's processes where no cgroup holds them (SPEC §5.5).
 
-A job's processes are found three ways, so a script cannot shake opsroom off by `setsid`,
-double forks or a cleared environment:
+Where the host gives opsroom a cgroup per job (`cgroup.py`), that is the record of a job's
+processes and nothing here is needed. Elsewhere — and for jobs started by an opsroom that
+had none — a job's processes are found four ways:
 - its token: every process inherits `OPSROOM_JOB_TOKEN=<token>` in its environment, and
   /proc/<pid>/environ keeps the environment a process was started with;
 - its process group and session: the job's own group, and any group or session a token
   carrier belongs to (a process can only join a group inside its own session, so such groups
   were made by the job);
-- its family: descendants (by parent pid) of anything found.
+- its family: descendants (by parent pid) of anything found;
+- adoption: opsroom registers as a child subreaper, so an orphan of a job is re-parented to
+  opsroom rather than to init. A child of opsroom outside opsroom's own session that opsroom
+  did not start as a job's script can only have come from a job (a job's processes can never
+  join opsroom's session): it belongs to the job being ended unless proven another's (it, or
+  its group or session, carries another job's token). This finds the process that cleared
+  its environment, left the session and lost its parent.
+What this cannot do: tell such a process of one job from one of another job running in the
+same opsroom process (it is ended with whichever ends first), or find it after opsroom itself
+was killed (it was re-parented to init by then). docs/jobs.md says so.
 
-opsroom registers as a child subreaper, so orphans of a job are re-parented to opsroom rather
-than to init. Their exit statuses are collected here by pid only: never `waitpid(-1)`, which
+Exit statuses of adopted orphans are collected here by pid only: never `waitpid(-1)`, which
 would steal statuses from asyncio's child watcher and subprocess.
 
 Linux only (it reads /proc); elsewhere nothing is found and only the job's own process is
@@ -29,9 +38,12 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from opsroom.runner.cgroup import end_leftovers
+
 TOKEN_VAR = "OPSROOM_JOB_TOKEN"  # noqa: S105 - a variable name, not a secret
 _PR_SET_CHILD_SUBREAPER = 36
 _POLL = 0.05
+_ANY_TOKEN = f"\0{TOKEN_VAR}=".encode()
 # After KILL, processes vanish within milliseconds unless stuck in the kernel (D state).
 _KILL_WAIT = 2.0
 _GONE = frozenset("ZX")  # zombie or dead: nothing left to signal
@@ -155,12 +167,15 @@ def _snapshot(
     pgid: int | None = None,
     sid: int | None = None,
     known: Iterable[int] = (),
+    adopted: bool = False,
 ) -> _Snapshot:
     me = os.getpid()
-    mine = {me, os.getpgid(0), os.getsid(0), 0, 1}
+    own_session = os.getsid(0)
+    mine = {me, os.getpgid(0), own_session, 0, 1}
     needle = f"\0{TOKEN_VAR}={token}\0".encode() if token else None
     # Group and session by syscall (cheap); /proc/<pid>/stat only where needed (costly).
     ids: dict[int, tuple[int, int]] = {}
+    others: list[int] = []  # carriers of another job's token
     readable: list[int] = []
     found: set[int] = set(known)
     groups: set[int] = set() if pgid is None else {pgid}
@@ -172,15 +187,16 @@ def _snapshot(
             ids[pid] = (os.getpgid(pid), os.getsid(pid))
         except OSError:
             continue
-        env = _read(f"{_PROC}/{pid}/environ", 8192)
-        if env is None:
-            continue  # another user's: we could not signal it anyway
-        if needle is not None and needle in b"\0" + env + b"\0":
+        # None: another user's, or one in the middle of execve; its family still counts.
+        env = b"\0" + (_read(f"{_PROC}/{pid}/environ", 8192) or b"") + b"\0"
+        if needle is not None and needle in env:
             found.add(pid)
             groups.add(ids[pid][0])
             sessions.add(ids[pid][1])
         else:
             readable.append(pid)
+            if _ANY_TOKEN in env:
+                others.append(pid)
     groups -= mine
     sessions -= mine
     for pid, (group, session) in ids.items():
@@ -188,6 +204,8 @@ def _snapshot(
             found.add(pid)
     found &= ids.keys()
     procs = {pid: proc for pid in found if (proc := _stat(pid)) is not None}
+    if adopted:
+        found.update(_adopted(me, own_session, ids, readable, others, found, procs))
     if found:
         # A descendant that cleared its environment and left the session: only its parent
         # pid ties it to the job.
@@ -210,6 +228,33 @@ def _snapshot(
     return _Snapshot(live, zombies, frozenset(groups), frozenset(sessions))
 
 
+def _adopted(
+    me: int,
+    own_session: int,
+    ids: dict[int, tuple[int, int]],
+    readable: list[int],
+    others: list[int],
+    found: set[int],
+    procs: dict[int, _Proc],
+) -> set[int]:
+    """Orphans opsroom adopted that no other job can claim (see the module's docstring)."""
+    theirs = {ids[p][0] for p in others} | {ids[p][1] for p in others}
+    claimed = set(others)
+    adopted: set[int] = set()
+    for pid in readable:
+        group, session = ids[pid]
+        # opsroom's own session holds what opsroom itself started (git, pip): never a job's.
+        if pid in found or pid in claimed or session == own_session or pid in _managed:
+            continue
+        if group in theirs or session in theirs:
+            continue
+        proc = _stat(pid)
+        if proc is not None and proc.ppid == me:
+            procs[pid] = proc
+            adopted.add(pid)
+    return adopted
+
+
 def job_processes(
     token: str | None, *, pgid: int | None = None, sid: int | None = None
 ) -> list[int]:
@@ -226,7 +271,8 @@ def _signal(pids: Iterable[int], groups: Iterable[int], sig: signal.Signals) -> 
             os.kill(pid, sig)
 
 
-def _reap(pids: Iterable[int]) -> None:
+def reap(pids: Iterable[int]) -> None:
+    """Collect the exit status of those pids that are opsroom's unmanaged children."""
     for pid in pids:
         if pid in _managed:
             continue
@@ -238,34 +284,42 @@ def kill_now(token: str | None, *, pgid: int | None = None) -> list[int]:
     """KILL a job's processes at once, without waiting: the last resort of a cleanup."""
     snap = _snapshot(token, pgid=pgid)
     _signal(snap.live, snap.groups, signal.SIGKILL)
-    _reap(snap.zombies)
+    reap(snap.zombies)
     return list(snap.live)
 
 
 async def end_processes(
-    token: str | None, *, pgid: int | None, grace: float, sid: int | None = None
+    token: str | None,
+    *,
+    pgid: int | None,
+    grace: float,
+    sid: int | None = None,
+    adopted: bool = False,
 ) -> list[int]:
-    """TERM a job's whole tree, KILL what is left after grace, reap; the pids that were ended."""
+    """TERM a job's whole tree, KILL what is left after grace, reap; the pids that were ended.
+
+    `adopted`: also the orphans opsroom adopted that no other job can claim — only for a job
+    this process runs (a dead owner's orphans went to init).
+    """
     if not sys.platform.startswith("linux"):
         return []
 
     async def scan(known: Iterable[int] = ()) -> _Snapshot:
         # Scanning /proc takes milliseconds: off the event loop, other jobs keep streaming.
-        return await asyncio.to_thread(_snapshot, token, pgid=pgid, sid=sid, known=tuple(known))
+        return await asyncio.to_thread(
+            _snapshot, token, pgid=pgid, sid=sid, known=tuple(known), adopted=adopted
+        )
 
+    # One look is enough: a daemon in the middle of execve (no environment to read for a
+    # moment) is still in the job's session, or the child of a job's process, or adopted.
     snap = await scan()
-    if not snap.live:
-        # A process in the middle of execve shows no environment for a moment (a daemon
-        # just `setsid`-ing away as the script exits): look once more before trusting "none".
-        await asyncio.sleep(_POLL)
-        snap = await scan()
     ended: set[int] = set(snap.live)
     if snap.live:
         _signal(snap.live, snap.groups, signal.SIGTERM)
         deadline = time.monotonic() + grace
         while snap.live and time.monotonic() < deadline:
             await asyncio.sleep(_POLL)
-            _reap(snap.zombies)
+            reap(snap.zombies)
             snap = await scan(snap.live)
             # Forked during the grace: they get the same TERM.
             _signal(set(snap.live) - ended, (), signal.SIGTERM)
@@ -274,10 +328,10 @@ async def end_processes(
         while snap.live and time.monotonic() < deadline:
             _signal(snap.live, snap.groups, signal.SIGKILL)
             await asyncio.sleep(_POLL / 5)
-            _reap(snap.zombies)
+            reap(snap.zombies)
             snap = await scan(snap.live)
             ended.update(snap.live)
-    _reap(snap.zombies)
+    reap(snap.zombies)
     return sorted(ended)
 
 
@@ -288,12 +342,16 @@ def _pid_carries(pid: int, token: str) -> bool:
 
 
 async def end_orphaned_job(token: str | None, pid: int | None, *, grace: float) -> list[int]:
-    """End what is left of a job whose owner died; only processes proven to be the job's."""
+    """End what is left of a job whose owner died; only processes proven to be the job's:
+    the members of its cgroups (found by name), then what carries its token."""
     if not token:
         return []  # without the token nothing proves a process is the job's: pids get reused
+    in_cgroups = await end_leftovers(token, grace=grace)
+    reap(in_cgroups)  # ours only where this process was their subreaper: a test, mostly
     pgid = sid = None
     if pid is not None and pid > 1 and _pid_carries(pid, token):
         with contextlib.suppress(OSError):
             pgid = os.getpgid(pid)
             sid = os.getsid(pid)
-    return await end_processes(token, pgid=pgid, sid=sid, grace=grace)
+    by_token = await end_processes(token, pgid=pgid, sid=sid, grace=grace)
+    return sorted({*in_cgroups, *by_token})

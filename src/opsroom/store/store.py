@@ -287,7 +287,9 @@ class Store:
                 dead.append((int(job_id), str(owner)))
         interrupted = []
         for job_id, owner in dead:
-            async with self._write(f"mark job {job_id} interrupted") as conn:
+            # The end and its audit entry in one transaction: no audit, no action — a job
+            # whose end cannot be recorded stays `running` for the next look.
+            async with self._audit_transaction(f"mark job {job_id} interrupted") as conn:
                 result = await conn.execute(
                     update(jobs)
                     .where(
@@ -302,6 +304,8 @@ class Store:
                     )
                 )
                 job = await _fetch_job(conn, job_id) if result.rowcount == 1 else None
+                if job is not None:
+                    await _insert_audit(conn, _interrupted_event(job))
             if job is not None:
                 interrupted.append(job)
         return interrupted
@@ -639,12 +643,14 @@ class Store:
         transaction only; PostgreSQL: synchronous_commit=on), so an entry that was
         acknowledged survives a power loss.
         """
-        try:
-            params = params_json(event.params)
-        except (TypeError, ValueError) as e:
-            raise StoreError(f"audit entry could not be written: parameters: {e}") from None
+        async with self._audit_transaction("write the audit entry") as conn:
+            return await _insert_audit(conn, event)
+
+    @asynccontextmanager
+    async def _audit_transaction(self, doing: str) -> AsyncIterator[AsyncConnection]:
+        """A durable transaction holding the audit append lock (see `append_audit`)."""
         async with (
-            self._guard("write the audit entry"),
+            self._guard(doing),
             self._writer.connect() as conn,
             _fully_synchronous(conn),
             conn.begin(),
@@ -654,33 +660,7 @@ class Store:
                 await conn.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK_KEY}
                 )
-            last = (
-                await conn.execute(
-                    select(audit.c.id, audit.c.hash).order_by(audit.c.id.desc()).limit(1)
-                )
-            ).first()
-            entry_id, prev = (1, GENESIS_HASH) if last is None else (int(last.id) + 1, last.hash)
-            at = utcnow()
-            digest = entry_hash(prev, entry_id, at, event)
-            await conn.execute(
-                insert(audit).values(
-                    id=entry_id,
-                    at=at,
-                    action=event.action,
-                    principal=event.principal,
-                    room=event.room,
-                    command=event.command,
-                    params=params,
-                    job_id=event.job_id,
-                    outcome=event.outcome,
-                    reason=event.reason,
-                    catalog_commit=event.catalog_commit,
-                    script_hash=event.script_hash,
-                    prev_hash=prev,
-                    hash=digest,
-                )
-            )
-        return AuditRecord(id=entry_id, at=at, event=event, prev_hash=prev, hash=digest)
+            yield conn
 
     async def audit(self, *, limit: int = 100) -> list[AuditRecord]:
         """The latest audit entries, newest first."""
@@ -1212,6 +1192,54 @@ def _job(row: Row[Any]) -> Job:
         output_lines=int(row.output_lines),
         output_truncated=bool(row.output_truncated),
         notified=bool(row.notified),
+    )
+
+
+async def _insert_audit(conn: AsyncConnection, event: AuditEvent) -> AuditRecord:
+    """Append one chained entry inside a transaction that holds the audit append lock."""
+    try:
+        params = params_json(event.params)
+    except (TypeError, ValueError) as e:
+        raise StoreError(f"audit entry could not be written: parameters: {e}") from None
+    last = (
+        await conn.execute(select(audit.c.id, audit.c.hash).order_by(audit.c.id.desc()).limit(1))
+    ).first()
+    entry_id, prev = (1, GENESIS_HASH) if last is None else (int(last.id) + 1, last.hash)
+    at = utcnow()
+    digest = entry_hash(prev, entry_id, at, event)
+    await conn.execute(
+        insert(audit).values(
+            id=entry_id,
+            at=at,
+            action=event.action,
+            principal=event.principal,
+            room=event.room,
+            command=event.command,
+            params=params,
+            job_id=event.job_id,
+            outcome=event.outcome,
+            reason=event.reason,
+            catalog_commit=event.catalog_commit,
+            script_hash=event.script_hash,
+            prev_hash=prev,
+            hash=digest,
+        )
+    )
+    return AuditRecord(id=entry_id, at=at, event=event, prev_hash=prev, hash=digest)
+
+
+def _interrupted_event(job: Job) -> AuditEvent:
+    """The `job.end` entry of a job whose process died before it could write one."""
+    return AuditEvent(
+        action="job.end",
+        principal=job.requester,
+        room=job.room,
+        command=job.command,
+        job_id=job.id,
+        outcome=JobState.INTERRUPTED.value,
+        reason=job.error or "",
+        catalog_commit=job.catalog_commit,
+        script_hash=job.script_hash,
     )
 
 

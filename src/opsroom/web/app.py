@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
-from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from opsroom.web.api import PREFIX, api_router
-from opsroom.web.auth import Identity, LoginRequired, api_identity
+from opsroom.web.auth import Identity, LoginRequired, api_identity, login_redirect
 from opsroom.web.context import WebContext
+from opsroom.web.gate import Gate, Limits, validation_problem
 from opsroom.web.hub import Hub
 from opsroom.web.logs import RequestLog
 from opsroom.web.metrics import Metrics
@@ -61,11 +62,16 @@ def create_app(
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:
-        return RedirectResponse(f"/login?next={quote(exc.next_path)}", status_code=303)
+        return login_redirect(exc.next_path)
 
     def count(method: str, status: int) -> None:
         ctx.metrics.http_requests.labels(method, str(status)).inc()
 
+    # A refused request (422) never gets its input back, only where and what was wrong.
+    app.add_exception_handler(RequestValidationError, validation_problem)
+    web = engine.settings.web
+    # Inside the request log, so refusals at the gate are logged and counted too.
+    app.add_middleware(Gate, limits=Limits(max_body=web.max_body, body_timeout=web.body_timeout))
     app.add_middleware(RequestLog, count=count)
     return app
 

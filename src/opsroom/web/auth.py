@@ -16,9 +16,12 @@ import hmac
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Protocol
+from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
+from starlette.responses import RedirectResponse
 
 from opsroom.web.passwords import new_token, token_hash, verify_password
 
@@ -32,6 +35,7 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+LOG_IN = "log in or send Authorization: Bearer <token>"  # the API's 401 detail
 
 _bearer = HTTPBearer(auto_error=False, description="An API token (POST /api/v1/tokens).")
 _cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="A login session.")
@@ -94,8 +98,12 @@ async def open_session(store: Store, username: str, *, ttl: float) -> str:
     return token
 
 
-async def identify(request: Request) -> Identity | None:
-    """The caller, from a bearer token or the session cookie; cached on the request."""
+async def identify(request: HTTPConnection) -> Identity | None:
+    """The caller, from a bearer token or the session cookie; cached on the request.
+
+    Headers and cookies only, never the body: the gate (`opsroom.web.gate`) calls it
+    before a body is read, and the dependencies below find its answer cached.
+    """
     if hasattr(request.state, "identity"):
         found: Identity | None = request.state.identity
         return found
@@ -138,6 +146,16 @@ class LoginRequired(Exception):
         self.next_path = next_path
 
 
+def login_redirect(next_path: str) -> RedirectResponse:
+    """Where a request without a login is sent: the login form, then back to `next_path`."""
+    return RedirectResponse(f"/login?next={quote(next_path)}", status_code=303)
+
+
+def next_path(method: str, path: str) -> str:
+    """Where to return after logging in: the page asked for, or home after a form post."""
+    return path if method in ("GET", "HEAD") else "/"
+
+
 async def api_identity(
     request: Request,
     _bearer_doc: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -146,9 +164,7 @@ async def api_identity(
     """Dependency of the JSON API: the caller, or 401 JSON; 403 on a missing CSRF token."""
     identity = await identify(request)
     if identity is None:
-        raise HTTPException(
-            401, "log in or send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"}
-        )
+        raise HTTPException(401, LOG_IN, {"WWW-Authenticate": "Bearer"})
     await check_csrf(request, identity)
     return identity
 
@@ -157,8 +173,7 @@ async def page_identity(request: Request) -> Identity:
     """Dependency of HTML pages: the caller, or a redirect to /login; 403 without CSRF."""
     identity = await identify(request)
     if identity is None:
-        path = request.url.path
-        raise LoginRequired(path if request.method == "GET" else "/")
+        raise LoginRequired(next_path(request.method, request.url.path))
     await check_csrf(request, identity)
     return identity
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from opsroom.app import job_isolation_summary
 from opsroom.errors import StoreError
 from opsroom.web.context import WebContext
 from opsroom.web.metrics import CONTENT_TYPE
@@ -25,6 +26,7 @@ async def healthz(request: Request) -> JSONResponse:
     if store != "ok":
         status = "degraded"
     body = {"status": status, "catalog": len(ctx.engine.catalog.commands), "store": store}
+    body["jobs"] = job_isolation_summary(ctx.engine.settings)  # how jobs are contained here
     return JSONResponse(body, status_code=200 if status == "ok" else 503)
 
 

@@ -68,6 +68,61 @@ def bind(listen: Listen) -> socket.socket:
     return sock
 
 
+def timed_h11(timeout: float) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP/1.1 protocol with a deadline for each request's head.
+
+    uvicorn waits forever for headers, so a client trickling them holds a connection (and
+    a file descriptor) for as long as it likes; this closes it after `timeout` seconds.
+    Bodies get the same deadline from the gate (`opsroom.web.gate`).
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class TimedH11(H11Protocol):
+        _timer: asyncio.TimerHandle | None = None
+        _served: object = None  # the request cycle whose head already arrived
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not None and self.cycle is not self._served:
+                self._served = self.cycle  # a new request's head is complete
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            self._arm()  # the next request's head has the same deadline
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._timer = self.loop.call_later(timeout, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+        def _too_slow(self) -> None:
+            if not self.transport.is_closing():
+                self.transport.write(_HEAD_TIMEOUT)
+                self.transport.close()
+
+    return TimedH11
+
+
+_SLOW_HEAD = b"request headers not received in time"
+_HEAD_TIMEOUT = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_SLOW_HEAD), _SLOW_HEAD)
+)
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: `serve` drains jobs before it stops."""
 
@@ -107,6 +162,8 @@ async def serve(
             lifespan="off",
             timeout_graceful_shutdown=1,
             server_header=False,
+            # h11 caps a request line and headers at 16 KiB; bodies are capped by the gate.
+            http=timed_h11(engine.settings.web.body_timeout),
         )
     )
     stop = asyncio.Event()

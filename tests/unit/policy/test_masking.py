@@ -10,7 +10,7 @@ import time
 from urllib.parse import quote, quote_plus
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from opsroom.policy.masking import MASK, Masker
@@ -230,3 +230,102 @@ def test_stream_in_many_chunks_equals_masking_the_whole(
     out += stream.flush()
     assert out == masker.mask(text)
     assert not any(v in out for v in secrets)
+
+
+# --- every encoding, every split (issue 9 §5) ---------------------------------------------
+
+# Filler between secrets: characters that no form of any secret can contain once the
+# secret's own characters are excluded (none is a base64, hex, percent or JSON character).
+_FILLER = " ;|!<>,"
+
+
+def _encodings(value: str) -> dict[str, str]:
+    """The encodings of `value` a careless script prints, by name."""
+    raw = value.encode("utf-8")
+    b64, url64 = base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()
+    lower = re.compile("%[0-9A-F]{2}")
+    return {
+        "plain": value,
+        "base64": b64,
+        "base64-unpadded": b64.rstrip("="),
+        "base64-urlsafe": url64,
+        "base64-urlsafe-unpadded": url64.rstrip("="),
+        "base64-url-encoded": quote(b64, safe=""),
+        "base64-url-encoded-lower": lower.sub(lambda m: m.group(0).lower(), quote(b64, safe="")),
+        "quote": quote(value),
+        "quote-all": quote(value, safe=""),
+        "quote-plus": quote_plus(value),
+        "quote-lower": lower.sub(lambda m: m.group(0).lower(), quote(value, safe="")),
+        "hex": raw.hex(),
+        "hex-upper": raw.hex().upper(),
+        "json": json.dumps(value)[1:-1],
+        "json-unicode": json.dumps(value, ensure_ascii=False)[1:-1],
+    }
+
+
+_ENCODING_NAMES = sorted(_encodings("abcd"))
+_secret_text = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=4, max_size=24
+)
+
+
+def _split_and_mask(masker: Masker, text: str, cuts: list[int]) -> str:
+    bounds = sorted({0, len(text), *(c % (len(text) + 1) for c in cuts)})
+    stream = masker.stream()
+    out = "".join(stream.feed(text[a:b]) for a, b in itertools.pairwise(bounds))
+    return out + stream.flush()
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    secrets=st.lists(_secret_text, min_size=1, max_size=3),
+    picks=st.lists(
+        st.tuples(st.integers(min_value=0), st.sampled_from(_ENCODING_NAMES)),
+        min_size=1,
+        max_size=6,
+    ),
+    fillers=st.lists(st.text(alphabet=_FILLER, min_size=1, max_size=12), min_size=7, max_size=7),
+    cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=8),
+)
+def test_any_encoding_split_anywhere_is_masked_and_nothing_else_is_lost(
+    secrets: list[str], picks: list[tuple[int, str]], fillers: list[str], cuts: list[int]
+) -> None:
+    used = set("".join(secrets))
+    fillers = ["".join(c for c in f if c not in used) for f in fillers]
+    assume(all(fillers))
+    masker = Masker({f"S{i}": v for i, v in enumerate(secrets)})
+    shown = [_encodings(secrets[i % len(secrets)])[name] for i, name in picks]
+    text = fillers[0] + "".join(s + f for s, f in zip(shown, fillers[1:], strict=False))
+    whole = masker.mask(text)
+    # Exactly the secrets went: every filler is intact, each secret became one mask.
+    assert whole == fillers[0] + "".join(MASK + f for f in fillers[1 : len(shown) + 1])
+    # Streamed in random pieces (a line cut, a pipe read), the result is the same.
+    assert _split_and_mask(masker, text, cuts) == whole
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    secret=_secret_text,
+    before=st.binary(max_size=8),
+    after=st.binary(max_size=8),
+    urlsafe=st.booleans(),
+    in_url=st.booleans(),
+    cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=5),
+)
+def test_secret_inside_any_base64_blob_split_anywhere_keeps_no_secret_bits(
+    secret: str, before: bytes, after: bytes, urlsafe: bool, in_url: bool, cuts: list[int]
+) -> None:
+    masker = Masker({"PW": secret})
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    blob = encode(before + secret.encode() + after).decode()
+    # Every character carrying only the secret's bits must go, also in a URL's query.
+    start = -(-len(before) * 8 // 6)
+    end = (len(before) + len(secret.encode())) * 8 // 6
+    stable = blob[start:end]
+    if in_url:
+        blob, stable = quote(blob, safe=""), quote(stable, safe="")
+    out = _split_and_mask(masker, f"token={blob}&end", cuts)
+    assert out.startswith("token=")
+    assert out.endswith("&end")
+    assert MASK in out
+    assert len(stable) < 4 or stable not in out

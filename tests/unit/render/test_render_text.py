@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from opsroom.model.blocks import Code, Progress, Reply, Status, Table, Text
-from opsroom.render.text import progress_bar, render_reply, reply_to_dict
+from opsroom.render.text import for_terminal, progress_bar, render_reply, reply_to_dict
 
 
 def test_table_is_aligned_under_a_rule() -> None:
@@ -48,3 +50,23 @@ def test_reply_to_dict_keeps_structure() -> None:
     assert d["job_id"] == 4
     assert d["kind"] == "job"
     assert d["blocks"] == [{"type": "table", "columns": ["a"], "rows": [["1"]]}]
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("\x1b[1;31mred\x1b[0m", "red"),
+        ("\x1b]0;title\x07text", "text"),
+        ("\x1b]52;c;Y2xpcA==\x1b\\copied", "copied"),
+        ("\x1b]8;;https://evil.example/\x1b\\link\x1b]8;;\x1b\\", "link"),
+        ("\x1b]52;c;unterminated\nnext line", "\nnext line"),
+        ("\x1bP1$tq\x1b\\dcs", "dcs"),
+        ("\x1b(Bcharset \x1bcreset", "charset reset"),
+        ("\x9b2J\x9d0;t\x9cc1", "c1"),
+        ("keep\ttabs\nand lines", "keep\ttabs\nand lines"),
+        ("over\rwrite\x08\x07\x00\x7f\x85", "over␍write␈␇␀␡\ufffd"),
+        ("trailing \x1b", "trailing "),
+    ],
+)
+def test_for_terminal_removes_sequences_and_shows_controls(raw: str, shown: str) -> None:
+    assert for_terminal(raw) == shown

@@ -7,8 +7,9 @@ services account the server vouches for — from the IRCv3 `account` message tag
 server offers `account-tag`, else from what `account-notify` / `extended-join` told us,
 else from a WHOX lookup (`WHO <nick> %tna`). Someone with no account (or on a network
 without services) is the shared principal `irc:~guest` (`~` cannot occur in an account
-name, so it never collides) and may only ask for `help`: the adapter itself answers
-anything else with `GUEST_REFUSAL`.
+name, so it never collides) and may only ask for `help`: the adapter itself refuses
+anything else with `GUEST_REFUSAL`, handing the engine an Inbound that carries the refusal,
+so it is recorded in the audit log like every other refusal and nothing else happens.
 
 Rooms: a channel is `irc:#ops` (case-folded); a direct message is `irc:@<account>`, or
 `irc:@~<nick>` for someone without an account.
@@ -281,7 +282,7 @@ def to_event(
     prefix: str = "!",
     chantypes: str = CHANNEL_TYPES,
 ) -> Inbound | Refusal | None:
-    """A PRIVMSG as an Inbound, a Refusal the adapter answers itself, or None (ignored)."""
+    """A PRIVMSG as an Inbound (`refusal` set for a guest's command), or None (ignored)."""
     if msg.command != "PRIVMSG" or len(msg.params) < 2 or not msg.nick:
         return None
     if fold(msg.nick) == fold(me) or "bot" in msg.tags or "draft/bot" in msg.tags:
@@ -298,11 +299,12 @@ def to_event(
         # A mention of the bot's current nick (which may not be its configured name):
         # hand the dispatcher the prefix form it always understands.
         text = f"{prefix}{mention}"
+    refusal = ""
     if account is None and body is not None:
         words = body.split()
         if words and words[0].casefold() != "help":
             who = "" if direct else f"{msg.nick}: "
-            return Refusal(room, who + GUEST_REFUSAL)
+            refusal = who + GUEST_REFUSAL
     return Inbound(
         text=text,
         principal=f"irc:{account}" if account else f"irc:{GUEST}",
@@ -310,4 +312,5 @@ def to_event(
         direct=direct,
         display_name=msg.nick,
         message_id=msg.tags.get("msgid"),
+        refusal=refusal,
     )

@@ -1,9 +1,10 @@
 """The Events API endpoint (POST /hooks/slack) as a plain ASGI app, handled by Bolt.
 
-Bolt checks the signature (`v0=` HMAC-SHA256 of `v0:<timestamp>:<body>` with the signing
-secret, compared in constant time) and refuses a timestamp more than five minutes away with
-401 before any listener runs. It answers within Slack's 3 seconds: listeners ack first and
-their work continues after the response.
+The signature (`v0=` HMAC-SHA256 of `v0:<timestamp>:<body>` with the signing secret,
+compared in constant time; a timestamp more than five minutes away refused) is checked
+here on the raw bytes, before anything parses the body: Bolt parses a request as it builds
+it, and only then checks it. A forged request gets 401 whatever its body holds. It answers
+within Slack's 3 seconds: listeners ack first and their work continues after the response.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
@@ -38,15 +40,22 @@ class SlackHttpEndpoint:
         if scope["method"] != "POST":
             await _respond(send, 405, b"POST only", {"allow": "POST"})
             return
+        declared = _header(scope, b"content-length")
+        if declared.isdigit() and int(declared) > MAX_BODY:
+            await _respond(send, 413, b"too large", {"connection": "close"})
+            return
         body = bytearray()
         while True:
             message = await receive()
             body.extend(message.get("body", b""))
             if len(body) > MAX_BODY:
-                await _respond(send, 413, b"too large", {})
+                await _respond(send, 413, b"too large", {"connection": "close"})
                 return
             if not message.get("more_body", False):
                 break
+        if not self._signed(scope, bytes(body)):
+            await _respond(send, 401, b"invalid request signature", {})
+            return
         headers: dict[str, list[str]] = {}
         for raw_name, raw_value in scope.get("headers", []):
             headers.setdefault(raw_name.decode("latin-1").lower(), []).append(
@@ -59,6 +68,24 @@ class SlackHttpEndpoint:
         response = await self.adapter.bolt.async_dispatch(request)
         content = (response.body or "").encode()
         await _respond(send, response.status, content, response.first_headers_without_set_cookie())
+
+    def _signed(self, scope: Scope, body: bytes) -> bool:
+        """True when Slack signed exactly these bytes within the last five minutes."""
+        verifier = SignatureVerifier(self.adapter.config.signing_secret or "")
+        timestamp = _header(scope, b"x-slack-request-timestamp")
+        try:
+            return timestamp.isdigit() and verifier.is_valid(
+                body.decode("utf-8"), timestamp, _header(scope, b"x-slack-signature")
+            )
+        except UnicodeDecodeError:
+            return False
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return ""
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:

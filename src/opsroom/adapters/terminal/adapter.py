@@ -22,7 +22,7 @@ from opsroom.adapters.base import (
 )
 from opsroom.model.blocks import Reply
 from opsroom.model.messages import Inbound
-from opsroom.render.text import render_reply
+from opsroom.render.text import for_terminal, render_reply
 
 ROOM = "local:shell"
 CAPABILITIES = Capabilities(
@@ -108,10 +108,10 @@ class TerminalAdapter:
             self._queue.put_nowait(None)
 
     async def send(self, room: str, reply: Reply, *, thread_id: str | None = None) -> MessageRef:
-        """Print the reply as text."""
+        """Print the reply as text, without any control sequence a script printed."""
         if self._state is ConnectionState.CLOSED:
             raise AdapterUnavailable("the terminal is closed")
-        self.output.write(render_reply(reply) + "\n")
+        self.output.write(for_terminal(render_reply(reply)) + "\n")
         self.output.flush()
         return MessageRef(room=room, id=str(next(self._ids)))
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Final
 from opsroom.catalog.parsers.base import ParsedScript, Problem
 from opsroom.model.catalog import Severity
 from opsroom.model.commands import ParamSpec, ParamType, ParamValue, Scalar, parse_iso_datetime
+from opsroom.model.patterns import PatternError, check_pattern
 
 if TYPE_CHECKING:
     from tree_sitter import Language, Node, Parser
@@ -303,6 +304,7 @@ class _Param:
     choices: tuple[str, ...] = ()
     range: tuple[float | None, float | None] | None = None
     pattern: str | None = None
+    pattern_line: int = 0  # where [ValidatePattern()] is, for a pattern opsroom refuses
     length: tuple[int | None, int | None] | None = None
     not_empty: bool = False
     aliases: tuple[str, ...] = ()
@@ -466,7 +468,10 @@ def _read_param(declared: _Declared, problems: list[Problem]) -> _Param | None:
                 if type_node is not None:
                     _apply_type(param, type_node)
                 else:
+                    pattern = param.pattern
                     _apply_attribute(param, _attribute(attribute))
+                    if param.pattern != pattern:
+                        param.pattern_line = _line(attribute)
         elif child.type == "script_parameter_default":
             _apply_default(param, child)
     return param
@@ -632,6 +637,13 @@ def _specs(params: list[_Param], help_text: _HelpText, problems: list[Problem]) 
             problems.append(
                 Problem(param.line, f"parameter ${name} is mandatory but has a default")
             )
+        if spec.pattern is not None:
+            try:
+                check_pattern(spec.pattern, ignore_case=True)
+            except PatternError as e:
+                problems.append(
+                    Problem(param.pattern_line or param.line, f"parameter ${name}: {e}")
+                )
         specs.append(spec)
     return specs
 

@@ -1,0 +1,1 @@
+"""The security suite: hostile input, faults and escapes, tried as an attacker would."""
