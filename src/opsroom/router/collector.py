@@ -7,11 +7,13 @@ lines, progress messages, table cells, status lines, attachments' names and text
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from opsroom.errors import StoreError
 from opsroom.model.blocks import Block, Code, File, Progress, Reply, Status, Table
 from opsroom.model.jobs import (
     AttachmentEvent,
@@ -151,7 +153,8 @@ class Collector:
         """Called about once a second: store pending lines, show a batch of live output."""
         now = time.monotonic()
         if self.events:
-            await self.flush_events()
+            with contextlib.suppress(StoreError):  # kept, and tried again at the next tick
+                await self.flush_events()
         if self.live and self.tail and now - self.last_live >= LIVE_EVERY:
             self.last_live = now
             more = self.count - self.shown - len(self.tail)
@@ -171,7 +174,11 @@ class Collector:
         async with self._lock:
             if self.events:
                 events, self.events = self.events, []
-                await asyncio.shield(self.store.append_events(self.job.id, events))
+                try:
+                    await asyncio.shield(self.store.append_events(self.job.id, events))
+                except StoreError:
+                    self.events = events + self.events  # kept for the next attempt
+                    raise
 
     async def flush(self) -> None:
         """Keep everything the job produced so far: output lines and events."""

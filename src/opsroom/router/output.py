@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import TYPE_CHECKING
+
+from opsroom.errors import StoreError
 
 if TYPE_CHECKING:
     from opsroom.store import Store
 
 FLUSH_SECONDS = 0.5
 MAX_PENDING = 20_000  # lines waiting before a producer writes them itself (bounded memory)
+RETRY_MAX_SECONDS = 5.0  # between attempts while the store refuses writes
+
+log = logging.getLogger("opsroom.jobs")
 
 
 class OutputWriter:
@@ -39,9 +45,12 @@ class OutputWriter:
         """Queue one line of a job for the store."""
         self._pending.setdefault(job_id, []).append((stream, text))
         self._count += 1
-        if self._count >= MAX_PENDING:
-            await self.flush()
-        elif self._task is None or self._task.done():
+        if self._count >= MAX_PENDING and self._count % MAX_PENDING == 0:
+            # Written by the producer itself: a flood waits for the store instead of growing
+            # memory. While the store refuses, lines stay queued and are retried below.
+            with contextlib.suppress(StoreError):
+                await self.flush()
+        if self._pending and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._later())
 
     async def flush(self) -> None:
@@ -58,7 +67,17 @@ class OutputWriter:
                 self.store.record_outputs(batches, cap_bytes=self.cap_bytes)
             )
             self._inflight.add_done_callback(self._landed)
-            await asyncio.shield(self._inflight)
+            try:
+                await asyncio.shield(self._inflight)
+            except StoreError:
+                self._requeue(batches)
+                raise
+
+    def _requeue(self, batches: dict[int, list[tuple[str, str]]]) -> None:
+        """Put lines the store refused back in front of those that arrived meanwhile."""
+        for job_id, lines in batches.items():
+            self._pending[job_id] = lines + self._pending.get(job_id, [])
+        self._count = sum(len(lines) for lines in self._pending.values())
 
     def _landed(self, task: asyncio.Future[set[int]]) -> None:
         if task is self._inflight:
@@ -79,5 +98,13 @@ class OutputWriter:
         await self.flush()
 
     async def _later(self) -> None:
-        await asyncio.sleep(FLUSH_SECONDS)
-        await self.flush()
+        delay = FLUSH_SECONDS
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.flush()
+                return
+            except StoreError as e:
+                # Kept queued (see flush); tried again, less often, until the store is back.
+                log.warning("could not keep job output yet (%s); retrying", e)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from opsroom.config import Settings
 from opsroom.errors import RefusedError, StoreError
@@ -35,6 +36,10 @@ from opsroom.runner.pep723 import ensure_environment, environments_dir
 from opsroom.runner.tree import new_token
 from opsroom.store import Limits
 from opsroom.store.store import ORPHANED
+
+log = logging.getLogger("opsroom.jobs")
+T = TypeVar("T")
+STORE_RETRY_MAX = 5.0  # seconds between attempts to keep a job's end, at most
 
 if TYPE_CHECKING:
     from opsroom.store import Store
@@ -152,28 +157,38 @@ class Supervisor:
             base_url=self.settings.web.base_url,
         )
         exit_event = await self._run(job, req, send, secrets, collector)
-        await collector.flush()
+        # The script has ended: its end is kept whatever the store does meanwhile. A store
+        # that is locked or briefly gone is waited for, never left with a `running` job.
+        await until_stored(collector.flush, f"the output of job {job.id}")
         running = self._running.pop(job.id, None)
         state = exit_event.state
         if running is not None and running.cancelled_by and state is JobState.CANCELLED:
             exit_event = ExitEvent(
                 exit_event.exit_code, state, f"cancelled by {running.cancelled_by}"
             )
-        job = await self.store.finish_job(
-            job.id,
-            state=exit_event.state,
-            exit_code=exit_event.exit_code,
-            error=masker.mask(exit_event.message) or None,
+        ended = exit_event
+        job = await until_stored(
+            lambda: self.store.finish_job(
+                job.id,
+                state=ended.state,
+                exit_code=ended.exit_code,
+                error=masker.mask(ended.message) or None,
+            ),
+            f"the end of job {job.id}",
         )
         await send(collector.final_reply(job, exit_event))
         self.output.forget(job.id)
-        await self._audit(
-            "job.end",
-            job,
-            req,
-            outcome=job.state.value,
-            reason=masker.mask(exit_event.message),
-            masker=masker,
+        finished = job
+        await until_stored(
+            lambda: self._audit(
+                "job.end",
+                finished,
+                req,
+                outcome=finished.state.value,
+                reason=masker.mask(ended.message),
+                masker=masker,
+            ),
+            f"the audit entry of job {job.id}'s end",
         )
         lines = await self.store.output(job.id)
         return Outcome(
@@ -373,6 +388,23 @@ class Supervisor:
                 script_hash=(req.spec.script_hash or None) if req is not None else job.script_hash,
             )
         )
+
+
+async def until_stored(write: Callable[[], Awaitable[T]], what: str) -> T:
+    """Run `write` until the store takes it: a locked or unreachable store is waited for.
+
+    For what must be kept once it has happened (a job's end): giving up would leave a job
+    `running` for as long as this process lives. Retries back off to STORE_RETRY_MAX seconds
+    and are logged; only cancelling the caller (shutdown) stops them.
+    """
+    delay = 0.1
+    while True:
+        try:
+            return await write()
+        except StoreError as e:
+            log.warning("could not keep %s yet (%s); retrying in %.1f s", what, e, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, STORE_RETRY_MAX)
 
 
 async def local_secrets(settings: Settings) -> dict[str, str]:

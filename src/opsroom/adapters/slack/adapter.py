@@ -73,6 +73,7 @@ class SlackAdapter:
         self._recording = 0  # deliveries being recorded now; close waits for them
         self._idle = asyncio.Event()
         self._idle.set()
+        self._background: set[asyncio.Task[None]] = set()
         self.bolt = self._bolt_app()
 
     # -- Bolt wiring ---------------------------------------------------------------------------
@@ -151,13 +152,38 @@ class SlackAdapter:
         try:
             return await self._first_delivery(key)
         except Exception:
-            # Without the store nothing runs anyway (no audit, no action); let it say so.
-            log.exception("could not record a slack delivery")
+            # Acted on (the request itself is audited or refused: no audit, no action), and
+            # the key is kept as soon as the store takes it, so a redelivery after a restart
+            # or to another process is still recognised.
+            log.exception("could not record a slack delivery yet; retrying in the background")
+            self._recording += 1
+            task = asyncio.create_task(self._record_later(key))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
             return True
         finally:
-            self._recording -= 1
-            if not self._recording:
-                self._idle.set()
+            self._done_recording()
+
+    def _done_recording(self) -> None:
+        self._recording -= 1
+        if not self._recording:
+            self._idle.set()
+
+    async def _record_later(self, key: str) -> None:
+        """Keep trying to record a delivery key the store refused, backing off to 5 s."""
+        assert self._first_delivery is not None
+        delay = 0.1
+        try:
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    await self._first_delivery(key)
+                    return
+                except Exception as e:  # the store's own error types vary by backend
+                    log.warning("still could not record a slack delivery (%s)", e)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            self._done_recording()
 
     # -- ChatAdapter -----------------------------------------------------------------------------
 
@@ -270,5 +296,7 @@ class SlackAdapter:
         with contextlib.suppress(TimeoutError):
             # Bolt runs listeners in tasks of its own: let their store writes finish first.
             await asyncio.wait_for(self._idle.wait(), timeout=5)
+        for task in list(self._background):
+            task.cancel()
         for callback in self._on_close:
             await callback()
