@@ -31,9 +31,12 @@ _SUITES: tuple[tuple[str, str], ...] = (
     ("startup", "bench_startup"),
     ("serve", "bench_serve"),
     ("catalog", "bench_catalog"),
+    ("powershell", "bench_powershell"),
+    ("python", "bench_python_adopt"),
     ("dispatch", "bench_dispatch"),
     ("jobs", "bench_jobs"),
     ("patterns", "bench_patterns"),
+    ("deploy", "bench_deploy"),
 )
 
 PEERS = (

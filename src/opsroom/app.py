@@ -11,6 +11,7 @@ from opsroom.model.catalog import Catalog
 from opsroom.model.jobs import Job
 
 if TYPE_CHECKING:  # imported lazily at run time: start-up cost
+    from opsroom.deploy import Deployer
     from opsroom.router.dispatch import Dispatcher
     from opsroom.store import Store
 
@@ -20,10 +21,15 @@ class App:
     """One running opsroom engine: what `run`, `shell` and `serve` share."""
 
     settings: Settings
-    catalog: Catalog
     store: Store
     dispatcher: Dispatcher
+    deployer: Deployer  # keeps the catalog current (SPEC §10)
     interrupted: tuple[Job, ...] = ()
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog serving now (it may be swapped for a newer version at any time)."""
+        return self.deployer.live.current.catalog
 
     @classmethod
     async def open(
@@ -34,18 +40,26 @@ class App:
         store_url: str | None = None,
     ) -> App:
         """Open the store (reconciling it), load the catalog and build the dispatcher."""
-        from opsroom.catalog.scan import bundled_catalog_path, catalog_commit, load_catalog
-        from opsroom.router.builtins import BUILTIN_SPECS
+        from opsroom.deploy import Deployer
         from opsroom.router.dispatch import DispatchContext, Dispatcher
-        from opsroom.router.registry import Registry
         from opsroom.runner.tree import end_orphaned_job
         from opsroom.store.owner import owner_alive, owner_id
 
-        root = Path(catalog_dir or settings.catalog.path or bundled_catalog_path()).resolve()
-        commit = catalog_commit(root)
-        catalog = load_catalog(root, commit=commit)
-        registry = Registry((*BUILTIN_SPECS, *catalog.commands))
-        store = await _open_store(store_url or settings.store.url)
+        # A git catalog is kept beside the config file (or in the working folder).
+        workdir = Path(settings.path).parent if settings.path else Path.cwd()
+        deployer = await Deployer.start(
+            settings,
+            catalog_dir=catalog_dir,
+            owner=owner_id(),
+            owner_alive=owner_alive,
+            workdir=workdir,
+        )
+        try:
+            store = await _open_store(store_url or settings.store.url)
+        except BaseException:
+            await deployer.close()
+            raise
+        deployer.store = store
         try:
             interrupted = await store.reconcile(is_owner_alive=owner_alive)
             await store.release_orphaned_queue(is_owner_alive=owner_alive)
@@ -54,23 +68,24 @@ class App:
                 await end_orphaned_job(job.process_token, job.pid, grace=settings.runner.kill_grace)
         except BaseException:
             await store.close()
+            await deployer.close()
             raise
         dispatcher = Dispatcher(
             DispatchContext(
                 settings=settings,
-                registry=registry,
+                live=deployer.live,
                 store=store,
-                catalog_root=root,
-                catalog_commit=commit,
                 owner=owner_id(),
+                reload=deployer.reload,
             )
         )
         await dispatcher.approvals.expire()
-        return cls(settings, catalog, store, dispatcher, tuple(interrupted))
+        return cls(settings, store, dispatcher, deployer, tuple(interrupted))
 
     async def close(self) -> None:
-        """Stop background work and release the store."""
+        """Stop background work and release the store and the catalog's work trees."""
         await self.dispatcher.supervisor.close()
+        await self.deployer.close()
         await self.store.close()
 
     async def interrupted_notices(self, requester: str) -> list[Job]:

@@ -392,6 +392,9 @@ ADAPTER_MODULES = {
     "slack": "opsroom.adapters.slack",
     "matrix": "opsroom.adapters.matrix",
     "irc": "opsroom.adapters.irc",
+    "teams": "opsroom.adapters.teams",
+    "mattermost": "opsroom.adapters.mattermost",
+    "discord": "opsroom.adapters.discord",
 }
 
 

@@ -6,11 +6,13 @@ Unknown keys and bad values are `ConfigError`s naming the key path (`runner.time
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
+from datetime import tzinfo
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -73,6 +75,33 @@ def parse_size(value: object) -> int:
     return size
 
 
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    import zoneinfo
+
+    # "localtime" is whatever this host is set to, not a zone that means the same everywhere.
+    return frozenset(zoneinfo.available_timezones() - {"localtime"})
+
+
+def time_zone(name: str) -> tzinfo:
+    """The IANA time zone `name` (`Europe/Berlin`, `UTC`); ValueError naming near misses."""
+    import zoneinfo
+
+    if name in _zone_names():
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (ValueError, OSError):
+            pass  # listed but unreadable: said like any unknown zone below
+    import difflib  # only on the error path
+
+    shown = name if len(name) <= 64 else name[:64] + "…"
+    folded = {z.casefold(): z for z in _zone_names()}
+    near = [folded[name.casefold()]] if name.casefold() in folded else []
+    near = near or difflib.get_close_matches(name, sorted(_zone_names()), n=3)
+    hint = f"; did you mean {', '.join(near)}?" if near else " (e.g. Europe/Berlin, UTC)"
+    raise ValueError(f"{shown!r} is not an IANA time zone{hint}")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -82,20 +111,119 @@ class BotSettings(_Section):
 
     name: str = "ops"
     prefix: str = "!"
+    timezone: str = "UTC"  # schedules without --tz (SPEC §5.7)
+
+    @field_validator("timezone", mode="after")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        time_zone(v)
+        return v
+
+
+_SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$")  # git@host:group/repo.git
+_BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<![/.])$")
+_ROOM = re.compile(r"^[a-z][a-z0-9_-]*:\S+$")
+_LOOPBACK = ("localhost", "127.0.0.1", "[::1]", "::1")
+
+
+def _git_url(text: str) -> str:
+    # Never echoed: a URL may carry a token someone pasted into it.
+    from urllib.parse import urlsplit
+
+    if not text or text.startswith("-") or any(c.isspace() or ord(c) < 32 for c in text):
+        raise ValueError("expected a repository URL (https://, ssh://, git@host:path or file://)")
+    if _SCP_LIKE.match(text) or text.startswith("/"):
+        return text
+    try:
+        url = urlsplit(text)
+        host = url.hostname or ""
+        password = url.password
+    except ValueError:
+        raise ValueError("not a valid repository URL") from None
+    if url.scheme not in ("https", "http", "ssh", "git", "file"):
+        raise ValueError(
+            "expected a repository URL (https://, ssh://, git@host:path or file://); "
+            f"{url.scheme or 'no'} scheme is not allowed"
+        )
+    if password is not None:
+        raise ValueError(
+            'a password or token inside the URL is refused: reference it with token = "env:NAME"'
+        )
+    if url.scheme == "http" and host not in _LOOPBACK:
+        raise ValueError("plain http:// only on localhost; use https://")
+    return text
+
+
+def _branch(text: str) -> str:
+    if not _BRANCH.match(text) or text.endswith(".lock"):
+        raise ValueError(f"not a branch name: {text[:80]!r}")
+    return text
+
+
+def _poll(value: object) -> float:
+    # "0" turns polling off (webhook only); any other value is a duration.
+    if value in (0, "0", "0s") and not isinstance(value, bool):
+        return 0.0
+    return parse_duration(value)
+
+
+def _announce_room(text: str) -> str:
+    if not _ROOM.match(text):
+        raise ValueError(f'expected a room like "slack:C0OPS" or "web:ops", got {text[:80]!r}')
+    return text
+
+
+def _web_url(text: str) -> str:
+    from urllib.parse import urlsplit
+
+    url = urlsplit(text)
+    if url.scheme not in ("https", "http") or not url.netloc or url.query or url.fragment:
+        raise ValueError(f"expected the repository's web address (https://...), got {text[:80]!r}")
+    return text.rstrip("/").removesuffix(".git")
+
+
+def _catalog_reference(text: str) -> str:
+    # The bad value is never echoed: it may well be the token or secret pasted inline.
+    try:
+        return _reference(text)
+    except ValueError:
+        raise ValueError(
+            'expected a reference like "env:GIT_TOKEN" or "file:/path", never the value itself'
+        ) from None
+
+
+def _key_file(text: str) -> str:
+    if not text.startswith("file:/"):
+        raise ValueError('expected the key file as "file:/absolute/path"')
+    return text
 
 
 class CatalogSettings(_Section):
-    """`[catalog]`: where the scripts live."""
+    """`[catalog]`: where the scripts live (a folder, or a git repository: SPEC §10)."""
 
     path: str | None = None  # None: the bundled example catalog
-    git: str | None = None
-    branch: str = "main"
-    poll_interval: float = 60.0
+    git: Annotated[str, AfterValidator(_git_url)] | None = None
+    branch: Annotated[str, AfterValidator(_branch)] = "main"
+    poll_interval: Annotated[float, BeforeValidator(_poll)] = 60.0  # 0: webhook only
+    webhook_secret: Annotated[str, AfterValidator(_catalog_reference)] | None = None
+    token: Annotated[str, AfterValidator(_catalog_reference)] | None = None  # https: a header
+    ssh_key: Annotated[str, AfterValidator(_key_file)] | None = None
+    announce: Annotated[str, AfterValidator(_announce_room)] | None = None
+    web_url: Annotated[str, AfterValidator(_web_url)] | None = None
 
-    @field_validator("poll_interval", mode="before")
-    @classmethod
-    def _duration(cls, v: object) -> float:
-        return parse_duration(v)
+    @model_validator(mode="after")
+    def _consistent(self) -> CatalogSettings:
+        if self.git is not None and self.path is not None:
+            raise _invalid("set either path or git, not both")
+        if self.git is None:
+            given = [k for k in ("webhook_secret", "token", "ssh_key") if getattr(self, k)]
+            if given:
+                raise _invalid(f'{", ".join(given)} applies only with git = "URL"')
+        elif self.token is not None and not self.git.startswith(("https://", "http://")):
+            raise _invalid("token applies to https:// repositories (for ssh use ssh_key)")
+        elif self.ssh_key is not None and self.git.startswith(("https://", "http://", "file:")):
+            raise _invalid("ssh_key applies to ssh repositories (for https use token)")
+        return self
 
 
 class StoreSettings(_Section):
@@ -507,11 +635,13 @@ RESERVED_ENV = frozenset(
         "OPSROOM_SYNAPSE_VENV",
     }
 )
-RESERVED_ENV_PREFIXES = ("OPSROOM_ARG_",)
+# OPSROOM_PS_*: what the PowerShell bootstrap reads (runner/argv.py powershell_env).
+RESERVED_ENV_PREFIXES = ("OPSROOM_ARG_", "OPSROOM_PS_")
 _ENV_PREFIX = "OPSROOM_"
 _NOT_KEYS = ("source", "path")  # Settings' own bookkeeping, never configured
 # Platforms the SPEC names that this version does not run: said plainly, not "unknown".
-_PLANNED_ADAPTERS = {"discord": "Discord", "mattermost": "Mattermost", "teams": "Microsoft Teams"}
+# Empty now that every one is supported; kept so a future planned platform is one line.
+_PLANNED_ADAPTERS: dict[str, str] = {}
 _BUILT_IN_CHATS = {
     "web": "the web chat needs no adapter table: it runs under `opsroom serve` ([web])",
     "terminal": "the terminal chat needs no adapter table: it is `opsroom shell`",
@@ -528,11 +658,21 @@ def adapter_settings_models() -> dict[str, type[BaseModel]]:
     checked even on a host where that SDK is missing.
     """
     # Imported here, not at the top: the adapters import this module.
+    from opsroom.adapters.discord.settings import DiscordSettings
     from opsroom.adapters.irc.settings import IrcSettings
     from opsroom.adapters.matrix.settings import MatrixSettings
+    from opsroom.adapters.mattermost.settings import MattermostSettings
     from opsroom.adapters.slack.settings import SlackSettings
+    from opsroom.adapters.teams.settings import TeamsSettings
 
-    return {"irc": IrcSettings, "matrix": MatrixSettings, "slack": SlackSettings}
+    return {
+        "discord": DiscordSettings,
+        "irc": IrcSettings,
+        "matrix": MatrixSettings,
+        "mattermost": MattermostSettings,
+        "slack": SlackSettings,
+        "teams": TeamsSettings,
+    }
 
 
 def _dotted(path: Sequence[object]) -> str:

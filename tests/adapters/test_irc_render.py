@@ -35,7 +35,7 @@ def test_long_lines_split_between_words_within_the_byte_limit() -> None:
 def test_split_lines_count_against_the_output_budget() -> None:
     long = "word " * 100  # 500 bytes → 2 pieces at 400
     got = render(Reply((Code(("first", long.strip(), "last")),)), max_lines=3)
-    assert got[0] == "… 1 more lines"
+    assert got[0] == "… 1 more line"
     assert got[-1] == "last"
     assert len(got) == 4
 
@@ -95,3 +95,18 @@ def test_a_long_job_reply_keeps_its_outcome_as_the_last_line() -> None:
     assert len(got) == 25
     assert got[-2:] == ["… 21 more lines — !job 4", "\x02✔ job 4 fleet check: succeeded in 2s\x02"]
     assert got[:4] == ["line 1", "line 2", "host    state", "──────  ─────"]
+
+
+def test_with_a_web_address_the_marker_links_the_job_page_not_a_command() -> None:
+    link = "https://ops.example.org/jobs/7"
+    lines = tuple(f"line {i:03d}" for i in range(40))
+    got = render(Reply((Code(lines, link=link),), job_id=7, kind="job"), max_lines=10)
+    assert got[0] == f"… 30 more lines — {link}"
+    # Also when the whole reply is cut short: the page, never `!job 7`.
+    rows = tuple((f"host{i:02d}", "ok") for i in range(40))
+    reply = Reply(
+        (Code(("a",), link=link), Table(("host", "state"), rows), Status("done", "success")),
+        job_id=7,
+        kind="job",
+    )
+    assert render(reply, max_reply_lines=25)[-2] == f"… 20 more lines — {link}"

@@ -49,8 +49,8 @@ from opsroom.render.matrix import MAX_EVENT_BYTES, render_reply
         ),
         (
             Code(("a",), more=1, link='javascript:alert("x")'),
-            '… 1 more lines — full log: javascript:alert("x")\na',
-            "<p><em>… 1 more lines — full log: javascript:alert(&quot;x&quot;)</em></p>"
+            '… 1 more line — full log: javascript:alert("x")\na',
+            "<p><em>… 1 more line — full log: javascript:alert(&quot;x&quot;)</em></p>"
             "<pre><code>a</code></pre>",
         ),
         (
@@ -62,6 +62,12 @@ from opsroom.render.matrix import MAX_EVENT_BYTES, render_reply
             Status("job 3: failed <exit 1>", "error"),
             "✖ job 3: failed <exit 1>",
             "<p>✖ <strong>job 3: failed &lt;exit 1&gt;</strong></p>",
+        ),
+        (
+            Status("--store: 'abc' is not a whole number\nusage: !store status <store>", "error"),
+            "✖ --store: 'abc' is not a whole number\nusage: !store status <store>",
+            "<p>✖ <strong>--store: &#x27;abc&#x27; is not a whole number<br/>"
+            "usage: !store status &lt;store&gt;</strong></p>",
         ),
         (
             File("r<1>.csv", 2048, 3),

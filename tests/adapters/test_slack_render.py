@@ -127,3 +127,10 @@ def test_a_capped_job_links_its_full_log_and_ends_with_its_outcome() -> None:
     # Without a console address the link is the command that shows the job, as text:
     # inside `<…>` Slack would read `!job 7` as a broken special mention.
     assert _texts(_capped("!job 7"))[0] == "… 198 more lines — full log: `!job 7`"
+
+
+def test_one_line_left_out_is_one_line_and_still_a_link() -> None:
+    reply = Reply((Code(("last",), more=1, link="https://ops.example.org/jobs/3"),))
+    assert block_text(render_single(reply).blocks[0]) == (
+        "… 1 more line — <https://ops.example.org/jobs/3|full log>"
+    )

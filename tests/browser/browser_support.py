@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import Browser, Page
 
@@ -106,9 +107,27 @@ def start_server(workdir: Path, *args: str) -> Iterator[Server]:
         proc.stdout.close()
 
 
-def login(browser: Browser, server: Server, username: str, password: str) -> Page:
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "is_mobile": True,
+    "has_touch": True,
+    "device_scale_factor": 3,
+}
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
+SCREENSHOTS = ARTIFACTS / "screenshots"
+
+
+def login(
+    browser: Browser,
+    server: Server,
+    username: str,
+    password: str,
+    device: dict[str, Any] | None = None,
+) -> Page:
     """A new browser context (its own cookies), logged in through the login form."""
-    context = browser.new_context(base_url=server.url, viewport={"width": 1200, "height": 900})
+    context = browser.new_context(
+        base_url=server.url, **(device or {"viewport": {"width": 1200, "height": 900}})
+    )
     context.set_default_timeout(15_000)
     page = context.new_page()
     page.goto("/")
@@ -124,3 +143,9 @@ def shot(page: Page, name: str) -> None:
     """Save a screenshot as a test artefact (test-artifacts/<name>.png)."""
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Save a page's screenshot for people to look at: test-artifacts/screenshots/<name>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

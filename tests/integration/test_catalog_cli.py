@@ -234,3 +234,91 @@ def test_default_dir_comes_from_config_or_bundled_examples(clean: Path, tmp_path
     bad = opsroom("catalog", "list", cwd=cfg_dir)
     assert bad.code == 2
     assert "catalog.paht" in bad.stderr
+
+
+ADOPT = Path(__file__).parents[1] / "fixtures" / "adopt"
+
+
+def test_adopt_writes_a_sidecar_that_checks_and_runs_with_argv(tmp_path: Path) -> None:
+    root = tmp_path / "catalog"
+    root.mkdir()
+    shutil.copy(ADOPT / "deploy.sh", root / "deploy.sh")
+    before = opsroom("catalog", "check", str(root), cwd=tmp_path)
+    assert "deploy.sh:7: warning: reads its own options" in before.stdout
+    r = opsroom("catalog", "adopt", str(root / "deploy.sh"), cwd=tmp_path)
+    assert r.code == 0, r.stderr
+    assert r.stdout.splitlines()[:4] == [
+        'read deploy.sh: getopts ":hvnf:t:" (line 22), usage() (line 7), '
+        "the header comment (line 2)",
+        "summary: Deploy the web site to one host",
+        'argv = "getopts"',
+        "  -v          verbose      flag      Verbose output",
+    ]
+    assert "left out -h: shows the usage text" in r.stdout
+    sidecar = root / "deploy.sh.opsroom.toml"
+    written = sidecar.read_text(encoding="utf-8")
+    assert "TODO" in written
+    check = opsroom("catalog", "check", str(root), cwd=tmp_path)
+    assert check.code == 0, check.stdout
+    assert check.stdout == ""  # the adopt warning is gone
+    shown = opsroom("catalog", "show", "deploy", str(root), cwd=tmp_path)
+    assert "argv: getopts (the values also as command-line options)" in shown.stdout
+    assert "  config_file (string; optional; alias f)" in shown.stdout
+    as_json = opsroom("catalog", "show", "deploy", str(root), "--format", "json", cwd=tmp_path)
+    assert json.loads(as_json.stdout)["argv"] == "getopts"
+    # the runner passes the values as getopts reads them: real bash, real argv
+    run = opsroom(
+        "run",
+        "--catalog",
+        str(root),
+        '!deploy web01 more1 more2 --config_file "my conf" -t a -t b --verbose',
+        cwd=tmp_path,
+    )
+    assert run.code == 0, run.stdout + run.stderr
+    assert "host=web01 config=my conf verbose=1 dry=0 tags=a b rest=more1 more2" in run.stdout
+    # never overwrites: a person's edits are kept
+    sidecar.write_text(written + "# edited\n", encoding="utf-8")
+    again = opsroom("catalog", "adopt", str(root / "deploy.sh"), cwd=tmp_path)
+    assert again.code == 1
+    assert "already exists; not overwritten" in again.stderr
+    assert sidecar.read_text(encoding="utf-8").endswith("# edited\n")
+
+
+def test_adopt_refuses_what_it_cannot_read(tmp_path: Path) -> None:
+    _write(tmp_path, "a.py", '"""A."""\ndef main(): pass\n')
+    _write(tmp_path, "b.sh", "# @describe B.\n# @option --x X\n")
+    py = opsroom("catalog", "adopt", "a.py", cwd=tmp_path)
+    assert py.code == 2
+    assert "not a shell script" in py.stderr
+    tagged = opsroom("catalog", "adopt", "b.sh", cwd=tmp_path)
+    assert tagged.code == 1
+    assert "declares its parameters with tags already" in tagged.stderr
+    missing = opsroom("catalog", "adopt", "nope.sh", cwd=tmp_path)
+    assert missing.code == 2
+    assert "cannot read" in missing.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.py", "b.sh"]
+
+
+def test_report_text_and_json(tmp_path: Path) -> None:
+    _write(tmp_path, "ps/Get-Good.ps1", "<#\n.SYNOPSIS\nGood.\n#>\nparam([string]$Name)\n")
+    _write(tmp_path, "py/good.py", '"""Good."""\ndef main(n: int = 1): pass\n')
+    _write(tmp_path, "py/broken.py", '"""B."""\ndef main(:\n')
+    shutil.copy(ADOPT / "backup.sh", tmp_path / "backup.sh")
+    r = opsroom("catalog", "report", str(tmp_path), cwd=tmp_path)
+    assert r.code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:6] == [
+        "language    files  commands  with params  library  fell back  failed",
+        "PowerShell      1         1            1        0          0       0",
+        "Python          2         1            1        0          0       1",
+        "shell           1         1            0        0          1       0",
+        "other           0         0            0        0          0       0",
+        "total           4         3            2        0          1       1",
+    ]
+    assert "  Python: 1 × syntax error: invalid syntax — py/broken.py" in lines
+    assert lines[-1] == "3 of 4 script files became commands (75%)"
+    doc = json.loads(
+        opsroom("catalog", "report", "--format", "json", str(tmp_path), cwd=tmp_path).stdout
+    )
+    assert doc["total"]["share"] == 0.75
+    assert doc["languages"][2]["fell_back_reasons"][0]["examples"] == ["backup.sh"]

@@ -8,13 +8,16 @@ from pathlib import Path
 import pytest
 
 from opsroom.catalog.scan import bundled_catalog_path, load_catalog
+from opsroom.config import Settings
 from opsroom.model.commands import Language
 from opsroom.model.jobs import JobState
 from opsroom.testing import Bot
+from opsroom.web.accounts import demo_settings
 from support import Opsroom
 
 EXAMPLES = bundled_catalog_path()
 CATALOG = load_catalog(EXAMPLES)
+CATALOG_BY_NAME = {s.name: s for s in CATALOG.commands}
 REQUIRED_STORY = {
     "store status",
     "network status",
@@ -69,8 +72,14 @@ def test_examples_tell_the_whole_story() -> None:
 async def test_documented_example_runs(
     tmp_path: Path, name: str, language: Language, text: str
 ) -> None:
-    async with Bot.open(catalog_dir=str(EXAMPLES), store_url=f"sqlite:///{tmp_path}/t.db") as bot:
+    # The roles `opsroom serve` has on embedded defaults: a second person may approve.
+    settings = demo_settings(Settings())
+    store = f"sqlite:///{tmp_path}/t.db"
+    async with Bot.open(catalog_dir=str(EXAMPLES), store_url=store, settings=settings) as bot:
         said = await bot.say(text)
+        if CATALOG_BY_NAME[name].approval is not None:
+            assert said.outcome.state is JobState.AWAITING_APPROVAL, said.text
+            said = await bot.say(f"!approve {said.outcome.job_id}", as_="local:second")
     if language is Language.POWERSHELL and shutil.which("pwsh") is None:
         assert said.outcome.outcome == "refused"
         assert "no PowerShell runtime (pwsh) on this host" in said.text

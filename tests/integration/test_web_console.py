@@ -332,7 +332,8 @@ async def test_approving_through_the_api_runs_the_job(console: Console, history:
         assert refused.status_code == 200
         assert refused.json()["outcome"] == "refused"
         assert "not a member of storage-leads" in refused.json()["output"]
-        r = await bob.post(f"/api/v1/approvals/{job}/approve")
+        # wait=true: the answer comes when the job ended (by default, once the vote counted).
+        r = await bob.post(f"/api/v1/approvals/{job}/approve", params={"wait": "true"})
         assert r.status_code == 200, r.text
         out = r.json()
         assert (out["outcome"], out["job_id"], out["state"]) == ("succeeded", job, "succeeded")

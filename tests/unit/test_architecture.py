@@ -21,6 +21,8 @@ WIRING = {
     "router/collector.py",
     "router/approvals.py",
     "router/output.py",
+    "router/schedules.py",
+    "router/scheduler.py",
     "app.py",
 }
 # router.builtins belongs to the router and renders help with the router's own parser.

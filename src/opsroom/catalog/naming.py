@@ -47,16 +47,34 @@ def is_candidate(relpath: str, *, has_sidecar: bool = False, executable: bool = 
     return has_sidecar and executable
 
 
-def command_name(relpath: str) -> str:
-    """`storage/migrate_volume.py` → `storage migrate-volume` (§3.2)."""
+def _words(relpath: str) -> list[str]:
     parts = [p for p in relpath.replace("\\", "/").split("/") if p]
     if not parts:
         raise ValueError("empty path")
     last = parts[-1]
     if script_suffix(last) is not None:
         last = last[: last.rfind(".")]
-    words = [*parts[:-1], last]
-    return " ".join(" ".join(w.lower().replace("_", "-").split()) for w in words)
+    return [" ".join(w.lower().replace("_", "-").split()) for w in [*parts[:-1], last]]
+
+
+def named_like_folder(relpath: str) -> bool:
+    """Whether the file is named like its folder (`Get-Disk/Get-Disk.ps1`, `x-deploy/deploy.sh`).
+
+    Such a file takes the folder's name alone (SPEC §3.10): collections that keep each
+    script in a folder of its own would otherwise say every name twice.
+    """
+    words = _words(relpath)
+    if len(words) < 2:
+        return False
+    folder, file = words[-2], words[-1]
+    return folder == file or folder.endswith("-" + file)
+
+
+def command_name(relpath: str) -> str:
+    """`storage/migrate_volume.py` → `storage migrate-volume` (§3.2); `Get-Disk/Get-Disk.ps1`
+    → `get-disk` (§3.10)."""
+    words = _words(relpath)
+    return " ".join(words[:-1] if named_like_folder(relpath) else words)
 
 
 def is_valid_name(name: str) -> bool:

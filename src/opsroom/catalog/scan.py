@@ -14,23 +14,36 @@ import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsroom.catalog.directives import Directives, read_directives
+from opsroom.catalog.encoding import decode_script
 from opsroom.catalog.naming import (
     FOLDER_DEFAULTS,
     SIDECAR_SUFFIX,
     command_name,
     is_candidate,
     is_hidden_name,
+    named_like_folder,
     script_suffix,
 )
-from opsroom.catalog.parsers.base import ParsedScript, Problem
-from opsroom.catalog.sidecar import Sidecar, apply_params, read_folder_defaults, read_sidecar
+from opsroom.catalog.parsers.base import ParsedScript, Problem, SubCommand
+from opsroom.catalog.sidecar import (
+    ParamOverride,
+    Sidecar,
+    apply_params,
+    map_credentials,
+    read_folder_defaults,
+    read_sidecar,
+)
 from opsroom.errors import CatalogError
-from opsroom.model.catalog import Catalog, CatalogIssue, Severity
-from opsroom.model.commands import CommandSpec, Language, ParamSpec
+from opsroom.model.catalog import Catalog, CatalogIssue, ScriptFile, Severity
+from opsroom.model.commands import ArgvStyle, CommandSpec, Language, ParamSpec, ParamType
 from opsroom.model.patterns import PatternError, check_pattern
+
+if TYPE_CHECKING:
+    from opsroom.catalog.cache import ParseCache
+    from opsroom.catalog.psmodule import ModuleCommand
 
 # Single-word names the router answers itself (SPEC §4.3); a script may not shadow them.
 BUILTIN_NAMES = frozenset(
@@ -60,10 +73,14 @@ def bundled_catalog_path() -> Path:
 
 
 def catalog_commit(root: Path) -> str | None:
-    """`git rev-parse HEAD` of the work tree holding `root`, or None outside git."""
+    """HEAD of `root` when it is itself the top of a git work tree, else None.
+
+    A folder inside some other repository (the bundled examples inside opsroom's own
+    clone, say) records no commit: that commit says nothing about these scripts.
+    """
     try:
         done = subprocess.run(
-            ["git", "rev-parse", "--verify", "-q", "HEAD"],
+            ["git", "rev-parse", "--show-toplevel", "--verify", "-q", "HEAD"],
             cwd=root,
             capture_output=True,
             text=True,
@@ -72,15 +89,19 @@ def catalog_commit(root: Path) -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    sha = done.stdout.strip()
-    return sha if done.returncode == 0 and sha else None
+    lines = done.stdout.splitlines()
+    if done.returncode != 0 or len(lines) != 2 or not lines[1].strip():
+        return None
+    if os.path.realpath(lines[0]) != os.path.realpath(root):
+        return None
+    return lines[1].strip()
 
 
-def _parse_powershell(source: str) -> ParsedScript:
+def _parse_powershell(source: str, name: str | None = None) -> ParsedScript:
     # Imported on first use: tree-sitter is only loaded for catalogs holding PowerShell.
     from opsroom.catalog.parsers.powershell import parse_powershell
 
-    return parse_powershell(source)
+    return parse_powershell(source, name)
 
 
 def _parse_python(source: str) -> ParsedScript:
@@ -102,13 +123,6 @@ _PARSERS: dict[Language, Callable[[str], ParsedScript]] = {
 }
 
 
-def _decode(data: bytes) -> str:
-    """Script text; PowerShell files saved on Windows are often UTF-16 or carry a BOM."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    return data.decode("utf-8-sig")
-
-
 @dataclass(frozen=True, slots=True)
 class _Found:
     relpath: str
@@ -116,6 +130,7 @@ class _Found:
     language: Language
     sidecar: Path | None
     defaults: Mapping[str, tuple[Any, str, int]]  # key -> (value, file, line)
+    unit: ModuleCommand | None = None  # a PowerShell module's function (read with its module)
 
 
 class _Loader:
@@ -123,6 +138,7 @@ class _Loader:
         self.root = root
         self.real_root = os.path.realpath(root)
         self.issues: list[CatalogIssue] = []
+        self.read_as: dict[str, str] = {}  # relpath -> how its metadata was read
 
     def escapes(self, path: str | Path) -> bool:
         """Whether `path`, with every symlink followed, lies outside the catalog folder.
@@ -137,7 +153,11 @@ class _Loader:
         self.issues.append(CatalogIssue(path, problem.line, problem.message, problem.severity))
 
     def walk(
-        self, folder: Path, prefix: str, defaults: Mapping[str, tuple[Any, str, int]]
+        self,
+        folder: Path,
+        prefix: str,
+        defaults: Mapping[str, tuple[Any, str, int]],
+        in_module: bool = False,
     ) -> Iterator[_Found]:
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -147,13 +167,17 @@ class _Loader:
         names = {e.name for e in entries}
         if FOLDER_DEFAULTS in names:
             defaults = self._folder_defaults(folder / FOLDER_DEFAULTS, prefix, defaults)
+        if not in_module and any(n.lower().endswith(".psm1") for n in names):
+            units = self._module(folder, prefix, names, defaults)
+            in_module = units is not None  # its .ps1 files are the module's, not commands
+            yield from units or ()
         for entry in entries:
             name = entry.name
             if is_hidden_name(name):
                 continue
             relpath = prefix + name
             if entry.is_dir(follow_symlinks=False):
-                yield from self.walk(Path(entry.path), relpath + "/", defaults)
+                yield from self.walk(Path(entry.path), relpath + "/", defaults, in_module)
                 continue
             if entry.is_symlink() and entry.is_dir():
                 # Symlinked folders are never walked (their scripts would load twice, or
@@ -162,12 +186,18 @@ class _Loader:
                     self.issue(relpath, Problem(1, _outside("folder")))
                 continue
             if name.endswith(SIDECAR_SUFFIX):
-                if name != FOLDER_DEFAULTS and name[: -len(SIDECAR_SUFFIX)] not in names:
+                if (
+                    name != FOLDER_DEFAULTS
+                    and not in_module  # a module function's sidecar is named for the function
+                    and name[: -len(SIDECAR_SUFFIX)] not in names
+                ):
                     self.issue(
                         relpath, Problem(1, "sidecar without a script beside it", Severity.WARNING)
                     )
                 continue
             suffix = script_suffix(name)
+            if in_module and suffix == ".ps1":
+                continue
             has_sidecar = name + SIDECAR_SUFFIX in names
             if suffix is None and not has_sidecar:
                 continue
@@ -190,6 +220,27 @@ class _Loader:
             sidecar = Path(entry.path + SIDECAR_SUFFIX) if has_sidecar else None
             yield _Found(relpath, Path(entry.path), language, sidecar, defaults)
 
+    def _module(
+        self,
+        folder: Path,
+        prefix: str,
+        names: set[str],
+        defaults: Mapping[str, tuple[Any, str, int]],
+    ) -> list[_Found] | None:
+        """One `_Found` per exported function when `folder` is a PowerShell module, else None."""
+        from opsroom.catalog.psmodule import module_file, read_module
+
+        psm1 = module_file(folder, names)
+        if psm1 is None:
+            return None
+        module = read_module(self.root, prefix, psm1, escapes=self.escapes)
+        for rel, problem in module.problems:
+            self.issue(rel, problem)
+        return [
+            _Found(u.relpath, self.root / u.relpath, Language.POWERSHELL, u.sidecar, defaults, u)
+            for u in module.commands
+        ]
+
     def _folder_defaults(
         self, path: Path, prefix: str, inherited: Mapping[str, tuple[Any, str, int]]
     ) -> Mapping[str, tuple[Any, str, int]]:
@@ -209,7 +260,9 @@ class _Loader:
             merged[key] = (value, rel, parsed.lines.get(key, 1))
         return merged
 
-    def load(self, found: _Found) -> tuple[CommandSpec | None, list[tuple[str, int, str]]]:
+    def load(
+        self, found: _Found
+    ) -> tuple[CommandSpec | _Family | None, list[tuple[str, int, str]]]:
         """One command (None when it has errors) and the names it claims: (word, line, kind)."""
         rel = found.relpath
         refused = found.defaults.get(_REFUSED_DEFAULTS)
@@ -219,25 +272,35 @@ class _Loader:
             return None, []
         problems: list[Problem] = []
         sidecar_problems: list[Problem] = []
+        unit = found.unit
         try:
-            data = found.path.read_bytes()
+            data = unit.data if unit is not None else found.path.read_bytes()
         except OSError as e:
             self.issue(rel, Problem(1, f"cannot read: {e.strerror or e}"))
             return None, []
         parsed = ParsedScript()
         directives = Directives()
-        if found.language is not Language.EXECUTABLE:
-            try:
-                source = _decode(data)
-            except UnicodeDecodeError:
-                self.issue(rel, Problem(1, "not UTF-8 (or UTF-16 with a BOM) text"))
-                return None, []
-            parsed = _PARSERS[found.language](source)
+        if unit is not None:  # read with its module
+            parsed = unit.parsed
+            problems += parsed.problems
+            directives = read_directives(unit.directives_source, python=False)
+            problems += directives.problems
+        elif found.language is not Language.EXECUTABLE:
+            source = decode_script(data, python=found.language is Language.PYTHON)
+            if found.language is Language.POWERSHELL:  # a function file is named for it
+                parsed = _parse_powershell(source, found.path.name.rsplit(".", 1)[0])
+            else:
+                parsed = _PARSERS[found.language](source)
             problems += parsed.problems
             directives = read_directives(source, python=found.language is Language.PYTHON)
             problems += directives.problems
+        if parsed.library:  # PowerShell functions only, none of them the command: a warning
+            self.read_as[rel] = parsed.read_as
+            for problem in problems:
+                self.issue(rel, problem)
+            return None, []
         sidecar = Sidecar()
-        sidecar_rel = rel + SIDECAR_SUFFIX
+        sidecar_rel = unit.sidecar_rel if unit is not None else rel + SIDECAR_SUFFIX
         if found.sidecar is not None and self.escapes(found.sidecar):
             # Never run without the overrides (an approval, say) it was meant to have.
             sidecar_problems.append(Problem(1, _outside("file")))
@@ -247,6 +310,9 @@ class _Loader:
             except (OSError, UnicodeDecodeError) as e:
                 sidecar_problems.append(Problem(1, f"cannot read: {e}"))
             sidecar_problems += sidecar.problems
+            if parsed.read_as == "getopts" and (sidecar.params or "argv" in sidecar.fields):
+                # adopted (`opsroom catalog adopt`): the sidecar says what getopts reads
+                problems = [p for p in problems if "catalog adopt" not in p.message]
             if "summary" in sidecar.fields:
                 # the sidecar supplies what the script lacks
                 problems = [
@@ -278,7 +344,13 @@ class _Loader:
                 )
                 in_sidecar = "choices_from" in sidecar.directives.values
                 (sidecar_problems if in_sidecar else problems).append(Problem(line, cf_problem))
-        params = apply_params(params, sidecar.params)
+        # [pscredential]/[securestring] parameters are filled from the secrets a sidecar maps.
+        credentials = map_credentials(
+            parsed.credentials, sidecar.params, sidecar_rel.rsplit("/", 1)[-1]
+        )
+        problems += credentials.problems
+        sidecar_problems += credentials.sidecar_problems
+        params = apply_params(params, credentials.overrides)
         from_sidecar = {o.name: o.line for o in sidecar.params}
         for p in params:
             if p.name in from_sidecar:
@@ -301,6 +373,11 @@ class _Loader:
             for problem in _pattern_problems(p, found.language)
         ]
 
+        argv_style = sidecar.fields.get("argv")
+        if argv_style is not None:
+            sidecar_problems += _argv_problems(argv_style, params, found.language, from_sidecar)
+        executable = found.language is Language.EXECUTABLE
+        self.read_as[rel] = parsed.read_as or ("sidecar" if executable else "")
         for problem in problems:
             self.issue(rel, problem)
         for problem in sidecar_problems:
@@ -309,11 +386,12 @@ class _Loader:
             return None, []
 
         fields = sidecar.fields
-        name = fields.get("name") or command_name(rel)
+        name = fields.get("name") or (unit.name if unit is not None else command_name(rel))
         aliases = tuple(values.get("aliases", ()))
+        mapped = tuple(c.secret for c in credentials.credentials if c.secret)
         spec = CommandSpec(
             name=name,
-            path=rel,
+            path=unit.import_path if unit is not None else rel,
             language=found.language,
             summary=fields.get("summary", parsed.summary),
             description=fields.get("description", parsed.description),
@@ -327,7 +405,7 @@ class _Loader:
             approvals=values.get("approvals", 1),
             approval_ttl=values.get("approval_ttl"),
             concurrency=values.get("concurrency"),
-            secrets=tuple(values.get("secrets", ())),
+            secrets=tuple(dict.fromkeys((*values.get("secrets", ()), *mapped))),
             runs_on=values.get("runs_on"),
             rooms=tuple(values.get("rooms", ())),
             background=bool(values.get("background", False)),
@@ -335,15 +413,74 @@ class _Loader:
             should_process=parsed.should_process,
             hidden=bool(values.get("hidden", False)),
             owner=values.get("owner"),
+            argv_style=argv_style,
             requires=parsed.requires,
             requires_python=parsed.requires_python,
             script_hash=hashlib.sha256(data).hexdigest(),
             line=parsed.summary_line,
+            entry=parsed.entry,
+            ps_requires=parsed.ps_requires,
+            credentials=credentials.credentials,
+            cli_words=parsed.cli_words,
+            exclusive=parsed.exclusive,
         )
         alias_line = sidecar.directives.lines.get("aliases") or directives.lines.get("aliases", 1)
         claims = [(name, 1, "command name")]
         claims += [(a, alias_line, "alias") for a in aliases if a != name]
+        if parsed.subcommands:
+            subs = (
+                _subcommand(spec, sub, alias_line, credentials.overrides)
+                for sub in parsed.subcommands
+            )
+            return _Family(tuple(subs)), []
         return spec, claims
+
+
+@dataclass(frozen=True, slots=True)
+class _Family:
+    """The commands of a script with sub-commands (SPEC §3.10), one per sub-command."""
+
+    members: tuple[tuple[CommandSpec, list[tuple[str, int, str]]], ...]
+
+
+def _subcommand(
+    spec: CommandSpec, sub: SubCommand, alias_line: int, overrides: tuple[ParamOverride, ...]
+) -> tuple[CommandSpec, list[tuple[str, int, str]]]:
+    """`<file's name> <sub-command>`: the file's directives, the sub-command's own help and
+    parameters; a file alias gives `<alias> <sub-command>`."""
+    words = " ".join(sub.chat_words)
+    name = f"{spec.name} {words}"
+    aliases = [f"{a} {words}" for a in spec.aliases]
+    aliases += [f"{spec.name} {' '.join(w)}" for w in sub.aliases]
+    aliases = [a for a in dict.fromkeys(aliases) if a != name]
+    member = dataclasses.replace(
+        spec,
+        name=name,
+        summary=sub.summary or spec.summary,
+        description=sub.description,
+        params=apply_params(sub.params, overrides),
+        aliases=tuple(aliases),
+        examples=(),
+        cli_words=sub.words,
+        exclusive=sub.exclusive,
+        line=sub.line,
+    )
+    claims = [(name, sub.line, "command name")]
+    claims += [(a, alias_line, "alias") for a in aliases]
+    return member, claims
+
+
+def _each_command(
+    loader: _Loader, cache: ParseCache | None, root: Path
+) -> Iterator[tuple[_Found, CommandSpec | None, list[tuple[str, int, str]]]]:
+    """Each script found with its command, or with each of its sub-commands' in turn."""
+    for found in loader.walk(root, "", {}):
+        spec, claims = loader.load(found) if cache is None else cache.load(loader, found)
+        if isinstance(spec, _Family):
+            for member, member_claims in spec.members:
+                yield found, member, member_claims
+        else:
+            yield found, spec, claims
 
 
 def _apply_choices_from(
@@ -364,6 +501,42 @@ def _apply_choices_from(
         else:
             return params, f"choices_from: no parameter '{param_name}'"
     return tuple(result), None
+
+
+def _argv_problems(
+    style: ArgvStyle,
+    params: tuple[ParamSpec, ...],
+    language: Language,
+    sidecar_lines: Mapping[str, int],
+) -> list[Problem]:
+    """What stops the runner building this argv (sidecar `argv`, docs/adopting.md)."""
+    if language not in (Language.SHELL, Language.EXECUTABLE):
+        return [Problem(1, "argv applies to shell scripts and other executables only")]
+    out = []
+    positional = sorted(
+        (p for p in params if p.position is not None), key=lambda p: p.position or 0
+    )
+    for p in positional[:-1]:
+        if p.multiple:
+            msg = f"argv: only the last positional parameter may take several values ('{p.name}')"
+            out.append(Problem(sidecar_lines.get(p.name, 1), msg))
+    if style is ArgvStyle.GETOPTS:
+        for p in params:
+            if p.position is None and _option_letter(p) is None:
+                msg = (
+                    f"argv = \"getopts\": parameter '{p.name}' needs a one-letter name or alias "
+                    "(its getopts letter), or a position"
+                )
+                out.append(Problem(sidecar_lines.get(p.name, 1), msg))
+    for p in params:
+        if p.multiple and p.type in (ParamType.SWITCH, ParamType.BOOL) and p.position is None:
+            msg = f"argv: flag '{p.name}' cannot take several values"
+            out.append(Problem(sidecar_lines.get(p.name, 1), msg))
+    return out
+
+
+def _option_letter(p: ParamSpec) -> str | None:
+    return next((w for w in (p.name, *p.aliases) if len(w) == 1 and w.isalnum()), None)
 
 
 def _outside(kind: str) -> str:
@@ -417,16 +590,23 @@ def _duplicate_params(params: tuple[ParamSpec, ...]) -> list[Problem]:
     return out
 
 
-def load_catalog(root: Path, *, commit: str | None = None) -> Catalog:
-    """Read every command of the catalog at `root`; problems become issues, never raise."""
+def load_catalog(
+    root: Path, *, commit: str | None = None, cache: ParseCache | None = None
+) -> Catalog:
+    """Read every command of the catalog at `root`; problems become issues, never raise.
+
+    With a `cache` (a reload, catalog/cache.py) only scripts that changed are parsed again.
+    """
     root = Path(root)
     if not root.is_dir():
         raise CatalogError(f"{root}: catalog folder not found (or not a folder)")
     loader = _Loader(root)
     claimed: dict[str, str] = {}
     commands: list[CommandSpec] = []
-    for found in loader.walk(root, "", {}):
-        spec, claims = loader.load(found)
+    # relpath -> (language, names of the commands it gave); a module file may give several
+    files: dict[str, tuple[Language, list[str]]] = {}
+    for found, spec, claims in _each_command(loader, cache, root):
+        gave = files.setdefault(found.relpath, (found.language, []))[1]
         if spec is None:
             continue
         clash = None
@@ -434,10 +614,15 @@ def load_catalog(root: Path, *, commit: str | None = None) -> Catalog:
             if kind == "command name" and word in BUILTIN_NAMES:
                 clash = CatalogIssue(found.relpath, line, f"command name '{word}' is a built-in")
             elif word in claimed:
+                why = ""
+                if kind == "command name" and (
+                    named_like_folder(found.relpath) or named_like_folder(claimed[word])
+                ):
+                    why = "; a file named like its folder takes the folder's name"
                 clash = CatalogIssue(
                     found.relpath,
                     line,
-                    f"duplicate {kind} '{word}' (already defined by {claimed[word]})",
+                    f"duplicate {kind} '{word}' (already defined by {claimed[word]}{why})",
                 )
             if clash:
                 break
@@ -447,10 +632,17 @@ def load_catalog(root: Path, *, commit: str | None = None) -> Catalog:
         for word, _line, _kind in claims:
             claimed[word] = found.relpath
         commands.append(spec)
+        gave.append(spec.name)
     commands.sort(key=lambda c: c.name)
+    if cache is not None:
+        cache.retain(set(files))
     return Catalog(
         root=str(root.resolve()),
         commands=tuple(commands),
         issues=tuple(loader.issues),
         commit=commit if commit is not None else catalog_commit(root),
+        files=tuple(
+            ScriptFile(p, lang, loader.read_as.get(p, ""), tuple(gave))
+            for p, (lang, gave) in files.items()
+        ),
     )

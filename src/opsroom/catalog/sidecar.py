@@ -20,10 +20,10 @@ from typing import Any
 from opsroom.catalog.directives import DIRECTIVE_KEYS, Directives, validate_directive
 from opsroom.catalog.naming import is_valid_name, normalize_name
 from opsroom.catalog.parsers.base import Problem
-from opsroom.model.commands import ParamSpec, ParamType, ParamValue
+from opsroom.model.commands import ArgvStyle, CredentialParam, ParamSpec, ParamType, ParamValue
 from opsroom.model.patterns import check_pattern
 
-COMMAND_KEYS = frozenset({"name", "summary", "description", "examples", "notes", "links"})
+COMMAND_KEYS = frozenset({"name", "summary", "description", "examples", "notes", "links", "argv"})
 PARAM_KEYS = frozenset(
     {
         "name",
@@ -38,8 +38,10 @@ PARAM_KEYS = frozenset(
         "aliases",
         "position",
         "choices_from",
+        "secret",  # a PowerShell [pscredential]/[securestring] parameter's secret
     }
 )
+_SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Folder defaults apply to many scripts at once; per-script identities make no sense there.
 _NOT_FOLDER_DEFAULTS = frozenset({"aliases", "choices_from"})
 
@@ -174,6 +176,9 @@ def param_type(label: str) -> tuple[ParamType, bool]:
 def _param_fields(table: Mapping[str, Any]) -> dict[str, Any]:
     """Validate one parameter table into ParamSpec field values (ValueError on the first fault)."""
     out: dict[str, Any] = {}
+    if "secret" in table and set(table) - {"name", "secret"}:
+        # It is filled from the secret, never from chat: nothing else about it applies.
+        raise ValueError("a parameter mapped to a secret takes no other key")
     for key, value in table.items():
         if key == "name":
             continue
@@ -215,6 +220,10 @@ def _param_fields(table: Mapping[str, Any]) -> dict[str, Any]:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError("position must be an integer of at least 0")
             out["position"] = value
+        elif key == "secret":
+            if not isinstance(value, str) or not _SECRET_NAME.match(value):
+                raise ValueError('secret must name a secret, like "AD_SVC"')
+            out["secret"] = value
         elif key == "choices_from":
             out["choices_from"] = validate_directive("choices_from", value)
             if not isinstance(out["choices_from"], str):
@@ -264,6 +273,12 @@ def _command_fields(
                 problems.append(Problem(line, str(e)))
         elif not isinstance(value, str):
             problems.append(Problem(line, f"{key} must be a string"))
+        elif key == "argv":
+            try:
+                out[key] = ArgvStyle(value)
+            except ValueError:
+                known = " or ".join(f'"{a.value}"' for a in ArgvStyle)
+                problems.append(Problem(line, f"argv must be {known}, not {value!r}"))
         elif key == "name":
             name = normalize_name(value)
             if not is_valid_name(name):
@@ -303,3 +318,57 @@ def apply_params(
         else:
             result.append(ParamSpec(name=override.name, line=override.line, **override.fields))
     return tuple(result)
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialMapping:
+    """A script's credential parameters after its sidecar's `[params.<Name>] secret = "..."`."""
+
+    credentials: tuple[CredentialParam, ...]  # mapped ones only; unmapped optional ones drop
+    overrides: tuple[ParamOverride, ...]  # the sidecar's other parameter overrides
+    problems: tuple[Problem, ...]  # in the script: a mandatory one left unmapped
+    sidecar_problems: tuple[Problem, ...]  # in the sidecar: a secret for no such parameter
+
+
+def map_credentials(
+    found: tuple[CredentialParam, ...], overrides: tuple[ParamOverride, ...], sidecar_name: str
+) -> CredentialMapping:
+    """Match `[pscredential]`/`[securestring]` parameters with the secrets a sidecar maps."""
+    by_name = {c.name.lower(): c for c in found}
+    mapped: dict[str, CredentialParam] = {}
+    rest: list[ParamOverride] = []
+    sidecar_problems: list[Problem] = []
+    for override in overrides:
+        target = by_name.get(override.name.lower())
+        if "secret" not in override.fields:
+            if target is not None:
+                sidecar_problems.append(
+                    Problem(
+                        override.line,
+                        f"parameter '{override.name}' is a [{target.kind}]: "
+                        'map it to a secret (`secret = "NAME"`), nothing else',
+                    )
+                )
+            else:
+                rest.append(override)
+        elif target is None:
+            sidecar_problems.append(
+                Problem(
+                    override.line,
+                    f"parameter '{override.name}': secret maps a [pscredential] or "
+                    "[securestring] parameter, and the script has none by that name",
+                )
+            )
+        else:
+            mapped[target.name] = dataclasses.replace(target, secret=override.fields["secret"])
+    problems = [
+        Problem(
+            c.line,
+            f"mandatory [{c.kind}] parameter ${c.name} cannot be typed in chat: map it to a "
+            f'secret in {sidecar_name}:  [params.{c.name}]  secret = "SECRET_NAME"',
+        )
+        for c in found
+        if c.required and c.name not in mapped
+    ]
+    credentials = tuple(mapped[c.name] for c in found if c.name in mapped)
+    return CredentialMapping(credentials, tuple(rest), tuple(problems), tuple(sidecar_problems))

@@ -5,11 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from opsroom.model.catalog import Catalog, CatalogIssue
-from opsroom.model.commands import CommandSpec, ParamSpec, ParamValue
+from opsroom.model.commands import CommandSpec, ParamSpec, ParamValue, PowerShellRequires
 
 
 def _value(value: ParamValue | None) -> Any:
     return list(value) if isinstance(value, tuple) else value
+
+
+def _requires(r: PowerShellRequires | None) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    return {
+        "modules": [
+            {"name": m.name, "minimum": m.minimum, "exact": m.exact, "maximum": m.maximum}
+            for m in r.modules
+        ],
+        "version": r.version,
+        "editions": list(r.editions),
+        "run_as_admin": r.run_as_admin,
+    }
 
 
 def param_to_dict(p: ParamSpec) -> dict[str, Any]:
@@ -59,6 +73,16 @@ def spec_to_dict(spec: CommandSpec) -> dict[str, Any]:
         "owner": spec.owner,
         "requires": list(spec.requires),
         "requires_python": spec.requires_python,
+        "entry": spec.entry,
+        "argv": spec.argv_style.value if spec.argv_style else None,
+        "ps_requires": _requires(spec.ps_requires),
+        "credentials": [
+            {"name": c.name, "type": c.kind.value, "required": c.required, "secret": c.secret}
+            for c in spec.credentials
+        ],
+        # a script that parses its own argv (SPEC §3.10): its sub-command words, its groups
+        "cli_words": list(spec.cli_words) if spec.cli_words is not None else None,
+        "exclusive": [{"names": list(g.names), "required": g.required} for g in spec.exclusive],
         "script_hash": spec.script_hash,
         "line": spec.line,
     }

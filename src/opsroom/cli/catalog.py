@@ -1,4 +1,4 @@
-"""`opsroom catalog check|list|show|export` and `opsroom new` (SPEC §3.7–3.9)."""
+"""`opsroom catalog check|list|show|export|report|adopt` and `opsroom new` (SPEC §3.7–3.10)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,14 @@ def _root(directory: Path | None) -> Path:
     except ConfigError as e:
         click.echo(f"opsroom: {e}", err=True)
         raise SystemExit(2) from None
+    if settings.catalog.git is not None:
+        # Never the bundled examples in its place: the catalog lives in that repository.
+        click.echo(
+            f"opsroom: the catalog is deployed from git ({settings.catalog.git}); "
+            "give the folder of your clone: opsroom catalog <command> DIR",
+            err=True,
+        )
+        raise SystemExit(2)
     path = settings.catalog.path
     return Path(path) if path else bundled_catalog_path()
 
@@ -74,7 +82,8 @@ def check(directory: Path | None, strict: bool, fmt: str) -> None:
             click.echo(str(issue))
         warnings = len(cat.issues) - len(cat.errors)
         click.echo(
-            f"{len(cat.commands)} commands, {len(cat.errors)} errors, {warnings} warnings"
+            f"{_count(len(cat.commands), 'command')}, {_count(len(cat.errors), 'error')}, "
+            f"{_count(warnings, 'warning')}"
             + (" (strict: warnings count as errors)" if strict and warnings else ""),
             err=True,
         )
@@ -147,6 +156,8 @@ def _render_spec(spec: CommandSpec) -> str:
     if directives:
         lines += ["", "directives:"] + [f"  {k} = {v}" for k, v in directives]
     lines += ["", f"script: {spec.path} ({spec.language.value})"]
+    if spec.argv_style is not None:
+        lines.append(f"argv: {spec.argv_style.value} (the values also as command-line options)")
     if spec.requires:
         lines.append("requires: " + ", ".join(spec.requires))
     return "\n".join(lines)
@@ -206,6 +217,68 @@ def export(directory: Path | None, output: Path | None) -> None:
         output.write_text(text, encoding="utf-8")
 
 
+@catalog.command()
+@_DIR
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def report(directory: Path | None, fmt: str) -> None:
+    """How many scripts became commands, per language, and why the others did not."""
+    from opsroom.catalog.report import build_report, render_report, report_to_dict
+
+    result = build_report(_load(directory))
+    if fmt == "json":
+        click.echo(json.dumps(report_to_dict(result), indent=2))
+    else:
+        click.echo(render_report(result))
+
+
+@catalog.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def adopt(file: Path) -> None:
+    """Write FILE.opsroom.toml from what a getopts/usage() shell script shows, to finish."""
+    from opsroom.catalog.adopt import describe, infer_shell, is_shell_script, sidecar_text
+    from opsroom.catalog.encoding import read_script_text
+    from opsroom.catalog.naming import SIDECAR_SUFFIX
+    from opsroom.catalog.parsers.shell import parse_shell
+
+    sidecar = file.with_name(file.name + SIDECAR_SUFFIX)
+    try:
+        source = read_script_text(file)
+    except OSError as e:
+        click.echo(f"opsroom: {file}: cannot read: {e.strerror or e}", err=True)
+        raise SystemExit(2) from None
+    if not is_shell_script(file.name, source):
+        click.echo(
+            f"opsroom: {file}: not a shell script (.sh, or a #! line naming a shell); "
+            "catalog adopt reads shell scripts",
+            err=True,
+        )
+        raise SystemExit(2)
+    if parse_shell(source).read_as == "tags":
+        click.echo(
+            f"opsroom: {file}: declares its parameters with tags already; nothing to adopt",
+            err=True,
+        )
+        raise SystemExit(1)
+    if sidecar.exists():
+        click.echo(f"opsroom: {sidecar} already exists; not overwritten", err=True)
+        raise SystemExit(1)
+    adoption = infer_shell(source)
+    try:
+        with sidecar.open("x", encoding="utf-8") as out:  # "x": never overwrite a file
+            out.write(sidecar_text(adoption, file.name))
+    except FileExistsError:
+        click.echo(f"opsroom: {sidecar} already exists; not overwritten", err=True)
+        raise SystemExit(1) from None
+    except OSError as e:
+        click.echo(f"opsroom: {sidecar}: cannot write: {e.strerror or e}", err=True)
+        raise SystemExit(2) from None
+    for line in describe(adoption, file.name):
+        click.echo(line)
+    click.echo(f"wrote {sidecar}: finish its TODOs, then run `opsroom catalog check`")
+
+
 @click.command()
 @click.argument("language", type=click.Choice(["powershell", "python", "shell"]))
 @click.argument("name")
@@ -223,3 +296,8 @@ def new(language: str, name: str, directory: Path | None) -> None:
         raise SystemExit(1) from None
     for path in paths:
         click.echo(f"created {path}")
+
+
+def _count(n: int, word: str) -> str:
+    """`1 error`, `2 errors`."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -57,12 +57,19 @@ def local_principal() -> str:
     return f"local:{user}"
 
 
-async def open_app(config_path: str | None, catalog_dir: str | None, store_url: str | None) -> Any:
-    """Open the engine or exit 2 with a clear message."""
+async def open_app(
+    config_path: str | None,
+    catalog_dir: str | None,
+    store_url: str | None,
+    *,
+    settings: Any = None,
+) -> Any:
+    """Open the engine (on `settings` when given, else the config's) or exit 2 clearly."""
     from opsroom.app import App
     from opsroom.errors import CatalogError, StoreError
 
-    settings = load_settings_or_exit(config_path)
+    if settings is None:
+        settings = load_settings_or_exit(config_path)
     try:
         return await App.open(settings, catalog_dir=catalog_dir, store_url=store_url)
     except (CatalogError, StoreError) as e:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 import click
 
@@ -35,20 +36,21 @@ def serve(
     the bundled example catalog, http://127.0.0.1:8080. On the first start it creates the
     web account "admin" and prints its password once.
     """
+    from opsroom.web.accounts import demo_settings
     from opsroom.web.logs import setup_logging
     from opsroom.web.server import parse_listen
 
-    settings = load_settings_or_exit(config_path)
+    settings = demo_settings(load_settings_or_exit(config_path))
     try:
         where = parse_listen(listen or settings.web.listen)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--listen / [web] listen") from None
     setup_logging()
-    sys.exit(asyncio.run(_serve(config_path, catalog_dir, store_url, where, reset_admin_password)))
+    sys.exit(asyncio.run(_serve(settings, catalog_dir, store_url, where, reset_admin_password)))
 
 
 async def _serve(
-    config_path: str | None,
+    settings: Any,
     catalog_dir: str | None,
     store_url: str | None,
     where: object,
@@ -57,7 +59,7 @@ async def _serve(
     from opsroom.web.server import Listen, serve
 
     assert isinstance(where, Listen)
-    engine = await open_app(config_path, catalog_dir, store_url)
+    engine = await open_app(None, catalog_dir, store_url, settings=settings)
     return await serve(
         engine,
         listen=where,

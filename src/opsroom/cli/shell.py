@@ -83,7 +83,8 @@ def _loop(runner: asyncio.Runner, app: object, who: str, room: str) -> None:
     if interactive:
         _readline_setup()
         count = len(app.catalog.commands)  # type: ignore[attr-defined]
-        click.echo(f"opsroom shell — {count} commands. You are {who} in {room}.")
+        commands = "1 command" if count == 1 else f"{count} commands"
+        click.echo(f"opsroom shell — {commands}. You are {who} in {room}.")
         click.echo("Type `help` to list commands, Ctrl-D to leave.")
 
     async def notices() -> None:

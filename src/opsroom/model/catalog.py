@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from opsroom.model.commands import CommandSpec
+from opsroom.model.commands import CommandSpec, Language
 
 
 class Severity(StrEnum):
@@ -30,6 +30,21 @@ class CatalogIssue:
 
 
 @dataclass(frozen=True, slots=True)
+class ScriptFile:
+    """One script file the catalog read, and how: what `opsroom catalog report` counts.
+
+    `read_as` names the convention its metadata came from (docs/adopting.md lists them:
+    `script`, `function`, `module`, `library`, `main`, `argparse`, `click`, `typer`, `tags`,
+    `getopts`, `plain`, `sidecar`); "" when the parser did not say.
+    """
+
+    path: str
+    language: Language
+    read_as: str = ""
+    commands: tuple[str, ...] = ()  # the names of the commands it gave
+
+
+@dataclass(frozen=True, slots=True)
 class Catalog:
     """All commands of one catalog folder, plus what was wrong with the rest."""
 
@@ -37,6 +52,8 @@ class Catalog:
     commands: tuple[CommandSpec, ...]
     issues: tuple[CatalogIssue, ...] = ()
     commit: str | None = None
+    # Every script file found, loaded or not (a library file or a broken one has no command).
+    files: tuple[ScriptFile, ...] = ()
 
     @property
     def errors(self) -> tuple[CatalogIssue, ...]:

@@ -20,6 +20,16 @@ class Language(StrEnum):
     BUILTIN = "builtin"
 
 
+class ArgvStyle(StrEnum):
+    """How a shell script or program takes its parameters on its command line (sidecar `argv`).
+
+    Without one, parameters reach it only as `OPSROOM_ARG_<NAME>` variables.
+    """
+
+    GETOPTS = "getopts"  # -x value, -f for a flag, then -- and the positionals
+    LONG = "long"  # --name value, --flag for a flag, then the positionals
+
+
 class ParamType(StrEnum):
     """The value type of one parameter (SPEC §3.3), independent of the script language."""
 
@@ -34,6 +44,37 @@ class ParamType(StrEnum):
 # A converted parameter value, as the runner passes it on. Datetimes travel as ISO text.
 Scalar: TypeAlias = str | int | float | bool
 ParamValue: TypeAlias = Scalar | tuple[Scalar, ...]
+
+
+class ArgForm(StrEnum):
+    """How one value is written on the command line of a script that parses its own argv
+    (argparse, click, typer — SPEC §3.10)."""
+
+    VALUE = "value"  # `--opt=value` (several values: `--opt a b`); a positional: the value
+    FLAG = "flag"  # bare `--opt` when true, nothing when false
+    PAIR = "pair"  # `--opt` when true, `ArgvSlot.off` (`--no-opt`) when false
+    COUNT = "count"  # `--opt` repeated n times
+    APPEND = "append"  # `--opt=value` once per value
+
+
+@dataclass(frozen=True, slots=True)
+class ArgvSlot:
+    """Where one parameter goes on the command line of a script that parses its own."""
+
+    option: str = ""  # `--count`, `-n`; "" for a positional
+    form: ArgForm = ArgForm.VALUE
+    off: str = ""  # PAIR: the switch that says false (`--no-color`)
+    stage: int = 0  # how many sub-command words come before it (0: the top parser's)
+    separate: bool = False  # value as its own word (`-n value`) rather than `-n=value`
+    nargs: int = 0  # takes exactly this many values (argparse `nargs=3`); 0: any number
+
+
+@dataclass(frozen=True, slots=True)
+class ExclusiveGroup:
+    """Parameters of which at most one may be given; exactly one when `required`."""
+
+    names: tuple[str, ...]
+    required: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +97,77 @@ class ParamSpec:
     position: int | None = None
     choices_from: str | None = None
     line: int = 0
+    argv: ArgvSlot | None = None  # set when the script reads its own command line
 
     @property
     def type_label(self) -> str:
         """The type as shown to people: `string`, `int[]`, `switch`..."""
         return f"{self.type.value}[]" if self.multiple else self.type.value
+
+
+class CredentialKind(StrEnum):
+    """A PowerShell parameter filled from a secret, never typed in chat (SPEC §3.10)."""
+
+    PSCREDENTIAL = "pscredential"  # [pscredential]: user name and password
+    SECURESTRING = "securestring"  # [securestring]: the password alone
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialParam:
+    """A `[pscredential]`/`[securestring]` parameter and the secret a sidecar maps to it.
+
+    The secret holds `user:password` or JSON `{"username": ..., "password": ...}`; the
+    PowerShell bootstrap builds the object from it. `secret` is None until a sidecar maps one.
+    """
+
+    name: str
+    kind: CredentialKind
+    required: bool = False
+    secret: str | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleRequirement:
+    """One module of `#Requires -Modules`: a name, or a hashtable with versions."""
+
+    name: str
+    minimum: str | None = None  # ModuleVersion
+    exact: str | None = None  # RequiredVersion
+    maximum: str | None = None  # MaximumVersion
+
+    @property
+    def label(self) -> str:
+        """`dbatools >= 1.1.0`, `Az.Accounts = 2.12.1`, `ActiveDirectory`."""
+        if self.exact:
+            return f"{self.name} = {self.exact}"
+        bounds = [f">= {self.minimum}"] if self.minimum else []
+        bounds += [f"<= {self.maximum}"] if self.maximum else []
+        return " ".join((self.name, *bounds))
+
+
+@dataclass(frozen=True, slots=True)
+class PowerShellRequires:
+    """What a PowerShell script's `#Requires` lines ask of the host that runs it."""
+
+    modules: tuple[ModuleRequirement, ...] = ()
+    version: str | None = None  # -Version: the lowest PowerShell version
+    editions: tuple[str, ...] = ()  # -PSEdition: Core, Desktop
+    run_as_admin: bool = False
+
+    @property
+    def label(self) -> str:
+        """One line for help and the catalog page; "" when nothing is required."""
+        parts = []
+        if self.modules:
+            parts.append("modules " + ", ".join(m.label for m in self.modules))
+        if self.version:
+            parts.append(f"PowerShell {self.version} or later")
+        if self.editions:
+            parts.append("edition " + " or ".join(self.editions))
+        if self.run_as_admin:
+            parts.append("run as administrator")
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +198,21 @@ class CommandSpec:
     should_process: bool = False  # PowerShell [CmdletBinding(SupportsShouldProcess)]
     hidden: bool = False
     owner: str | None = None
+    argv_style: ArgvStyle | None = None  # shell/executables: parameters also as argv flags
     # Python: PEP 723 inline metadata, recorded as found.
     requires: tuple[str, ...] = ()
     requires_python: str | None = None
     script_hash: str = ""  # sha256 of the file bytes
     line: int = 1
+    # PowerShell (SPEC §3.10): the function to call once `path` is dot-sourced (a .ps1) or
+    # imported (a module's .psd1/.psm1); None runs `path` as a script.
+    entry: str | None = None
+    ps_requires: PowerShellRequires | None = None  # its #Requires lines
+    credentials: tuple[CredentialParam, ...] = ()  # mapped to secrets; never chat parameters
+    # Python scripts that parse their own command line (argparse, click, typer; SPEC §3.10):
+    # run as `python script.py <words> <argv>`, never through main(); None otherwise.
+    cli_words: tuple[str, ...] | None = None
+    exclusive: tuple[ExclusiveGroup, ...] = ()  # e.g. argparse mutually exclusive groups
 
     def param(self, name: str) -> ParamSpec | None:
         """The parameter called `name` (exact match), or None."""

@@ -62,7 +62,22 @@ def forms_of(value: str) -> set[str]:
     forms |= {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
     if "\n" in value:
         forms |= {line.rstrip("\r") for line in value.split("\n")}
+    if (password := _credential_password(value)) is not None and password != value:
+        forms |= forms_of(password)  # a PowerShell credential's script may print the password
     return {f for f in forms if len(f) >= MIN_LENGTH}
+
+
+def _credential_password(value: str) -> str | None:
+    """The password of a credential secret: `user:password` or JSON with a `password`."""
+    if value.lstrip().startswith("{"):
+        try:
+            data = json.loads(value)
+        except ValueError:
+            return None
+        password = data.get("password") if isinstance(data, dict) else None
+        return password if isinstance(password, str) else None
+    user, colon, password = value.partition(":")
+    return password if colon and user else None
 
 
 def _trie_pattern(words: Iterable[str]) -> str:

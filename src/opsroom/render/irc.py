@@ -2,10 +2,10 @@
 
 IRC has no edits, threads, buttons or multi-line messages, so a reply becomes a short list
 of lines: long lines are split on word boundaries; script output keeps its last
-`max_lines` lines behind "… N more lines — !job N"; tables are aligned text, menus a
-numbered list, buttons left out (the reply's text says what to type). Control characters
-from scripts (ANSI colours, IRC formatting, CTCP markers) are removed; the only formatting
-is the bold the renderer puts on status lines.
+`max_lines` lines behind "… N more lines — <the job's web page, or !job N>"; tables are
+aligned text, menus a numbered list, buttons left out (the reply's text says what to
+type). Control characters from scripts (ANSI colours, IRC formatting, CTCP markers) are
+removed; the only formatting is the bold the renderer puts on status lines.
 """
 
 from __future__ import annotations
@@ -78,11 +78,28 @@ def split_line(text: str, max_bytes: int = MAX_LINE_BYTES) -> list[str]:
 
 
 def _more(count: int, reply: Reply, link: str | None, prefix: str) -> str:
+    """`… N more lines — <where>`: the job's page when there is one (a URL IRC clients
+    make clickable), else the command that shows the job."""
+    lines = "line" if count == 1 else "lines"
+    if link and link.startswith(("https://", "http://")):
+        return f"… {count} more {lines} — {link}"
     if reply.job_id is not None:
-        return f"… {count} more lines — {prefix}job {reply.job_id}"
+        return f"… {count} more {lines} — {prefix}job {reply.job_id}"
     if link:
-        return f"… {count} more lines — {link}"
-    return f"… {count} more lines"
+        return f"… {count} more {lines} — {link}"
+    return f"… {count} more {lines}"
+
+
+def _page_link(reply: Reply) -> str | None:
+    """The web address of the job's full log, when a block of the reply carries one."""
+    for block in reply.blocks:
+        if (
+            isinstance(block, Code)
+            and block.link
+            and block.link.startswith(("https://", "http://"))
+        ):
+            return block.link
+    return None
 
 
 def _code(block: Code, reply: Reply, *, max_bytes: int, max_lines: int, prefix: str) -> list[str]:
@@ -152,5 +169,5 @@ def render(
     if len(lines) + len(outcome) > max_reply_lines:
         room = max(0, max_reply_lines - 1 - len(outcome))
         hidden = len(lines) - room
-        lines = [*lines[:room], _more(hidden, reply, None, prefix)]
+        lines = [*lines[:room], _more(hidden, reply, _page_link(reply), prefix)]
     return [*lines, *outcome]

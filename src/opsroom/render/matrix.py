@@ -54,7 +54,7 @@ def _text_html(text: str) -> str:
 def _more_line(block: Code) -> _Part | None:
     if not block.more:
         return None
-    plain = f"… {block.more} more lines"
+    plain = f"… {block.more} more {'line' if block.more == 1 else 'lines'}"
     markup = _esc(plain)
     if block.link:
         plain += f" — full log: {block.link}"
@@ -98,7 +98,9 @@ def _parts(block: Block) -> list[_Part]:
             return [_Part(bar, f"<p><code>{_esc(bar)}</code></p>")]
         case Status(text=text, level=level):
             mark = _MARKS.get(level, "·")
-            return [_Part(f"{mark} {text}", f"<p>{mark} <strong>{_esc(text)}</strong></p>")]
+            # An error's usage goes on its own line, as in every other renderer.
+            shown = _esc(text).replace("\n", "<br/>")
+            return [_Part(f"{mark} {text}", f"<p>{mark} <strong>{shown}</strong></p>")]
         case File(name=name, size=size, job_id=job_id):
             where = f" (job {job_id})" if job_id is not None else ""
             plain = f"📎 {name} — {_size(size)}{where}"

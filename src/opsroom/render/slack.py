@@ -110,6 +110,8 @@ def _more(count: int, what: str, link: str | None) -> str:
         where = f" — full log: `{escape(link)}`"
     else:
         where = ""
+    if count == 1:
+        what = what.removesuffix("s")
     return f"… {count} more {what}{where}"
 
 

@@ -35,6 +35,8 @@ _SEQUENCE = re.compile(
     r"|\x1b[ -/]*[0-~]?"
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# `code` in the bot's own text is markup for chats that have it; a terminal shows the code.
+_INLINE_CODE = re.compile(r"`([^`\n]+)`")
 
 
 def _visible(match: re.Match[str]) -> str:
@@ -93,16 +95,21 @@ def _code(block: Code, max_lines: int) -> list[str]:
     out = []
     if more:
         where = f" — full log: {block.link}" if block.link else ""
-        out.append(f"… {more} more lines{where}")
+        out.append(f"… {more} more {'line' if more == 1 else 'lines'}{where}")
     out.extend(f"  {line}" for line in lines)
     return out
+
+
+def _plain(text: str) -> str:
+    """The bot's light markdown as a terminal shows it: `code` spans without backticks."""
+    return _INLINE_CODE.sub(r"\1", text)
 
 
 def render_block(block: Block, *, max_lines: int = DEFAULT_MAX_LINES) -> list[str]:
     """One neutral block as terminal lines."""
     match block:
         case Text(text=text):
-            return text.splitlines() or [""]
+            return _plain(text).splitlines() or [""]
         case Code():
             return _code(block, max_lines)
         case Table(columns=columns, rows=rows):
@@ -110,7 +117,8 @@ def render_block(block: Block, *, max_lines: int = DEFAULT_MAX_LINES) -> list[st
         case Progress(percent=percent, message=message):
             return [progress_bar(percent, message)]
         case Status(text=text, level=level):
-            return [f"{_MARKS.get(level, '·')} {text}"]
+            # An error's usage stays on a line of its own.
+            return f"{_MARKS.get(level, '·')} {_plain(text)}".splitlines()
         case Actions():
             return []  # the reply's text says what to type; terminals have no buttons
         case Choices(prompt=prompt, options=options):

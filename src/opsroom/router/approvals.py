@@ -24,8 +24,8 @@ from opsroom.policy.approval import DEFAULT_TTL, check_vote, params_hash
 from opsroom.policy.groups import GroupResolver
 from opsroom.policy.rbac import decide, roles_of
 from opsroom.router.bounded import AuditedRefusal, bounded_params, escaped, shorten
+from opsroom.router.deployment import Deployment, Live
 from opsroom.router.outcome import Outcome
-from opsroom.router.registry import Registry
 from opsroom.router.supervisor import JobRequest, Supervisor
 
 if TYPE_CHECKING:
@@ -44,17 +44,15 @@ class ApprovalDesk:
         *,
         settings: Settings,
         store: Store,
-        registry: Registry,
+        live: Live,
         groups: GroupResolver,
         supervisor: Supervisor,
-        catalog_commit: str | None,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.registry = registry
+        self.live = live
         self.groups = groups
         self.supervisor = supervisor
-        self.catalog_commit = catalog_commit
         self.prefix = settings.bot.prefix
 
     async def request(self, job: Job, req: JobRequest, send: Send) -> Outcome:
@@ -159,7 +157,12 @@ class ApprovalDesk:
 
     async def _start_approved(self, job: Job, inbound: Inbound, send: Send) -> Outcome:
         """The deciding approval was recorded here: re-check and run the job."""
-        spec = self.registry.get(job.command)
+        dep = self.live.current  # the catalog as it is now: re-checked, run and recorded
+        with self.live.hold(dep):
+            return await self._start_on(job, inbound, send, dep)
+
+    async def _start_on(self, job: Job, inbound: Inbound, send: Send, dep: Deployment) -> Outcome:
+        spec = dep.registry.get(job.command)
         why = ""
         if spec is None or spec.language is Language.BUILTIN:
             why = f"{job.command} is no longer in the catalog"
@@ -192,7 +195,7 @@ class ApprovalDesk:
         )
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in job.params.items()}
         invocation = Invocation(command=spec.name, params=params, dry_run=job.dry_run)
-        request = JobRequest(spec, invocation, job.requester, job.room)
+        request = JobRequest(spec, invocation, job.requester, job.room, deployment=dep)
         return await self.supervisor.execute(job, request, send)
 
     async def pending(self, inbound: Inbound) -> Reply:
@@ -241,15 +244,23 @@ class ApprovalDesk:
                 job_id=job.id,
                 outcome=outcome,
                 reason=escaped(shorten(reason)),
-                catalog_commit=self.catalog_commit,
+                catalog_commit=job.catalog_commit,
                 script_hash=job.script_hash,
             )
         )
 
 
 def _command_line(job: Job | None) -> str:
+    """The job's command as it would be typed: `--seconds-per-volume 1.0`, flags bare."""
     if job is None:
         return "?"
     params: dict[str, Any] = dict(job.params)
-    shown = " ".join(f"--{k} {v}" for k, v in params.items())
-    return f"{job.command} {shown}".strip()
+    words = [job.command]
+    for name, value in params.items():
+        option = "--" + name.replace("_", "-")
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if item is True:
+                words.append(option)
+            elif item is not False and item is not None:
+                words.append(f"{option} {item}")
+    return " ".join(words)

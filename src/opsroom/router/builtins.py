@@ -76,6 +76,7 @@ class BuiltinContext:
     groups: tuple[str, ...] = ()
     roles_configured: bool = False
     cancel_wait: float = 8.0  # how long `cancel` waits to see the job end
+    reload: Callable[[], Awaitable[Reply]] | None = None  # `reload`; None: not here
 
 
 Handler = Callable[[BuiltinContext, list[str]], Awaitable[Reply]]
@@ -119,6 +120,30 @@ BUILTIN_SPECS: tuple[CommandSpec, ...] = (
         ParamSpec("reason", multiple=True, position=1, help="why, for the requester"),
     ),
     _spec("pending", "List the jobs waiting for approval."),
+    _spec(
+        "reload",
+        "Re-read the catalog now (a git catalog is fetched first); admins only.",
+        description="Replies with what changed: commands added, changed and removed, "
+        "or the errors that kept the new version out.",
+    ),
+    _spec(
+        "schedule",
+        "Run a command on a cron schedule, posting in this room (SPEC §5.7).",
+        ParamSpec(
+            "action",
+            choices=("add", "list", "rm", "pause", "resume"),
+            required=True,
+            position=0,
+            help="what to do",
+        ),
+        ParamSpec("args", multiple=True, position=1, help="cron, command, id or `all`"),
+        description=(
+            'schedule add "0 7 * * 1-5" store status --region emea [--tz Europe/Berlin] — '
+            "five-field cron, time zone default [bot] timezone; schedule list [all]; "
+            "schedule rm|pause|resume <id> (its creator or an admin). It runs as you, "
+            "checked against your roles at every run."
+        ),
+    ),
 )
 
 
@@ -192,6 +217,11 @@ def command_help(spec: CommandSpec, prefix: str, notes: Sequence[str] = ()) -> R
         facts.append("supports --dry-run")
     if spec.owner:
         facts.append(f"owner: {spec.owner}")
+    if spec.ps_requires is not None and spec.ps_requires.label:
+        facts.append(f"requires: {spec.ps_requires.label}")
+    if spec.credentials:
+        mapped = ", ".join(f"-{c.name} from secret {c.secret}" for c in spec.credentials)
+        facts.append(f"credentials: {mapped}")
     if spec.path:
         facts.append(f"script: {spec.path} ({spec.language.value})")
     if facts:
@@ -220,7 +250,7 @@ async def _help(ctx: BuiltinContext, args: list[str]) -> Reply:
                 groups[s.name.split(" ")[0]] = groups.get(s.name.split(" ")[0], 0) + 1
             blocks.append(
                 Text(
-                    f"{len(catalog)} commands in {len(groups)} groups — "
+                    f"{_count(len(catalog), 'command')} in {_count(len(groups), 'group')} — "
                     f"`{ctx.prefix}help <group>` lists one:"
                 )
             )
@@ -266,7 +296,7 @@ async def _version(ctx: BuiltinContext, args: list[str]) -> Reply:
         (
             Text(
                 f"opsroom {__version__} (Python {platform.python_version()}) — "
-                f"{count} commands from {ctx.catalog_root}{commit}"
+                f"{_count(count, 'command')} from {ctx.catalog_root}{commit}"
             ),
         )
     )
@@ -351,6 +381,16 @@ async def cancel_target(ctx: BuiltinContext, args: list[str]) -> Job:
     return job
 
 
+def _count(n: int, word: str) -> str:
+    """`1 command`, `2 commands`."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _level(job: Job) -> str:
+    """How a job's end reads after a cancel: only a real success gets the success mark."""
+    return "success" if job.state is JobState.SUCCEEDED else "warning"
+
+
 async def cancel_job(ctx: BuiltinContext, job: Job) -> Reply:
     """Cancel a job `cancel_target` allowed, and wait briefly to see it end."""
     if job.state.finished:
@@ -360,7 +400,8 @@ async def cancel_job(ctx: BuiltinContext, job: Job) -> Reply:
     job = await ctx.jobs.request_cancel(job.id, by=ctx.principal)
     if job.state.finished:
         return Reply(
-            (Status(f"job {job.id} {job.command}: cancelled before it started", "success"),),
+            # Stopped is not succeeded: never a success mark for a cancelled job.
+            (Status(f"job {job.id} {job.command}: cancelled before it started", "warning"),),
             job_id=job.id,
         )
     loop = asyncio.get_running_loop()
@@ -370,7 +411,7 @@ async def cancel_job(ctx: BuiltinContext, job: Job) -> Reply:
         current = await ctx.jobs.get_job(job.id)
         if current is not None and current.state.finished:
             return Reply(
-                (Status(f"job {job.id} {job.command}: {current.state.value}", "success"),),
+                (Status(f"job {job.id} {job.command}: {current.state.value}", _level(current)),),
                 job_id=job.id,
             )
     return Reply(
@@ -389,6 +430,14 @@ async def _cancel(ctx: BuiltinContext, args: list[str]) -> Reply:
     return await cancel_job(ctx, await cancel_target(ctx, args))
 
 
+async def _reload(ctx: BuiltinContext, args: list[str]) -> Reply:
+    if args:
+        raise ParseError("reload takes no arguments", usage=f"{ctx.prefix}reload")
+    if ctx.reload is None:
+        return Reply((Text("This opsroom cannot reload its catalog (it runs one command)."),))
+    return await ctx.reload()
+
+
 HANDLERS: dict[str, Handler] = {
     "help": _help,
     "whoami": _whoami,
@@ -396,4 +445,5 @@ HANDLERS: dict[str, Handler] = {
     "jobs": _jobs,
     "job": _job,
     "cancel": _cancel,
+    "reload": _reload,
 }

@@ -47,6 +47,7 @@ from opsroom.router.builtins import (
     cancel_target,
     command_help,
 )
+from opsroom.router.deployment import Deployment, Live
 from opsroom.router.menus import Menu, MenuBook
 from opsroom.router.outcome import Outcome
 from opsroom.router.parser import (
@@ -57,6 +58,7 @@ from opsroom.router.parser import (
     tokenize,
 )
 from opsroom.router.registry import Registry
+from opsroom.router.schedules import ScheduleDesk
 from opsroom.router.supervisor import JobRequest, Supervisor, local_secrets
 from opsroom.runner.argv import arg_env_name, build_launch, powershell_available
 
@@ -79,13 +81,29 @@ class DispatchContext:
     """Fixed facts the dispatcher works with."""
 
     settings: Settings
-    registry: Registry
+    live: Live  # the catalog being served; a request takes `live.current` once
     store: Store
-    catalog_root: Path
-    catalog_commit: str | None
     owner: str
     workdir_root: Path | None = None
     groups: GroupResolver | None = None  # None: static [groups] and [ldap] from settings
+    # `reload` (admins): re-read the catalog now, for (principal, room); None: cannot here
+    reload: Callable[[str, str], Awaitable[Reply]] | None = None
+
+    # For readers outside a request (web pages, the CLI): the catalog as it is right now.
+    @property
+    def registry(self) -> Registry:
+        """Commands of the current catalog, and the built-ins."""
+        return self.live.current.registry
+
+    @property
+    def catalog_root(self) -> Path:
+        """Where the current catalog's scripts are."""
+        return self.live.current.root
+
+    @property
+    def catalog_commit(self) -> str | None:
+        """The commit of the current catalog (None: a folder outside git)."""
+        return self.live.current.commit
 
 
 @dataclass(slots=True)
@@ -94,6 +112,7 @@ class _Trail:
 
     spec: CommandSpec | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    dep: Deployment | None = None  # the catalog version this request uses, taken once
 
 
 class Dispatcher:
@@ -104,8 +123,7 @@ class Dispatcher:
         self.supervisor = Supervisor(
             settings=ctx.settings,
             store=ctx.store,
-            catalog_root=ctx.catalog_root,
-            catalog_commit=ctx.catalog_commit,
+            live=ctx.live,
             owner=ctx.owner,
             workdir_root=ctx.workdir_root,
         )
@@ -113,10 +131,16 @@ class Dispatcher:
         self.approvals = ApprovalDesk(
             settings=ctx.settings,
             store=ctx.store,
-            registry=ctx.registry,
+            live=ctx.live,
             groups=self.groups,
             supervisor=self.supervisor,
-            catalog_commit=ctx.catalog_commit,
+        )
+        self.schedules = ScheduleDesk(
+            settings=ctx.settings,
+            store=ctx.store,
+            registry=lambda: self.ctx.registry,
+            groups=self.groups,
+            catalog_commit=lambda: self.ctx.catalog_commit,
         )
         self.menus = MenuBook()
         self._choices_cache: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
@@ -127,6 +151,11 @@ class Dispatcher:
 
     async def handle(self, inbound: Inbound, send: Send) -> Outcome:
         """Handle one message; every reply goes through `send`."""
+        dep = self.ctx.live.current  # one catalog version for the whole request
+        with self.ctx.live.hold(dep):
+            return await self._handle_message(inbound, send, dep)
+
+    async def _handle_message(self, inbound: Inbound, send: Send, dep: Deployment) -> Outcome:
         if inbound.refusal:
             return await self._adapter_refused(inbound, send)
         if too_long(inbound.text):
@@ -141,16 +170,23 @@ class Dispatcher:
             choice = menu.answer(body if body is not None else text)
             if choice is not None:
                 self.menus.close(menu)
-                trail = _Trail(menu.spec)
+                trail = _Trail(menu.spec, dep=dep)
                 work = self._resume(inbound, menu, choice, send, trail)
                 return await self._guarded(work, inbound, send, trail)
         if body is None:
             return Outcome("ignored")
-        trail = _Trail()
+        trail = _Trail(dep=dep)
         return await self._guarded(self._handle(inbound, body, send, trail), inbound, send, trail)
 
     async def choose(self, inbound: Inbound, menu_id: str, index: int, send: Send) -> Outcome:
         """A button of a menu was clicked (`menu_id`, option `index`, 0-based)."""
+        dep = self.ctx.live.current
+        with self.ctx.live.hold(dep):
+            return await self._choose(inbound, menu_id, index, send, dep)
+
+    async def _choose(
+        self, inbound: Inbound, menu_id: str, index: int, send: Send, dep: Deployment
+    ) -> Outcome:
         menu = self.menus.by_id(menu_id)
         if menu is None or menu.principal != inbound.principal:
             await self._audit_refusal(
@@ -167,7 +203,7 @@ class Dispatcher:
             )
             return Outcome("refused", output="no such option")
         self.menus.close(menu)
-        trail = _Trail(menu.spec)
+        trail = _Trail(menu.spec, dep=dep)
         work = self._resume(inbound, menu, menu.options[index], send, trail)
         return await self._guarded(work, inbound, send, trail)
 
@@ -210,7 +246,7 @@ class Dispatcher:
     async def _resume(
         self, inbound: Inbound, menu: Menu, choice: str, send: Send, trail: _Trail
     ) -> Outcome:
-        spec = self.ctx.registry.get(menu.spec.name) or menu.spec
+        spec = _dep(self, trail).registry.get(menu.spec.name) or menu.spec
         trail.spec = spec
         groups = await self.groups.groups_of(inbound.principal)
         text = " ".join([spec.name, *menu.continued(choice)])
@@ -221,13 +257,14 @@ class Dispatcher:
         if not tokens:
             await send(Reply((Text(f"Say `{self._prefix}help` to see what I can do."),)))
             return Outcome("succeeded")
-        spec, rest = self.ctx.registry.lookup(tokens)
+        dep = _dep(self, trail)
+        spec, rest = dep.registry.lookup(tokens)
         trail.spec = spec
         groups = await self.groups.groups_of(inbound.principal)
         decision = decide(inbound.principal, inbound.room, spec, self.ctx.settings, groups=groups)
         await self._refuse_unless(decision, inbound, trail)
         if spec.language is Language.BUILTIN:
-            return await self._builtin(inbound, spec, rest, groups, send)
+            return await self._builtin(inbound, spec, rest, groups, send, dep)
         if _asks_for_help(spec, rest):
             await send(command_help(spec, self._prefix, self.spec_notes(spec)))
             return Outcome("succeeded")
@@ -253,7 +290,7 @@ class Dispatcher:
             else:
                 invocation = bind_arguments(spec, rest, text=body, prefix=self._prefix)
         except MissingParameters as missing:
-            menu = await self._menu_for(inbound, spec, rest, missing, groups)
+            menu = await self._menu_for(inbound, spec, rest, missing, groups, _dep(self, trail))
             if menu is None:
                 raise
             prompt = f"{spec.name}: which {menu.param.name}?"
@@ -270,7 +307,7 @@ class Dispatcher:
             params=invocation.params,
         )
         await self._refuse_unless(decision, inbound, trail)
-        return await self._run(inbound, spec, invocation, decision, send)
+        return await self._run(inbound, spec, invocation, decision, send, _dep(self, trail))
 
     async def _menu_for(
         self,
@@ -279,6 +316,7 @@ class Dispatcher:
         rest: list[str],
         missing: MissingParameters,
         groups: frozenset[str],
+        dep: Deployment,
     ) -> Menu | None:
         """A menu for the first missing parameter with choices, where someone can answer."""
         if not inbound.interactive:
@@ -288,7 +326,7 @@ class Dispatcher:
             return None
         options = first.choices
         if not options and first.choices_from:
-            options = await self.dynamic_choices(first.choices_from, inbound, groups)
+            options = await self.dynamic_choices(first.choices_from, inbound, groups, dep)
         if not options:
             return None
         return self.menus.open(
@@ -301,15 +339,20 @@ class Dispatcher:
         )
 
     async def dynamic_choices(
-        self, command: str, inbound: Inbound, groups: frozenset[str]
+        self,
+        command: str,
+        inbound: Inbound,
+        groups: frozenset[str],
+        dep: Deployment | None = None,
     ) -> tuple[str, ...]:
         """`choices_from`: run `command` as the asking user, under policy; cached briefly."""
+        dep = dep or self.ctx.live.current
         key = (command, inbound.principal)
         cached = self._choices_cache.get(key)
         now = time.monotonic()
         if cached is not None and now - cached[0] < CHOICES_TTL:
             return cached[1]
-        spec = self.ctx.registry.get(command)
+        spec = dep.registry.get(command)
         if spec is None or spec.language is Language.BUILTIN:
             return ()
         decision = decide(inbound.principal, inbound.room, spec, self.ctx.settings, groups=groups)
@@ -320,7 +363,7 @@ class Dispatcher:
         async def keep(reply: Reply) -> None:
             replies.append(reply)
 
-        outcome = await self._run(inbound, spec, Invocation(command=spec.name), decision, keep)
+        outcome = await self._run(inbound, spec, Invocation(command=spec.name), decision, keep, dep)
         options = _options_from(outcome.output, replies) if outcome.outcome == "succeeded" else ()
         self._choices_cache[key] = (now, options)
         return options
@@ -362,7 +405,7 @@ class Dispatcher:
                     params=params,
                     outcome=outcome,
                     reason=escaped(shorten(masker.mask(why))),
-                    catalog_commit=self.ctx.catalog_commit,
+                    catalog_commit=_dep(self, trail).commit,
                     script_hash=(spec.script_hash or None) if spec is not None else None,
                 )
             )
@@ -378,13 +421,16 @@ class Dispatcher:
         rest: list[str],
         groups: frozenset[str],
         send: Send,
+        dep: Deployment,
     ) -> Outcome:
         if spec.name in ("approve", "deny"):
             return await self.approvals.vote(inbound, rest, VoteDecision(spec.name), send)
         if spec.name == "pending":
             reply = await self.approvals.pending(inbound)
+        elif spec.name == "schedule":
+            reply = await self.schedules.command(inbound, rest, groups)
         elif spec.name == "cancel":
-            ctx = self._builtin_ctx(inbound, groups)
+            ctx = self._builtin_ctx(inbound, groups, dep)
             try:
                 job = await cancel_target(ctx, rest)
             except UserError as e:
@@ -408,7 +454,7 @@ class Dispatcher:
                 ) from None
             reply = await cancel_job(ctx, job)
         else:
-            reply = await HANDLERS[spec.name](self._builtin_ctx(inbound, groups), rest)
+            reply = await HANDLERS[spec.name](self._builtin_ctx(inbound, groups, dep), rest)
         await send(reply)
         return Outcome("succeeded", output=_plain(reply))
 
@@ -429,7 +475,12 @@ class Dispatcher:
         return list(await asyncio.gather(*tasks))
 
     async def _run_adopted(self, job: Job, send: Send) -> Outcome:
-        spec = self.ctx.registry.get(job.command)
+        dep = self.ctx.live.current
+        with self.ctx.live.hold(dep):
+            return await self._run_adopted_on(job, send, dep)
+
+    async def _run_adopted_on(self, job: Job, send: Send, dep: Deployment) -> Outcome:
+        spec = dep.registry.get(job.command)
         why = ""
         if spec is None or spec.language is Language.BUILTIN:
             why = f"{job.command} is no longer in the catalog"
@@ -452,7 +503,7 @@ class Dispatcher:
             return Outcome("refused", job_id=job.id, state=ended.state, output=why)
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in job.params.items()}
         invocation = Invocation(command=spec.name, params=params, dry_run=job.dry_run)
-        request = JobRequest(spec, invocation, job.requester, job.room)
+        request = JobRequest(spec, invocation, job.requester, job.room, deployment=dep)
         await send(
             Reply(
                 (
@@ -467,15 +518,19 @@ class Dispatcher:
         )
         return await self.supervisor.execute(job, request, send)
 
-    def _builtin_ctx(self, inbound: Inbound, groups: frozenset[str]) -> BuiltinContext:
+    def _builtin_ctx(
+        self, inbound: Inbound, groups: frozenset[str], dep: Deployment
+    ) -> BuiltinContext:
+        reload = self.ctx.reload
         return BuiltinContext(
             principal=inbound.principal,
             room=inbound.room,
             prefix=self._prefix,
-            registry=self.ctx.registry,
+            registry=dep.registry,
             jobs=self.ctx.store,
-            catalog_root=str(self.ctx.catalog_root),
-            catalog_commit=self.ctx.catalog_commit,
+            catalog_root=dep.label or str(dep.root),
+            catalog_commit=dep.commit,
+            reload=(lambda: reload(inbound.principal, inbound.room)) if reload else None,
             can_run=lambda s: (
                 decide(inbound.principal, inbound.room, s, self.ctx.settings, groups=groups).allowed
             ),
@@ -497,7 +552,9 @@ class Dispatcher:
 
     # -- running a catalog command ---------------------------------------------------------
 
-    def _preflight(self, spec: CommandSpec, invocation: Invocation, inbound: Inbound) -> None:
+    def _preflight(
+        self, spec: CommandSpec, invocation: Invocation, inbound: Inbound, dep: Deployment
+    ) -> None:
         """Raise RefusedError before a job exists when the runner could never start it."""
         missing = [n for n in spec.secrets if n not in self.ctx.settings.secrets]
         if missing:
@@ -508,7 +565,7 @@ class Dispatcher:
         launch = build_launch(  # pure: checks dry-run support, the runtime, the script path
             spec,
             invocation,
-            catalog_root=self.ctx.catalog_root,
+            catalog_root=dep.root,
             job_id=0,
             requester=inbound.principal,
             room=inbound.room,
@@ -540,6 +597,7 @@ class Dispatcher:
         params: Mapping[str, Any] | None = None,
         outcome: str = "",
         reason: str = "",
+        dep: Deployment | None = None,
     ) -> None:
         await self.ctx.store.append_audit(
             AuditEvent(
@@ -551,7 +609,7 @@ class Dispatcher:
                 job_id=job.id if job else None,
                 outcome=outcome,
                 reason=reason,
-                catalog_commit=self.ctx.catalog_commit,
+                catalog_commit=(dep or self.ctx.live.current).commit,
                 script_hash=spec.script_hash or None,
             )
         )
@@ -563,8 +621,9 @@ class Dispatcher:
         invocation: Invocation,
         decision: Decision,
         send: Send,
+        dep: Deployment,
     ) -> Outcome:
-        self._preflight(spec, invocation, inbound)
+        self._preflight(spec, invocation, inbound, dep)
         params = _jsonable(invocation.params)
         masker = await self._masker()
         try:
@@ -576,10 +635,11 @@ class Dispatcher:
                 params=masker.mask_obj(params),
                 outcome="allowed",
                 reason=decision.reason,
+                dep=dep,
             )
         except StoreError as e:
             raise RefusedError(f"the audit log cannot be written ({e}); nothing was run") from None
-        request = JobRequest(spec, invocation, inbound.principal, inbound.room)
+        request = JobRequest(spec, invocation, inbound.principal, inbound.room, deployment=dep)
         if spec.approval:
             job = await self.supervisor.submit(request, params, state=JobState.AWAITING_APPROVAL)
             return await self.approvals.request(job, request, send)
@@ -601,6 +661,11 @@ class Dispatcher:
             return Outcome("queued", job_id=job.id, state=job.state)
         job = await self.supervisor.submit(request, params)
         return await self.supervisor.execute(job, request, send)
+
+
+def _dep(dispatcher: Dispatcher, trail: _Trail) -> Deployment:
+    """The catalog version of a request (taken when it arrived), else the current one."""
+    return trail.dep or dispatcher.ctx.live.current
 
 
 def _options_from(output: str, replies: Sequence[Reply]) -> tuple[str, ...]:

@@ -554,6 +554,7 @@ def bind_arguments(
             values = tuple(_convert(b, p, v) for v in raw[p.name])
             params[p.name] = values if p.multiple else values[0]
 
+    _check_exclusive(b, params, required=False)
     invocation = Invocation(
         command=spec.name, params=MappingProxyType(params), dry_run=dry_run, text=text
     )
@@ -567,7 +568,23 @@ def bind_arguments(
             missing=missing,
             partial=invocation,
         )
+    _check_exclusive(b, params, required=True)
     return invocation
+
+
+def _check_exclusive(b: _Binder, params: dict[str, ParamValue], *, required: bool) -> None:
+    """At most one parameter of each exclusive group (argparse's mutually exclusive groups);
+    with `required`, also at least one of a group that needs one."""
+    for group in b.spec.exclusive:
+        members = [p for p in b.spec.params if p.name in group.names]
+        # a switch turned off (`--no-json`) is as good as not given: nothing reaches the script
+        given = [p for p in members if p.name in params and params[p.name] is not False]
+        shown = [option_name(p) for p in members]
+        if not required and len(given) > 1:
+            both = " and ".join(option_name(p) for p in given)
+            b.fail(f"{both} cannot be used together (only one of {', '.join(shown)})")
+        if required and group.required and not given:
+            b.fail(f"one of {', '.join(shown)} is required")
 
 
 def _flag_value(b: _Binder, shown: str, inline: str | None) -> bool:
@@ -619,6 +636,10 @@ def _assign_positionals(
     open_params = [
         p for p in _positional_order(b.spec) if p.name not in raw and p.name not in flags
     ]
+    if b.spec.cli_words is not None:
+        # argparse/click/typer: an option is named in chat, as on the script's command line,
+        # so `tool web1 vol1 vol2` fills the positionals and a list takes what is left
+        open_params = [p for p in open_params if p.position is not None]
     at = 0
     for k, p in enumerate(open_params):
         if at >= len(values):

@@ -28,6 +28,7 @@ from opsroom.policy.masking import Masker
 from opsroom.policy.secrets import fetch_secrets, parse_source
 from opsroom.router.bounded import bounded_params
 from opsroom.router.collector import Collector
+from opsroom.router.deployment import Deployment, Live
 from opsroom.router.outcome import Outcome
 from opsroom.router.output import OutputWriter
 from opsroom.runner.argv import build_launch
@@ -58,6 +59,8 @@ class JobRequest:
     invocation: Invocation
     requester: str
     room: str
+    # The catalog version `spec` came from: the job runs its files and records its commit.
+    deployment: Deployment | None = None
 
 
 @dataclass(slots=True)
@@ -74,15 +77,13 @@ class Supervisor:
         *,
         settings: Settings,
         store: Store,
-        catalog_root: Path,
-        catalog_commit: str | None,
+        live: Live,
         owner: str,
         workdir_root: Path | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.catalog_root = catalog_root
-        self.catalog_commit = catalog_commit
+        self.live = live
         self.owner = owner
         self.workdir_root = workdir_root
         self._running: dict[int, _Running] = {}
@@ -120,25 +121,39 @@ class Supervisor:
             requester=req.requester,
             room=req.room,
             state=state,
-            catalog_commit=self.catalog_commit,
+            catalog_commit=self._deployment(req).commit,
             script_hash=req.spec.script_hash or None,
             dry_run=req.invocation.dry_run,
             owner=ORPHANED if detached else self.owner,
         )
 
+    def _deployment(self, req: JobRequest) -> Deployment:
+        return req.deployment or self.live.current
+
     async def execute(self, job: Job, req: JobRequest, send: Send) -> Outcome:
         """Wait for capacity, run the job, and report; returns when it has ended."""
+        # Its catalog version's files stay as they are until the job has ended.
+        with self.live.hold(self._deployment(req)):
+            return await self._execute(job, req, send)
+
+    async def _execute(self, job: Job, req: JobRequest, send: Send) -> Outcome:
         prefix = self.settings.bot.prefix
         claimed = await self._wait_for_capacity(job, req, send)
         if claimed is None:
-            ended = await self.store.get_job(job.id) or job
+            gone = await self.store.get_job(job.id) or job
             await send(
                 _status(
                     f"job {job.id} {job.command} was cancelled before it started", "error", job.id
                 )
             )
-            return Outcome("failed", job_id=job.id, state=ended.state, exit_code=None)
+            return Outcome("failed", job_id=job.id, state=gone.state, exit_code=None)
         job = claimed
+        commit = self._deployment(req).commit
+        if (commit, req.spec.script_hash or None) != (job.catalog_commit, job.script_hash):
+            # Approved after a new catalog version went live: it runs (and records) that one.
+            job = await self.store.set_job_catalog(
+                job.id, commit=commit, script_hash=req.spec.script_hash or None
+            )
         try:
             secrets = await fetch_secrets(req.spec.secrets, self.settings)
         except RefusedError as e:
@@ -251,7 +266,7 @@ class Supervisor:
             launch = build_launch(
                 req.spec,
                 req.invocation,
-                catalog_root=self.catalog_root,
+                catalog_root=self._deployment(req).root,
                 job_id=job.id,
                 requester=req.requester,
                 room=req.room,
@@ -384,7 +399,7 @@ class Supervisor:
                 job_id=job.id,
                 outcome=outcome,
                 reason=reason,
-                catalog_commit=self.catalog_commit,
+                catalog_commit=job.catalog_commit,
                 script_hash=(req.spec.script_hash or None) if req is not None else job.script_hash,
             )
         )

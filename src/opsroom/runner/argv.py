@@ -24,7 +24,17 @@ from types import MappingProxyType
 
 from opsroom.config import RunnerSettings
 from opsroom.errors import RefusedError
-from opsroom.model.commands import CommandSpec, Invocation, Language, ParamType, ParamValue
+from opsroom.model.commands import (
+    ArgvStyle,
+    CommandSpec,
+    Invocation,
+    Language,
+    ParamSpec,
+    ParamType,
+    ParamValue,
+    Scalar,
+)
+from opsroom.runner.cli_argv import cli_argv
 from opsroom.runner.limits import NO_LIMITS, Limits
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
@@ -114,8 +124,14 @@ def build_launch(
     base = os.environ if base_env is None else base_env
     env = _base_env(base, settings, workdir)
 
-    if spec.language is Language.PYTHON:
-        argv: tuple[str, ...] = (
+    if spec.language is Language.PYTHON and spec.cli_words is not None:
+        # argparse/click/typer (SPEC §3.10): the script reads its own argv, built from values
+        interpreter = python or settings.python or sys.executable
+        argv: tuple[str, ...] = (interpreter, script, *cli_argv(spec, invocation))
+        env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    elif spec.language is Language.PYTHON:
+        argv = (
             python or settings.python or sys.executable,
             str(PYTHON_BOOTSTRAP),
             script,
@@ -130,15 +146,21 @@ def build_launch(
             )
         argv = (pwsh, *PWSH_FLAGS, "-File", str(POWERSHELL_BOOTSTRAP), script)
     elif spec.language is Language.SHELL:
-        argv = (shutil.which(settings.bash) or settings.bash, script)
+        argv = (
+            shutil.which(settings.bash) or settings.bash,
+            script,
+            *_option_argv(spec, invocation),
+        )
         env.update(_arg_env(spec, invocation))
     else:
         if script.lower().endswith(_BATCH_SUFFIXES):
             raise RefusedError(f"{spec.name}: batch files cannot take chat arguments safely")
-        argv = (script,)
+        argv = (script, *_option_argv(spec, invocation))
         env.update(_arg_env(spec, invocation))
 
-    for name in spec.secrets:
+    # A [pscredential] parameter's secret reaches the bootstrap like any declared secret:
+    # through the environment only, never the command line.
+    for name in (*spec.secrets, *(c.secret for c in spec.credentials if c.secret)):
         if name in secrets:
             env[name] = secrets[name]
     # Set last so a declared secret can never shadow them.
@@ -152,12 +174,50 @@ def build_launch(
     env["OPSROOM_PARAM_TYPES"] = json.dumps(
         {p.name: p.type_label for p in spec.params}, sort_keys=True
     )
+    for name in [n for n in env if n.startswith("OPSROOM_PS_")]:
+        del env[name]  # what the bootstrap reads comes from the spec alone, never a secret
+    if spec.language is Language.POWERSHELL:
+        env.update(powershell_env(spec))
     return Launch(
         argv=argv,
         env=MappingProxyType(env),
         cwd=str(workdir),
         limits=Limits.from_settings(settings),
     )
+
+
+def powershell_env(spec: CommandSpec) -> dict[str, str]:
+    """What the PowerShell bootstrap needs beyond the values (SPEC §3.10): the function to
+    call (`OPSROOM_PS_FUNCTION`), the #Requires to check first (`OPSROOM_PS_REQUIRES`) and
+    which secret fills which credential parameter (`OPSROOM_PS_CREDENTIALS`, names only)."""
+    out: dict[str, str] = {}
+    if spec.entry:
+        out["OPSROOM_PS_FUNCTION"] = spec.entry
+    requires = spec.ps_requires
+    if requires is not None and requires.label:
+        modules = [
+            {
+                "name": m.name,
+                "minimum": m.minimum,
+                "exact": m.exact,
+                "maximum": m.maximum,
+                "label": m.label,
+            }
+            for m in requires.modules
+        ]
+        out["OPSROOM_PS_REQUIRES"] = json.dumps(
+            {
+                "modules": modules,
+                "version": requires.version,
+                "editions": list(requires.editions),
+                "admin": requires.run_as_admin,
+            },
+            sort_keys=True,
+        )
+    mapped = {c.name: {"secret": c.secret, "type": c.kind.value} for c in spec.credentials}
+    if mapped:
+        out["OPSROOM_PS_CREDENTIALS"] = json.dumps(mapped, sort_keys=True)
+    return out
 
 
 def _check_dry_run(spec: CommandSpec, invocation: Invocation) -> None:
@@ -228,6 +288,54 @@ def _arg_env(spec: CommandSpec, invocation: Invocation) -> dict[str, str]:
         items = value if isinstance(value, tuple) else (value,)
         out[arg_env_name(p.name)] = "\n".join(_env_text(v) for v in items)
     return out
+
+
+def _option_argv(spec: CommandSpec, invocation: Invocation) -> tuple[str, ...]:
+    """The parameters as command-line options for a script adopted with a sidecar `argv`.
+
+    getopts: `-f value`, a flag as `-v`; long: `--name value`, a flag as `--name`. Options
+    first, in declaration order, one per value of a list; then the positionals in order.
+    An option's value is one argv item of its own, so one starting with `-` stays a value.
+    A positional starting with `-` is refused: the script's own parser would read it as an
+    option, and not every hand-written loop knows `--`.
+    """
+    style = spec.argv_style
+    if style is None:
+        return ()
+    options: list[str] = []
+    positional: list[tuple[int, ParamSpec, tuple[Scalar, ...]]] = []
+    for p in spec.params:
+        value: ParamValue | None = invocation.params.get(p.name, p.default)
+        if value is None:
+            continue
+        items = value if isinstance(value, tuple) else (value,)
+        if p.position is not None:
+            positional.append((p.position, p, items))
+            continue
+        if style is ArgvStyle.GETOPTS:
+            letter = next((w for w in (p.name, *p.aliases) if len(w) == 1), None)
+            if letter is None:  # the catalog refuses this; a hand-built spec may not
+                raise RefusedError(f"{spec.name}: parameter {p.name!r} has no getopts letter")
+            option = f"-{letter}"
+        else:
+            option = f"--{p.name}"
+        if p.type in (ParamType.SWITCH, ParamType.BOOL) and not p.multiple:
+            if items[0] is True:
+                options.append(option)
+            continue
+        for item in items:
+            options += [option, _env_text(item)]
+    tail: list[str] = []
+    for _position, p, items in sorted(positional, key=lambda x: x[0]):
+        for item in items:
+            text = _env_text(item)
+            if text.startswith("-"):
+                raise RefusedError(
+                    f"{p.name}: a value for this script may not start with '-' "
+                    "(it would read it as an option); nothing was run"
+                )
+            tail.append(text)
+    return (*options, *tail)
 
 
 def _env_text(value: str | int | float | bool) -> str:

@@ -158,10 +158,8 @@ async def ensure_environment(
 def _check_requires_python(requires_python: str | None, base: str) -> None:
     if not requires_python:
         return
-    try:
-        from packaging.specifiers import InvalidSpecifier, SpecifierSet
-    except ImportError:  # the installer will complain instead
-        return
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
     try:
         spec = SpecifierSet(requires_python)
     except InvalidSpecifier:

@@ -23,7 +23,7 @@ from sqlalchemy import (
     false,
 )
 
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 """The newest migration; `open` skips Alembic when the database already says this."""
 
 GENESIS_HASH = "0" * 64
@@ -276,4 +276,29 @@ outbox = Table(
     Index(None, "adapter", "id"),
     Index(None, "adapter", "room", "job_id"),
     sqlite_autoincrement=True,
+)
+
+# --- 0007: schedules (SPEC §5.7) -----------------------------------------------------------
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cron", String(200), nullable=False),
+    Column("tz", String(64), nullable=False),
+    Column("command", Text, nullable=False),  # as typed, without the prefix
+    Column("room", String(300), nullable=False),
+    Column("creator", String(300), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("paused", Boolean, nullable=False, default=False),
+    # Due times up to the cursor were dealt with; a claim moves it forward only if
+    # `version` is still the one the claiming process read (compare-and-set).
+    Column("cursor", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False, default=0),
+    Column("last_due", UTCDateTime, nullable=True),
+    Column("last_job_id", Integer, nullable=True),  # no foreign key: jobs may be pruned
+    Column("last_result", String(500), nullable=False, default=""),
+    Index(None, "room"),
+    Index(None, "creator"),
+    sqlite_autoincrement=True,  # an old `schedule rm 3` never hits a newer schedule
 )

@@ -22,9 +22,11 @@ from opsroom.errors import StoreError
 from opsroom.model.approvals import ApprovalRequest, VoteDecision, VoteResult
 from opsroom.model.audit import AuditEvent, AuditRecord
 from opsroom.model.jobs import Job, JobState
+from opsroom.model.schedules import Schedule
 from opsroom.store import approvals as approval_sql
 from opsroom.store import deliveries as delivery_sql
 from opsroom.store import outbox as outbox_sql
+from opsroom.store import schedules as schedule_sql
 from opsroom.store import web as web_sql
 from opsroom.store.audit_chain import (
     RELINKED,
@@ -86,9 +88,10 @@ class Store:
             engine = make_engine(full)
         except ImportError as e:
             driver = full.split("://", 1)[0].split("+")[-1]
+            extra = "opsroom[postgres]" if full.startswith("postgresql") else driver
             raise StoreError(
                 f"cannot open the store {redacted(url)}: its driver is not installed "
-                f"({e}); install it with: pip install {driver}"
+                f"({e}); install {extra}"
             ) from None
         threads_before = set(threading.enumerate())
         try:
@@ -399,6 +402,21 @@ class Store:
             job = await _fetch_job(conn, job_id)
         assert job is not None
         return Claim(True, job)
+
+    async def set_job_catalog(
+        self, job_id: int, *, commit: str | None, script_hash: str | None
+    ) -> Job:
+        """Record the catalog commit and script a job actually runs (it changed meanwhile)."""
+        async with self._write(f"record the catalog commit of job {job_id}") as conn:
+            await conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(catalog_commit=commit, script_hash=script_hash)
+            )
+            job = await _fetch_job(conn, job_id)
+        if job is None:
+            raise StoreError(f"job {job_id} does not exist")
+        return job
 
     async def set_process(self, job_id: int, *, pid: int, token: str) -> None:
         """Record the running job's process (group leader) and its OPSROOM_JOB_TOKEN."""
@@ -1005,6 +1023,95 @@ class Store:
         """Forget kept replies that were delivered."""
         async with self._write("forget delivered replies") as conn:
             await outbox_sql.done(conn, ids)
+
+    # --- schedules (SPEC §5.7); the SQL is in store/schedules.py ---------------------------
+    # Every change is written with its audit entry in one transaction: no audit, no change.
+
+    async def add_schedule(
+        self,
+        *,
+        cron: str,
+        tz: str,
+        command: str,
+        room: str,
+        creator: str,
+        now: datetime,
+        audit: Callable[[Schedule], AuditEvent],
+    ) -> Schedule:
+        """Record a new schedule together with the audit entry `audit` makes of it."""
+        async with self._audit_transaction("record a schedule") as conn:
+            schedule = await schedule_sql.create(
+                conn, cron=cron, tz=tz, command=command, room=room, creator=creator, now=now
+            )
+            await _insert_audit(conn, audit(schedule))
+        return schedule
+
+    async def schedule(self, schedule_id: int) -> Schedule | None:
+        """One schedule, or None."""
+        async with self._read(f"read schedule {schedule_id}") as conn:
+            return await schedule_sql.get(conn, schedule_id)
+
+    async def schedules(
+        self, *, room: str | None = None, creator: str | None = None, active: bool = False
+    ) -> list[Schedule]:
+        """Schedules in id order, optionally of one room or creator, or only unpaused ones."""
+        async with self._read("list schedules") as conn:
+            return await schedule_sql.find(conn, room=room, creator=creator, active=active)
+
+    async def count_schedules(self, *, creator: str) -> int:
+        """How many schedules `creator` has."""
+        async with self._read("count schedules") as conn:
+            return await schedule_sql.count(conn, creator=creator)
+
+    async def remove_schedule(self, schedule_id: int, *, audit: AuditEvent) -> bool:
+        """Delete a schedule and record `audit`; False (nothing recorded) when it was gone."""
+        async with self._audit_transaction(f"remove schedule {schedule_id}") as conn:
+            removed = await schedule_sql.remove(conn, schedule_id)
+            if removed:
+                await _insert_audit(conn, audit)
+        return removed
+
+    async def pause_schedule(
+        self, schedule_id: int, *, paused: bool, now: datetime, audit: AuditEvent
+    ) -> Schedule | None:
+        """Pause (or resume) and record `audit`; None, nothing recorded, when nothing changed."""
+        async with self._audit_transaction(f"pause or resume schedule {schedule_id}") as conn:
+            changed = await schedule_sql.set_paused(conn, schedule_id, paused=paused, now=now)
+            if changed is not None:
+                await _insert_audit(conn, audit)
+        return changed
+
+    async def claim_schedule(
+        self,
+        schedule_id: int,
+        *,
+        version: int,
+        cursor: datetime,
+        due: datetime | None,
+        result: str,
+        audit: Sequence[AuditEvent],
+    ) -> bool:
+        """Claim the due times up to `cursor` (see `schedules.claim`) and record `audit`.
+
+        True for exactly one process per version; the others record nothing.
+        """
+        async with self._audit_transaction(f"claim schedule {schedule_id}") as conn:
+            claimed = await schedule_sql.claim(
+                conn, schedule_id, version=version, cursor=cursor, due=due, result=result
+            )
+            if claimed:
+                for event in audit:
+                    await _insert_audit(conn, event)
+        return claimed
+
+    async def schedule_ran(
+        self, schedule_id: int, *, due: datetime, job_id: int | None, result: str
+    ) -> None:
+        """Record what came of the firing at `due`."""
+        async with self._write(f"record what schedule {schedule_id} ran") as conn:
+            await schedule_sql.record_result(
+                conn, schedule_id, due=due, job_id=job_id, result=result
+            )
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from opsroom.web.api import PREFIX, api_router
 from opsroom.web.auth import Identity, LoginRequired, api_identity, login_redirect
 from opsroom.web.context import WebContext
 from opsroom.web.gate import Gate, Limits, validation_problem
+from opsroom.web.hooks import router as hooks_router
 from opsroom.web.hub import Hub
 from opsroom.web.logs import RequestLog
 from opsroom.web.metrics import Metrics
@@ -52,6 +53,7 @@ def create_app(
     )
     app.state.ctx = ctx
     app.include_router(ops_router)
+    app.include_router(hooks_router)
     app.include_router(api_router())
     app.include_router(page_router())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

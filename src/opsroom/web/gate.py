@@ -7,9 +7,9 @@ reads through a counter and a clock: a chunked body that passes the limit is cut
 with 413, one that trickles past `body_timeout` with 408. A response sent before the
 body was read closes the connection, so nobody drains a 50 MB upload it refused.
 
-Open without a login: /healthz, /metrics, static files, the login form and the single
-sign-on redirects (small bodies only), and /hooks/* (the platforms calling us: the
-endpoint checks their signature before it parses anything). Everything else needs a
+Open without a login: /healthz, /metrics, the favicon, static files, the login form and
+the single sign-on redirects (small bodies only), and /hooks/* (the platforms calling us:
+the endpoint checks their signature before it parses anything). Everything else needs a
 session or an API token, so a new route is closed unless listed here.
 """
 
@@ -41,13 +41,13 @@ _CLOSE = (b"connection", b"close")
 class Access(Enum):
     """What a path asks of the caller before its body may be read."""
 
-    OPEN = "open"  # health, metrics, static files, single sign-on redirects
+    OPEN = "open"  # health, metrics, favicon, static files, single sign-on redirects
     LOGIN = "login"  # the login form: before any login by nature
     HOOK = "hook"  # a platform calling us; its endpoint checks the signature
     USER = "user"  # everything else: a session or an API token
 
 
-_OPEN = frozenset({"/healthz", "/metrics", "/login/oidc", "/login/oidc/callback"})
+_OPEN = frozenset({"/healthz", "/metrics", "/favicon.ico", "/login/oidc", "/login/oidc/callback"})
 
 
 def access_of(path: str) -> Access:

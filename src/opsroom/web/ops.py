@@ -1,9 +1,11 @@
-"""Operations endpoints without login: /healthz and Prometheus /metrics."""
+"""Endpoints without login: /healthz, Prometheus /metrics and the favicon."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from opsroom.app import job_isolation_summary
 from opsroom.errors import StoreError
@@ -11,6 +13,7 @@ from opsroom.web.context import WebContext
 from opsroom.web.metrics import CONTENT_TYPE
 
 router = APIRouter(include_in_schema=False)
+FAVICON = Path(__file__).resolve().parent / "static" / "favicon.svg"
 
 
 @router.get("/healthz")
@@ -27,6 +30,10 @@ async def healthz(request: Request) -> JSONResponse:
         status = "degraded"
     body = {"status": status, "catalog": len(ctx.engine.catalog.commands), "store": store}
     body["jobs"] = job_isolation_summary(ctx.engine.settings)  # how jobs are contained here
+    deployer = ctx.engine.deployer
+    if deployer.git is not None or deployer.rejected is not None:
+        # Serving still, but maybe not the newest: a failed fetch or a rejected version.
+        body["catalog_deploy"] = deployer.status()
     return JSONResponse(body, status_code=200 if status == "ok" else 503)
 
 
@@ -35,3 +42,11 @@ async def metrics(request: Request) -> Response:
     """Prometheus exposition format."""
     ctx: WebContext = request.app.state.ctx
     return Response(await ctx.metrics.render(ctx.store), media_type=CONTENT_TYPE)
+
+
+@router.get("/favicon.ico")
+async def favicon() -> FileResponse:
+    """The icon, for browsers that ask before reading a page's <link rel="icon">."""
+    return FileResponse(
+        FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"}
+    )

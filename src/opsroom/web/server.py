@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
 import socket
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -24,12 +26,13 @@ from opsroom.adapters.base import ConnectionState
 from opsroom.bridge import Bridge, create_adapters, engine_services
 from opsroom.errors import ConfigError
 from opsroom.model.jobs import JobState
-from opsroom.web.accounts import ADMIN, bootstrap_admin
+from opsroom.web.accounts import ADMIN, bootstrap_admin, has_demo_roles
 from opsroom.web.app import context_of, create_app
 from opsroom.web.context import WebContext
 
 if TYPE_CHECKING:
     from opsroom.app import App
+    from opsroom.router.scheduler import Scheduler
 
 log = logging.getLogger("opsroom.serve")
 ADOPT_EVERY = 3.0  # seconds between looks for orphaned queued jobs
@@ -195,8 +198,11 @@ async def serve(
             ctx.bridges[adapter.name] = bridge
             background.append(asyncio.create_task(bridge.run()))
             echo(f"  chat: {adapter.name} adapter started")
+        # Schedules fire once the bridges exist: their replies take the same way as chat's.
+        background.append(asyncio.create_task(_scheduler(ctx).run()))
         if adapters:
             background.append(asyncio.create_task(_every(5.0, lambda: _adapter_states(ctx))))
+        background += await _keep_catalog_current(ctx, echo)
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({stopped, server_task}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
@@ -222,19 +228,50 @@ async def serve(
 
 def _announce(echo: Callable[[str], None], url: str, engine: App, password: str | None) -> None:
     echo(f"opsroom is serving on {url}")
-    echo(f"  catalog: {engine.catalog.root} ({len(engine.catalog.commands)} commands)")
+    count = len(engine.catalog.commands)
+    echo(f"  catalog: {engine.deployer.label} ({count} command{'' if count == 1 else 's'})")
     if password is not None:
         echo(f'  web account "{ADMIN}" has the password: {password}')
         echo("  It is shown only this once and stored only as a hash.")
         echo(f"  Log in at {url}/login")
-        echo("  Lost it? Start with: opsroom serve --reset-admin-password")
+        echo(f"  Lost it? Start with: {opsroom_command()} serve --reset-admin-password")
     else:
         echo(f"  Log in at {url}/login with your web account")
+    if has_demo_roles(engine.settings):
+        echo(
+            "  Approvals demo: !storage decommission netapp-legacy waits until a second "
+            f"account approves it; add one with: {opsroom_command()} user add bob"
+        )
     sys.stdout.flush()
 
 
+def opsroom_command(
+    argv0: str | None = None, *, cwd: Path | None = None, path: str | None = None
+) -> str:
+    """How to run opsroom again from this folder: `opsroom` only when that is on PATH.
+
+    Started by `./scripts/start` (a checkout's own .venv), that script; else the path of
+    the running executable, relative to the folder when it lies inside it.
+    """
+    here = Path.cwd() if cwd is None else cwd
+    started = Path(argv0 if argv0 is not None else sys.argv[0])
+    if started.name == "__main__.py":  # python -m opsroom
+        return f"{Path(sys.executable).name} -m opsroom"
+    exe = (here / started).resolve() if not started.is_absolute() else started.resolve()
+    found = shutil.which("opsroom", path=path)
+    if found is not None and Path(found).resolve() == exe:
+        return "opsroom"
+    start = here / "scripts" / "start"
+    if start.is_file() and exe == (here / ".venv" / "bin" / "opsroom").resolve():
+        return "./scripts/start"
+    try:
+        return str(exe.relative_to(here.resolve()))
+    except ValueError:
+        return str(exe)
+
+
 def _mount_hooks(web: Any, adapters: list[Any]) -> None:
-    """Platforms that call us over HTTP (Slack's Events API mode) get their endpoint."""
+    """Platforms that call us over HTTP (Slack's Events API mode, Mattermost) get endpoints."""
     from starlette.routing import Route
 
     for adapter in adapters:
@@ -246,6 +283,49 @@ def _mount_hooks(web: Any, adapters: list[Any]) -> None:
             web.router.routes.append(
                 Route("/hooks/slack", slack_http_endpoint(adapter), methods=["POST"])
             )
+        if adapter.name == "teams":
+            from opsroom.adapters.teams import teams_http_endpoint
+
+            # The Bot Connector's JWT is checked by the endpoint before the body is read.
+            web.router.routes.append(
+                Route("/hooks/teams", teams_http_endpoint(adapter), methods=["POST"])
+            )
+        elif adapter.name == "mattermost":
+            from opsroom.adapters.mattermost import mattermost_hook_endpoint
+
+            # `/ops` checks its command token, a click the secret in its button's context.
+            for kind in ("command", "actions"):
+                endpoint = mattermost_hook_endpoint(adapter, kind)
+                web.router.routes.append(
+                    Route(f"/hooks/mattermost/{kind}", endpoint, methods=["POST"])
+                )
+
+
+def _scheduler(ctx: WebContext) -> Scheduler:
+    """The firing loop of schedules (SPEC §5.7); its jobs are tracked like the web's."""
+    from opsroom.router.scheduler import Scheduler
+
+    return Scheduler(ctx.engine.dispatcher, send_for=ctx.sender_for, spawn=ctx.spawn)
+
+
+async def _keep_catalog_current(
+    ctx: WebContext, echo: Callable[[str], None]
+) -> list[asyncio.Task[Any]]:
+    """Announce catalog changes (SPEC §10) and start polling or watching for them."""
+    deployer = ctx.engine.deployer
+
+    async def announce(room: str, reply: Any) -> None:
+        await ctx.sender_for(room)(reply)
+
+    await deployer.attach(announce, console=echo)
+    if deployer.webhook_error:
+        echo(f"  warning: {deployer.webhook_error}; POST /hooks/git answers 401")
+    tasks = [asyncio.create_task(deployer.warm())]
+    if deployer.polls:
+        tasks.append(asyncio.create_task(deployer.poll_forever()))
+    if deployer.watches:
+        tasks.append(asyncio.create_task(deployer.watch_forever()))
+    return tasks
 
 
 async def _adapter_states(ctx: WebContext) -> None:

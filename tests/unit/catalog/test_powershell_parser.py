@@ -173,11 +173,8 @@ EXPECTED_PROBLEMS = {
         Problem(1, "missing .SYNOPSIS", WARN),
         Problem(6, ".PARAMETER ComputerName documents no parameter of this script", WARN),
     ),
-    "Set-ServiceConfig.ps1": (
-        Problem(9, "parameter $Settings: type [hashtable] cannot be given in chat"),
-        Problem(11, "parameter $Credential: type [PSCredential] cannot be given in chat"),
-        Problem(13, "parameter $Filter: type [scriptblock] cannot be given in chat"),
-    ),
+    # Optional [hashtable], [PSCredential] and [scriptblock] parameters are left out of chat.
+    "Set-ServiceConfig.ps1": (),
     "Invoke-DbFailover.ps1": (
         Problem(14, "parameter $AvailabilityGroup is mandatory but has a default"),
     ),
@@ -297,19 +294,50 @@ def test_types(declaration: str, type_: ParamType, multiple: bool) -> None:
     ("declaration", "written"),
     [
         ("[hashtable]$X", "[hashtable]"),
-        ("[PSCredential]$X", "[PSCredential]"),
+        ("[System.Collections.Hashtable]$X", "[System.Collections.Hashtable]"),
         ("[scriptblock]$X", "[scriptblock]"),
-        ("[securestring]$X", "[securestring]"),
         ("[switch[]]$X", "[switch[]]"),
+    ],
+)
+def test_types_chat_cannot_write_are_left_out_or_mandatory_errors(
+    declaration: str, written: str
+) -> None:
+    optional = with_params(declaration)
+    assert (optional.params, optional.credentials, optional.problems) == ((), (), ())
+    mandatory = with_params(f"[Parameter(Mandatory)]{declaration}")
+    assert mandatory.params == ()
+    assert mandatory.problems == (
+        Problem(6, f"parameter $X: type {written} cannot be given in chat, and it is mandatory"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("declaration", "multiple", "note"),
+    [
+        ("[DbaInstanceParameter[]]$X", True, "each text to [DbaInstanceParameter[]]"),
+        ("[object]$X", False, "the text to [object]"),
+        ("[psobject]$X", False, "the text to [psobject]"),
+        ("[ipaddress]$X", False, "the text to [ipaddress]"),
+        ("[System.IO.FileInfo]$X", False, "the text to [System.IO.FileInfo]"),
         (
             "[System.Collections.Generic.List[string]]$X",
-            "[System.Collections.Generic.List[string]]",
+            True,
+            "each text to [System.Collections.Generic.List[string]]",
         ),
     ],
 )
-def test_types_chat_cannot_carry_are_errors(declaration: str, written: str) -> None:
-    parsed = with_params(declaration)
-    assert parsed.problems == (Problem(6, f"parameter $X: type {written} cannot be given in chat"),)
+def test_other_types_are_text_converted_by_powershell(
+    declaration: str, multiple: bool, note: str
+) -> None:
+    parsed = parse_powershell(
+        f"<#\n.SYNOPSIS\n    T.\n.PARAMETER X\n    The thing.\n#>\nparam({declaration})\n"
+    )
+    assert parsed.problems == ()
+    assert parsed.params == (
+        ParamSpec(
+            "X", S, multiple=multiple, help=f"The thing. (PowerShell converts {note}.)", line=7
+        ),
+    )
 
 
 @pytest.mark.parametrize(

@@ -70,3 +70,30 @@ def test_reply_to_dict_keeps_structure() -> None:
 )
 def test_for_terminal_removes_sequences_and_shows_controls(raw: str, shown: str) -> None:
     assert for_terminal(raw) == shown
+
+
+def test_inline_code_shows_without_backticks_in_a_terminal() -> None:
+    reply = Reply(
+        (
+            Text("Say `!approve 7` or `!deny 7 <reason>`."),
+            Status("needs approval — `!approve 7`", "warning"),
+        )
+    )
+    assert render_reply(reply).splitlines() == [
+        "Say !approve 7 or !deny 7 <reason>.",
+        "! needs approval — !approve 7",
+    ]
+    # Script output is shown exactly as printed, backticks included.
+    assert render_reply(Reply((Code(("echo `date`",)),))) == "  echo `date`"
+
+
+def test_an_error_keeps_its_usage_on_a_line_of_its_own() -> None:
+    shown = "--store: 'abc' is not a whole number\nusage: !store status <store>"
+    assert render_reply(Reply((Status(shown, "error"),))).splitlines() == [
+        "✖ --store: 'abc' is not a whole number",
+        "usage: !store status <store>",
+    ]
+
+
+def test_one_line_left_out_is_one_line() -> None:
+    assert render_reply(Reply((Code(("b",), more=1),))).splitlines()[0] == "… 1 more line"

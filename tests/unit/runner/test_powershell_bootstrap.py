@@ -6,6 +6,7 @@ and the `pwsh` tests run it for real wherever PowerShell is installed.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ from types import MappingProxyType
 
 import pytest
 
+from opsroom.catalog.scan import load_catalog
 from opsroom.config import RunnerSettings
 from opsroom.model.commands import CommandSpec, Invocation, Language, ParamSpec, ParamType
 from opsroom.model.jobs import (
@@ -23,7 +25,7 @@ from opsroom.model.jobs import (
     ProgressEvent,
     TableEvent,
 )
-from opsroom.runner.argv import POWERSHELL_BOOTSTRAP, build_launch
+from opsroom.runner.argv import POWERSHELL_BOOTSTRAP, Launch, build_launch
 from opsroom.runner.local import run_local
 
 SOURCE = POWERSHELL_BOOTSTRAP.read_text(encoding="utf-8")
@@ -56,10 +58,10 @@ def test_binds_only_declared_non_common_parameters() -> None:
 
 
 def test_whatif_only_when_dry_run_and_the_script_supports_it() -> None:
-    whatif = [line for line in code_lines() if "WhatIf" in line]
+    whatif = [line.strip() for line in code_lines() if "WhatIf" in line]
     assert whatif == [
         "if ($env:OPSROOM_DRY_RUN -eq '1' -and $command.Parameters.ContainsKey('WhatIf')) {",
-        "    $splat['WhatIf'] = [switch]$true",
+        "$splat['WhatIf'] = [switch]$true",
     ]
 
 
@@ -88,7 +90,44 @@ def test_exit_status_follows_the_script() -> None:
     code = "\n".join(code_lines())
     assert "$exitCode = $global:LASTEXITCODE" in code
     assert "$exitCode = 1" in code
-    assert code.rstrip().endswith("exit $exitCode")
+    run = code[code.index("function Invoke-OpsroomCommand") :]
+    assert run[: run.index("\n}\n")].rstrip().endswith("exit $exitCode")
+    # Every way of running ends in exit: nothing falls through to run the file another way.
+    assert code.rstrip().endswith("}\nexit 2")
+
+
+def test_requires_are_checked_before_the_file_is_loaded_or_imported() -> None:
+    code = "\n".join(code_lines())
+    check = code.index("Test-OpsroomRequires $requires")
+    assert check < code.index("Invoke-OpsroomModuleFunction $OpsroomScriptPath")
+    assert check < code.index("Invoke-OpsroomFunctionFile $OpsroomScriptPath")
+    assert check < code.index("$ExecutionContext.InvokeCommand.GetCommand($OpsroomScriptPath")
+    assert "Get-Module -ListAvailable -Name ([string]$m.name)" in code
+    assert "missing module$s $($missing -join ', ') (#Requires -Modules)" in code
+
+
+def test_a_function_file_is_dot_sourced_once_in_a_scope_of_its_own() -> None:
+    code = "\n".join(code_lines())
+    body = code[code.index("function Invoke-OpsroomFunctionFile") :]
+    body = body[: body.index("\n}\n")]
+    assert body.count(". $OpsroomPath") == 1
+    assert "Get-Command -Name $OpsroomName -CommandType @('Function', 'Filter')" in body
+    assert body.rstrip().endswith("Invoke-OpsroomCommand $command $splat")
+    # A module is imported by its path in the catalog, never by name.
+    assert "Import-Module -Name $OpsroomPath -PassThru -Force" in code
+    assert "$module.ExportedFunctions.Values" in code
+
+
+def test_credentials_come_from_the_environment_and_are_never_printed() -> None:
+    code = "\n".join(code_lines())
+    body = code[code.index("function New-OpsroomCredential") :]
+    body = body[: body.index("\n}\n")]
+    assert "[Environment]::GetEnvironmentVariable($Secret)" in body
+    assert "[System.Management.Automation.PSCredential]::new($user, $secure)" in body
+    # Messages name the secret, never a value: none interpolates $raw, $user or $password.
+    for line in body.splitlines():
+        if "Stop-OpsroomBootstrap" in line:
+            assert not re.search(r"\$(raw|user|password|fields)\b", line.split("Stop-Opsroom")[1])
 
 
 # --- real runs, wherever pwsh exists -----------------------------------------------------
@@ -220,4 +259,269 @@ async def test_pwsh_refuses_a_common_parameter(tmp_path: Path) -> None:
     events: list[JobEvent] = []
     end = await run_local(launch, timeout=60, kill_grace=2, on_event=events.append)
     assert end.state is JobState.FAILED
+    assert "ran" not in stdout(events)
+
+
+# --- what the bootstrap is given (SPEC §3.10), exactly, on every host ------------------------
+
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "powershell"
+
+
+@pytest.fixture
+def fake_pwsh(tmp_path: Path) -> str:
+    """A stand-in runtime on disk, so the launch can be checked where pwsh is absent."""
+    exe = tmp_path / "bin" / "pwsh"
+    exe.parent.mkdir()
+    exe.write_text("#!/bin/sh\nexit 0\n")
+    exe.chmod(0o755)
+    return str(exe)
+
+
+def launch_of(
+    spec: CommandSpec,
+    root: Path,
+    pwsh: str,
+    params: dict[str, object] | None = None,
+    secrets: dict[str, str] | None = None,
+) -> Launch:
+    return build_launch(
+        spec,
+        Invocation(spec.name, MappingProxyType(params or {})),  # type: ignore[arg-type]
+        catalog_root=root,
+        job_id=3,
+        requester="local:alice",
+        room="local:term",
+        settings=RunnerSettings(pwsh=pwsh),
+        secrets=secrets or {},
+        base_env={},
+        workdir=root,
+    )
+
+
+def ps_env(launch: Launch) -> dict[str, str]:
+    return {k: v for k, v in launch.env.items() if k.startswith("OPSROOM_PS_")}
+
+
+def test_a_function_file_is_launched_naming_its_function(fake_pwsh: str) -> None:
+    root = FIXTURES / "functions"
+    catalog = load_catalog(root, commit="")
+    spec = next(c for c in catalog.commands if c.name == "get-diskspacereport")
+    got = launch_of(spec, root, fake_pwsh, {"ComputerName": ("web01", "-Force")})
+    assert got.argv == (
+        fake_pwsh,
+        "-NoLogo",
+        "-NoProfile",
+        "-NonInteractive",
+        "-File",
+        str(POWERSHELL_BOOTSTRAP),
+        str(root / "Get-DiskSpaceReport.ps1"),
+    )
+    assert ps_env(got) == {
+        "OPSROOM_PS_FUNCTION": "Get-DiskSpaceReport",
+        "OPSROOM_PS_REQUIRES": '{"admin": false, "editions": [], "modules": [], "version": "5.1"}',
+    }
+    assert got.env["OPSROOM_PARAMS"] == '{"ComputerName": ["web01", "-Force"]}'
+    assert json.loads(got.env["OPSROOM_PARAM_TYPES"]) == {
+        "ComputerName": "string[]",
+        "ThresholdPercent": "int",
+        "Unit": "string",
+    }
+
+
+def test_a_plain_script_is_run_as_itself_after_its_requirements(fake_pwsh: str) -> None:
+    root = FIXTURES
+    spec = next(c for c in load_catalog(root, commit="").commands if c.name == "unlock-adaccount")
+    got = launch_of(spec, root, fake_pwsh)
+    assert got.argv[-1] == str(root / "Unlock-ADAccount.ps1")
+    assert ps_env(got) == {
+        "OPSROOM_PS_REQUIRES": (
+            '{"admin": false, "editions": [], "modules": [{"exact": null, "label": '
+            '"ActiveDirectory", "maximum": null, "minimum": null, "name": "ActiveDirectory"}], '
+            '"version": "5.1"}'
+        )
+    }
+
+
+def test_a_module_function_is_launched_with_its_module_and_credential(
+    fake_pwsh: str,
+) -> None:
+    root = FIXTURES / "modules"
+    specs = {c.name: c for c in load_catalog(root, commit="").commands}
+    spec = specs["adtools disable-adstaleuser"]
+    value = "CORP\\svc-disable:p@ss:word"
+    got = launch_of(spec, root, fake_pwsh, {"Identity": "jdoe"}, {"AD_SVC": value})
+    assert got.argv[-1] == str(root / "AdTools" / "AdTools.psm1")
+    assert ps_env(got) == {
+        "OPSROOM_PS_FUNCTION": "Disable-AdStaleUser",
+        "OPSROOM_PS_REQUIRES": (
+            '{"admin": false, "editions": [], "modules": [{"exact": null, "label": '
+            '"ActiveDirectory", "maximum": null, "minimum": null, "name": "ActiveDirectory"}], '
+            '"version": null}'
+        ),
+        "OPSROOM_PS_CREDENTIALS": '{"Credential": {"secret": "AD_SVC", "type": "pscredential"}}',
+    }
+    # The secret reaches the bootstrap through the environment only.
+    assert got.env["AD_SVC"] == value
+    assert not any(value in a or "p@ss" in a for a in got.argv)
+    assert "p@ss" not in got.env["OPSROOM_PARAMS"] + got.env["OPSROOM_PS_CREDENTIALS"]
+    manifest = specs["nettools get-netlease"]
+    assert launch_of(manifest, root, fake_pwsh).argv[-1] == str(root / "NetTools/NetTools.psd1")
+
+
+def test_a_secret_cannot_shadow_what_the_bootstrap_reads(fake_pwsh: str, tmp_path: Path) -> None:
+    spec = CommandSpec(
+        name="a",
+        path="A.ps1",
+        language=Language.POWERSHELL,
+        entry="Get-A",
+        secrets=("OPSROOM_PS_FUNCTION", "OPSROOM_PS_CREDENTIALS"),
+    )
+    got = launch_of(
+        spec,
+        tmp_path,
+        fake_pwsh,
+        secrets={"OPSROOM_PS_FUNCTION": "Remove-Everything", "OPSROOM_PS_CREDENTIALS": "{}"},
+    )
+    assert ps_env(got) == {"OPSROOM_PS_FUNCTION": "Get-A"}
+
+
+# --- end to end, wherever pwsh exists ---------------------------------------------------------
+
+FUNCTION_FILE = r"""$script:loads = 1 + [int]$env:COUNT_LOADS
+[Console]::Out.WriteLine("file loaded")
+
+function Format-Greeting([string]$Text) { ">> $Text" }
+
+<#
+.SYNOPSIS
+Greet people, through a helper of the same file.
+#>
+function Send-Greeting {
+    [CmdletBinding(SupportsShouldProcess)]
+    param(
+        [Parameter(Mandatory)][string[]]$Name,
+        [int]$Times = 1,
+        [pscredential]$Credential
+    )
+    foreach ($n in $Name) { foreach ($i in 1..$Times) { Format-Greeting "hello $n" } }
+    "whatif=$([bool]$WhatIfPreference)"
+    if ($Credential) {
+        "user=$($Credential.UserName) pwlen=$($Credential.GetNetworkCredential().Password.Length)"
+    }
+}
+"""
+
+MODULE_PSM1 = r"""$Public = @(Get-ChildItem -Path (Join-Path $PSScriptRoot 'Public') -Filter *.ps1)
+$Private = @(Get-ChildItem -Path (Join-Path $PSScriptRoot 'Private') -Filter *.ps1)
+foreach ($f in @($Public + $Private)) { . $f.FullName }
+Export-ModuleMember -Function $Public.BaseName
+"""
+
+MODULE_PUBLIC = r"""function Get-Till {
+    <#
+    .SYNOPSIS
+    Show a till.
+    #>
+    param([Parameter(Mandatory)][int]$Store, [securestring]$Pin)
+    "till of store $(Format-Store $Store)"
+    if ($Pin) { "pin length $([System.Net.NetworkCredential]::new('', $Pin).Password.Length)" }
+}
+"""
+
+MODULE_PRIVATE = "function Format-Store([int]$Id) { 'S{0:d4}' -f $Id }\n"
+
+
+def ps_catalog(tmp_path: Path) -> Path:
+    root = tmp_path / "catalog"
+    (root / "greet").mkdir(parents=True)
+    (root / "greet" / "Send-Greeting.ps1").write_text(FUNCTION_FILE, encoding="utf-8")
+    (root / "greet" / "Send-Greeting.ps1.opsroom.toml").write_text(
+        '[params.Credential]\nsecret = "GREET_SVC"\n', encoding="utf-8"
+    )
+    (root / "Tills" / "Public").mkdir(parents=True)
+    (root / "Tills" / "Private").mkdir()
+    (root / "Tills" / "Tills.psm1").write_text(MODULE_PSM1, encoding="utf-8")
+    (root / "Tills" / "Public" / "Get-Till.ps1").write_text(MODULE_PUBLIC, encoding="utf-8")
+    (root / "Tills" / "Public" / "Get-Till.ps1.opsroom.toml").write_text(
+        '[params.Pin]\nsecret = "TILL_PIN"\n', encoding="utf-8"
+    )
+    (root / "Tills" / "Private" / "Format-Store.ps1").write_text(MODULE_PRIVATE, encoding="utf-8")
+    (root / "Needy.ps1").write_text(
+        "#Requires -Modules Opsroom.NoSuchModule\n"
+        "function Needy {\n<#\n.SYNOPSIS\n    N.\n#>\nparam()\n'ran'\n}\n",
+        encoding="utf-8",
+    )
+    return root
+
+
+async def run_command(
+    tmp_path: Path,
+    name: str,
+    params: dict[str, object],
+    secrets: dict[str, str] | None = None,
+    *,
+    dry_run: bool = False,
+) -> tuple[list[JobEvent], JobState, int | None]:
+    root = ps_catalog(tmp_path)
+    catalog = load_catalog(root, commit="")
+    assert [i for i in catalog.issues if i.severity.value == "error"] == []
+    spec = next(c for c in catalog.commands if c.name == name)
+    launch = build_launch(
+        spec,
+        Invocation(name, MappingProxyType(params), dry_run=dry_run),  # type: ignore[arg-type]
+        catalog_root=root,
+        job_id=1,
+        requester="local:alice",
+        room="local:term",
+        settings=RunnerSettings(),
+        secrets=secrets or {},
+        workdir=tmp_path,
+    )
+    events: list[JobEvent] = []
+    end = await run_local(launch, timeout=120, kill_grace=2, on_event=events.append)
+    return events, end.state, end.exit_code
+
+
+def stderr(events: list[JobEvent]) -> str:
+    return "\n".join(e.text for e in events if isinstance(e, OutputLine) and e.stream == "stderr")
+
+
+@pytest.mark.pwsh
+@needs_pwsh
+async def test_pwsh_runs_a_function_file_once_with_its_parameters(tmp_path: Path) -> None:
+    events, state, code = await run_command(
+        tmp_path,
+        "greet send-greeting",
+        {"Name": ["Ada", "-Force"], "Times": 2},
+        {"GREET_SVC": "CORP\\greeter:pa:ss"},
+        dry_run=True,
+    )
+    assert (state, code) == (JobState.SUCCEEDED, 0), stderr(events)
+    assert stdout(events) == [
+        "file loaded",
+        ">> hello Ada",
+        ">> hello Ada",
+        ">> hello -Force",
+        ">> hello -Force",
+        "whatif=True",
+        "user=CORP\\greeter pwlen=5",
+    ]
+
+
+@pytest.mark.pwsh
+@needs_pwsh
+async def test_pwsh_imports_a_module_and_calls_its_function(tmp_path: Path) -> None:
+    events, state, code = await run_command(
+        tmp_path, "tills get-till", {"Store": 42}, {"TILL_PIN": '{"password": "0451"}'}
+    )
+    assert (state, code) == (JobState.SUCCEEDED, 0), stderr(events)
+    assert stdout(events) == ["till of store S0042", "pin length 4"]
+
+
+@pytest.mark.pwsh
+@needs_pwsh
+async def test_pwsh_a_missing_required_module_fails_at_once_naming_it(tmp_path: Path) -> None:
+    events, state, code = await run_command(tmp_path, "needy", {})
+    assert (state, code) == (JobState.FAILED, 2)
+    assert "missing module Opsroom.NoSuchModule (#Requires -Modules)" in stderr(events)
     assert "ran" not in stdout(events)

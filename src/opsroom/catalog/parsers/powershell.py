@@ -1,4 +1,4 @@
-"""Metadata of a PowerShell script: comment-based help and the `param()` block (SPEC §3.3).
+"""Metadata of a PowerShell file: comment-based help, `param()`, `#Requires` (SPEC §3.3, §3.10).
 
 Read with the tree-sitter PowerShell grammar; the script is never run. Decisions worth knowing:
 
@@ -12,8 +12,16 @@ Read with the tree-sitter PowerShell grammar; the script is never run. Decisions
   kept as `default_text` — the script computes it itself.
 - `[ValidatePattern()]` is case-insensitive in PowerShell, so `(?i)` is prefixed unless
   `Options` is given without `IgnoreCase`.
-- Types are the SPEC's list (with .NET full names, `[single]`, `[byte]`...); any other type
-  (`[hashtable]`, `[PSCredential]`, `[guid]`...) is an error: chat cannot give such a value.
+- Types are the SPEC's list (with .NET full names, `[single]`, `[byte]`...). SPEC §3.10 for
+  the rest: `[pscredential]`/`[securestring]` are credentials (filled from a secret, never
+  chat parameters); `[hashtable]`/`[scriptblock]` are left out, or an error when mandatory;
+  any other type (`[DbaInstanceParameter[]]`, `[object]`, `[guid]`) is text PowerShell
+  converts, with a note in its help. Common parameters (`-Verbose`...) are never the command's.
+- A file without a top-level `param()` that defines one function, or one named like the file,
+  is that function (`entry`); several functions, none named like it, are a library. A file
+  whose own top-level code calls the function stays a script: calling it again would run it
+  twice.
+- `#Requires` lines count wherever they stand, but not inside a block comment or a string.
 - `[ValidateRange('Positive')]` is (1, None) — exact for integers, stricter than PowerShell
   for fractions; a bound that is not a literal (`[int]::MaxValue`) is no bound.
 - A syntax error inside `param()` is an error (e.g. `$X = 'a', 'b'`: PowerShell needs `@()`);
@@ -26,13 +34,25 @@ import re
 import textwrap
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import TYPE_CHECKING, Final
 
 from opsroom.catalog.parsers.base import ParsedScript, Problem
 from opsroom.model.catalog import Severity
-from opsroom.model.commands import ParamSpec, ParamType, ParamValue, Scalar, parse_iso_datetime
+from opsroom.model.commands import (
+    CredentialKind,
+    CredentialParam,
+    ModuleRequirement,
+    ParamSpec,
+    ParamType,
+    ParamValue,
+    PowerShellRequires,
+    Scalar,
+    parse_iso_datetime,
+)
 from opsroom.model.patterns import PatternError, check_pattern
 
 if TYPE_CHECKING:
@@ -76,7 +96,7 @@ _KEYWORD_LINE = re.compile(r"^\s*\.([A-Za-z]+)(?:[ \t]+(.*?))?\s*$")
 _PROMPT = re.compile(r"^PS(?: [^>]*)?>\s*")
 
 _TYPES: Final = {
-    **dict.fromkeys(_words("string char object psobject"), ParamType.STRING),
+    **dict.fromkeys(_words("string char"), ParamType.STRING),
     **dict.fromkeys(
         _words(
             "int int16 int32 int64 long short byte sbyte uint uint16 uint32 uint64 ulong ushort"
@@ -89,6 +109,30 @@ _TYPES: Final = {
     **dict.fromkeys(_words("switch switchparameter"), ParamType.SWITCH),
     "datetime": ParamType.DATETIME,
 }
+# Filled from a secret a sidecar maps (SPEC §3.10), never typed in chat.
+_CREDENTIAL_TYPES: Final = {
+    "pscredential": CredentialKind.PSCREDENTIAL,
+    "management.automation.pscredential": CredentialKind.PSCREDENTIAL,
+    "securestring": CredentialKind.SECURESTRING,
+    "security.securestring": CredentialKind.SECURESTRING,
+}
+# Values chat cannot write at all: left out when optional, an error when mandatory.
+_CODE_TYPES: Final = frozenset(
+    _words(
+        "hashtable collections.hashtable scriptblock management.automation.scriptblock"
+        " collections.idictionary collections.specialized.ordereddictionary"
+    )
+)
+# A generic collection (`List[string]`) binds from a list of texts, like `[string[]]`.
+_COLLECTION = re.compile(r"(?i)(?:list|collection|enumerable|set)`?\d*\[")
+# PowerShell's common parameters: never a command's own, whatever a script declares.
+COMMON_PARAMETERS: Final = frozenset(
+    _words(
+        "verbose debug erroraction warningaction informationaction progressaction"
+        " errorvariable warningvariable informationvariable outvariable outbuffer"
+        " pipelinevariable whatif confirm usetransaction"
+    )
+)
 _RANGE_KINDS: Final[dict[str, tuple[int | None, int | None]]] = {
     "positive": (1, None),
     "nonnegative": (0, None),
@@ -115,8 +159,36 @@ _COMPUTED: Final = _NotLiteral()
 _Value = Scalar | tuple[Scalar, ...] | None
 
 
+# The bytes of the file being read. Its tree was parsed from a copy in which non-ASCII letters
+# were swapped for ASCII ones (see `_for_grammar`), so names are read back from here.
+_SOURCE: ContextVar[bytes | None] = ContextVar("powershell_source", default=None)
+
+
+@contextmanager
+def _reading(data: bytes) -> Iterator[None]:
+    token = _SOURCE.set(data)
+    try:
+        yield
+    finally:
+        _SOURCE.reset(token)
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _for_grammar(text: str) -> bytes:
+    """`text` as the grammar can parse it: it takes no non-ASCII letter in a name
+    (`$Identité`), so each becomes as many ASCII letters as its UTF-8 bytes — every offset
+    stays the same. Other characters (`–`, `“`) are kept: PowerShell reads them as `-`, `"`."""
+    return _NON_ASCII.sub(
+        lambda m: "a" * len(m.group().encode()) if m.group().isalnum() else m.group(), text
+    ).encode()
+
+
 def _text(node: Node) -> str:
-    return (node.text or b"").decode("utf-8", "replace")
+    source = _SOURCE.get()
+    raw = source[node.start_byte : node.end_byte] if source is not None else node.text or b""
+    return raw.decode("utf-8", "replace")
 
 
 def _line(node: Node) -> int:
@@ -124,8 +196,13 @@ def _line(node: Node) -> int:
 
 
 def _unwrap(node: Node) -> Node:
+    # child(0), not children[0]: an expression is a dozen single-child levels deep, and
+    # `children` builds a list at each of them.
     while node.child_count == 1 and node.type not in _STOP:
-        node = node.children[0]
+        child = node.child(0)
+        if child is None:
+            break
+        node = child
     return node
 
 
@@ -296,8 +373,9 @@ class _Param:
     line: int
     type: ParamType = ParamType.STRING
     multiple: bool = False
-    type_text: str | None = None
-    mandatory: list[bool] = field(default_factory=list)
+    type_text: str | None = None  # a type chat cannot carry natively, as written
+    credential: CredentialKind | None = None
+    mandatory: list[tuple[str | None, bool]] = field(default_factory=list)  # (set, mandatory)
     position: int | None = None
     help_message: str = ""
     comment_help: str = ""
@@ -348,8 +426,13 @@ def _apply_type(param: _Param, type_node: Node) -> None:
     for prefix in ("system.management.automation.", "system."):
         base = base.removeprefix(prefix)
     kind = _TYPES.get(base)
+    param.credential = None if multiple else _CREDENTIAL_TYPES.get(base)
     if kind is None or (multiple and kind is ParamType.SWITCH):
+        # Anything else is given as text (a list of texts for a collection) and left to
+        # PowerShell's binder to convert; what chat cannot write at all is sorted out later.
         param.type_text = f"[{spec}]"
+        param.type = ParamType.STRING
+        param.multiple = multiple or bool(_COLLECTION.search(spec))
     else:
         param.type, param.multiple, param.type_text = kind, multiple, None
 
@@ -358,7 +441,13 @@ def _apply_attribute(param: _Param, attribute: _Attribute) -> None:
     args, named = attribute.positional, attribute.named
     if attribute.name == "parameter":
         mandatory = named.get("mandatory", False)
-        param.mandatory.append(bool(mandatory) and not isinstance(mandatory, _NotLiteral))
+        set_name = named.get("parametersetname")
+        param.mandatory.append(
+            (
+                set_name if isinstance(set_name, str) else None,
+                bool(mandatory) and not isinstance(mandatory, _NotLiteral),
+            )
+        )
         position = named.get("position")
         if isinstance(position, int) and not isinstance(position, bool):
             param.position = position if param.position is None else param.position
@@ -506,11 +595,40 @@ def _declared(block: Node, problems: list[Problem]) -> list[_Declared]:
     return found
 
 
-def _spec(param: _Param, help_text: str) -> ParamSpec:
-    required = bool(param.mandatory) and all(param.mandatory)
+def _required(params: list[_Param]) -> dict[str, bool]:
+    """Whether each parameter must be given: mandatory in every parameter set of the command.
+
+    A parameter whose `[Parameter()]` names a set belongs to that set only, one without a set
+    name to all of them; so with `DefaultParameterSetName` and several sets, a parameter
+    mandatory in one set alone is optional for the command as a whole.
+    """
+    sets = {name for p in params for name, _ in p.mandatory if name is not None}
+    out: dict[str, bool] = {}
+    for p in params:
+        if not p.mandatory:
+            out[p.name] = False
+        elif not sets:
+            out[p.name] = all(m for _, m in p.mandatory)
+        else:
+            every = [m for name, m in p.mandatory if name is None]
+            out[p.name] = all(
+                any(m for name, m in p.mandatory if name == s)
+                if any(name == s for name, _ in p.mandatory)
+                else bool(every) and all(every)
+                for s in sets
+            )
+    return out
+
+
+def _spec(param: _Param, help_text: str, required: bool) -> ParamSpec:
     length = param.length
     if length is None and param.not_empty and param.type is ParamType.STRING:
         length = (1, None)
+    text = help_text or param.comment_help or param.help_message
+    if param.type_text is not None:
+        items = "each text" if param.multiple else "the text"
+        note = f"(PowerShell converts {items} to {param.type_text}.)"
+        text = f"{text} {note}" if text else note
     return ParamSpec(
         name=param.name,
         type=param.type,
@@ -522,11 +640,98 @@ def _spec(param: _Param, help_text: str) -> ParamSpec:
         range=param.range,
         pattern=param.pattern,
         length=length,
-        help=help_text or param.comment_help or param.help_message,
+        help=text,
         aliases=param.aliases,
         position=param.position,
         line=param.line,
     )
+
+
+# ------------------------------------------------------------------------------ #Requires
+
+_REQUIRES = re.compile(r"(?im)^([ \t]*)#requires(?![\w-])([^\r\n]*)")
+_REQUIRES_PARAM = re.compile(r"(?i)(?:^|(?<=\s))-([a-z]+)")
+_HASH_ENTRY = re.compile(r"""(\w+)\s*=\s*(?:'([^']*)'|"([^"]*)"|([^;\s}]+))""")
+
+
+def _split_list(text: str) -> list[str]:
+    """`A, 'B', @{ModuleName='C'; ModuleVersion='1.0'}` → its items, hashtables kept whole."""
+    items, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    items.append(text[start:])
+    return [item.strip() for item in items if item.strip()]
+
+
+def _version(text: str) -> str:
+    """`3` → `3.0`: .NET's [version] needs two parts."""
+    text = text.strip().strip("'\"")
+    return text if "." in text else f"{text}.0"
+
+
+def _module(item: str) -> ModuleRequirement | None:
+    if not item.startswith("@{"):
+        plain = item.strip("'\"")
+        return ModuleRequirement(plain) if plain else None
+    fields: dict[str, str] = {
+        m.group(1).lower(): next(g for g in m.groups()[1:] if g is not None)
+        for m in _HASH_ENTRY.finditer(item)
+    }
+    name = fields.get("modulename")
+    if not name:
+        return None
+
+    def version(key: str) -> str | None:
+        value = fields.get(key)
+        return _version(value) if value else None
+
+    return ModuleRequirement(
+        name, version("moduleversion"), version("requiredversion"), version("maximumversion")
+    )
+
+
+def _requires(text: str, root: Node) -> tuple[PowerShellRequires | None, list[Problem]]:
+    """The script's `#Requires` lines; they apply wherever in the file they stand."""
+    modules: list[ModuleRequirement] = []
+    version: str | None = None
+    editions: list[str] = []
+    admin = False
+    problems: list[Problem] = []
+    for match in _REQUIRES.finditer(text):
+        row = text.count("\n", 0, match.start())
+        column = len(match.group(1).encode())
+        node = root.descendant_for_point_range((row, column), (row, column + 1))
+        if node is None or node.type != "comment" or not _text(node).startswith("#"):
+            continue  # inside a string or a <# #> block: not a directive
+        body = match.group(2)
+        starts = list(_REQUIRES_PARAM.finditer(body))
+        if not starts:
+            problems.append(Problem(row + 1, "cannot read #Requires", Severity.WARNING))
+        for i, start in enumerate(starts):
+            key = start.group(1).lower()
+            end = starts[i + 1].start() if i + 1 < len(starts) else len(body)
+            value = body[start.end() : end].strip()
+            if key in ("modules", "module"):
+                found = [_module(item) for item in _split_list(value)]
+                if not found or None in found:
+                    message = f"cannot read #Requires -Modules {value}"
+                    problems.append(Problem(row + 1, message, Severity.WARNING))
+                modules.extend(m for m in found if m is not None)
+            elif key == "version" and value:
+                version = _version(value)
+            elif key == "psedition" and value:
+                editions.extend(e.strip("'\" ") for e in value.split(","))
+            elif key == "runasadministrator":
+                admin = True
+    if not (modules or version or editions or admin):
+        return None, problems
+    return PowerShellRequires(tuple(modules), version, tuple(editions), admin), problems
 
 
 # -------------------------------------------------------------------------------- script
@@ -615,24 +820,43 @@ def _help_text(sections: list[_Section], names: set[str], problems: list[Problem
             key = section.argument.strip().lstrip("$").lower()
             if key in names:
                 out.params[key] = _reflow(_block(section.body))
-            else:
+            elif key not in COMMON_PARAMETERS:  # help often documents -WhatIf and -Confirm
                 message = f".PARAMETER {section.argument} documents no parameter of this script"
                 problems.append(Problem(section.line, message, Severity.WARNING))
     return out
 
 
-def _specs(params: list[_Param], help_text: _HelpText, problems: list[Problem]) -> list[ParamSpec]:
+def _specs(
+    params: list[_Param], help_text: _HelpText, problems: list[Problem]
+) -> tuple[list[ParamSpec], list[CredentialParam]]:
     seen: set[str] = set()
     specs: list[ParamSpec] = []
+    credentials: list[CredentialParam] = []
+    required = _required(params)
     for param in params:
         key, name = param.name.lower(), param.name
         if key in seen:
             problems.append(Problem(param.line, f"parameter ${name} is declared twice"))
         seen.add(key)
-        spec = _spec(param, help_text.params.get(key, ""))
-        if param.type_text is not None:
-            message = f"parameter ${name}: type {param.type_text} cannot be given in chat"
-            problems.append(Problem(param.line, message))
+        if key in COMMON_PARAMETERS:
+            continue  # PowerShell's own (-WhatIf, -Verbose...): never typed as the command's
+        if param.credential is not None:
+            credentials.append(
+                CredentialParam(name, param.credential, required[name], line=param.line)
+            )
+            continue
+        written = (param.type_text or "").lower()
+        base = written.strip("[]").removeprefix("system.").removeprefix("management.automation.")
+        if base in _CODE_TYPES or written.endswith(("switch[]]", "switchparameter[]]")):
+            # Chat cannot write a hashtable or a script block: PowerShell's default stands.
+            if required[name]:
+                message = (
+                    f"parameter ${name}: type {param.type_text} cannot be given in chat,"
+                    " and it is mandatory"
+                )
+                problems.append(Problem(param.line, message))
+            continue
+        spec = _spec(param, help_text.params.get(key, ""), required[name])
         if spec.required and (spec.default is not None or spec.default_text is not None):
             problems.append(
                 Problem(param.line, f"parameter ${name} is mandatory but has a default")
@@ -645,41 +869,30 @@ def _specs(params: list[_Param], help_text: _HelpText, problems: list[Problem]) 
                     Problem(param.pattern_line or param.line, f"parameter ${name}: {e}")
                 )
         specs.append(spec)
-    return specs
+    return specs, credentials
 
 
-def parse_powershell(source: str) -> ParsedScript:
-    """Read help, parameters and SupportsShouldProcess from a PowerShell script's source."""
-    source = source.removeprefix("\ufeff")  # Windows editors save PowerShell with a BOM
-    data = _USING.sub(lambda m: "#" + " " * (len(m.group(0)) - 1), source).encode()
-    root = _parser().parse(data).root_node
-    nodes = _top_level(root)
-    block = next((n for n in nodes if n.type == "param_block"), None)
-    if block is None and (fatal := _unparseable(root, nodes)) is not None:
-        return ParsedScript(problems=(fatal,))
-
-    comments = [n for n in nodes if n.type == "comment"]
-    found = _choose_help(list(_comment_groups(comments)), block.start_point.row if block else None)
-    if found is None and source.lstrip().startswith("<#") and "#>" not in source:
-        return ParsedScript(problems=(Problem(1, "comment `<#` is never closed with `#>`"),))
-
-    problems: list[Problem] = []
+def _read(
+    block: Node | None, found: _Help | None, problems: list[Problem], summary_line: int
+) -> ParsedScript:
+    """Help and parameters of one param block (a script's or a function's)."""
     params: list[_Param] = []
     if block is not None:
         for declared in _declared(block, problems):
             param = _read_param(declared, problems)
             if param is not None:
                 params.append(param)
-
-    summary_line = found.line if found else 1
+    if found is not None:
+        summary_line = found.line
     names = {p.name.lower() for p in params}
     help_text = _help_text(found.sections if found else [], names, problems)
     summary = help_text.summary
     if not summary:
         problems.append(Problem(summary_line, "missing .SYNOPSIS", Severity.WARNING))
         summary = help_text.description.split("\n\n", 1)[0].replace("\n", " ").strip()
-    specs = _specs(params, help_text, problems)
-
+    specs, credentials = _specs(params, help_text, problems)
+    # A hand-written [switch]$WhatIf is how scripts offered dry runs before ShouldProcess.
+    whatif = any(p.name.lower() == "whatif" and p.type is ParamType.SWITCH for p in params)
     problems.sort(key=lambda p: p.line)
     return ParsedScript(
         summary=summary,
@@ -688,7 +901,228 @@ def parse_powershell(source: str) -> ParsedScript:
         examples=tuple(help_text.examples),
         notes=help_text.notes,
         links=tuple(help_text.links),
-        should_process=_should_process(block) if block is not None else False,
+        should_process=(block is not None and _should_process(block)) or whatif,
         summary_line=summary_line,
+        credentials=tuple(credentials),
         problems=tuple(problems),
     )
+
+
+# ----------------------------------------------------------------------------- functions
+
+_FUNCTION_KEYWORDS: Final = frozenset(("function", "filter", "workflow"))
+
+
+@dataclass(slots=True)
+class PsFunction:
+    """A function defined at the top level of a file, as the tree shows it."""
+
+    name: str  # without a scope prefix (`global:`)
+    line: int
+    start_row: int
+    end_row: int
+    block: Node | None  # its param block, or the `(...)` of `function Name($a, $b)`
+    inner: list[Node]  # comments inside its braces, before its body
+    trailing: list[Node]  # comments inside its braces, after its body
+    data: bytes = b""  # the file's bytes, to read its text from
+
+    def read(self, before: list[list[Node]], fallback: list[list[Node]]) -> ParsedScript:
+        """Its help and parameters; help from inside, then just before, then after its body."""
+        with _reading(self.data):
+            candidates = [*_comment_groups(self.inner)]
+            candidates += [g for g in before if self.start_row - g[-1].end_point.row <= 2]
+            candidates += [*_comment_groups(self.trailing), *fallback]
+            found = next((h for h in (_read_help(g) for g in candidates) if h is not None), None)
+            return _read(self.block, found, [], self.line)
+
+
+def _function_name(node: Node) -> str:
+    name = _text(node).strip()
+    scope, _, rest = name.partition(":")
+    return rest if rest and scope.lower() in ("global", "script", "local", "private") else name
+
+
+def _function(node: Node) -> PsFunction | None:
+    name_node = next((c for c in node.children if c.type == "function_name"), None)
+    if name_node is None:
+        return None
+    block: Node | None = None
+    inner: list[Node] = []
+    trailing: list[Node] = []
+    body_seen = False
+    for child in node.children:
+        if child.type == "function_parameter_declaration":
+            block = child
+        elif child.type == "script_block":
+            body_seen = True
+            block = next((c for c in child.children if c.type == "param_block"), block)
+        elif child.type == "param_block":  # error recovery may leave it loose
+            block, body_seen = child, True
+        elif child.type == "comment":
+            (trailing if body_seen else inner).append(child)
+    return PsFunction(
+        _function_name(name_node),
+        _line(node),
+        node.start_point.row,
+        node.end_point.row,
+        block,
+        inner,
+        trailing,
+    )
+
+
+def _loose_function(nodes: list[Node]) -> PsFunction | None:
+    """A function the error recovery took apart: `function`, its name, then what follows."""
+    name_node = nodes[1]
+    block: Node | None = None
+    inner: list[Node] = []
+    for node in nodes[2:]:
+        if node.type == "param_block" and block is None:
+            block = node
+        elif node.type == "script_block" and block is None:
+            block = next((c for c in node.children if c.type == "param_block"), None)
+        elif node.type == "comment" and block is None:
+            inner.append(node)
+    return PsFunction(
+        _function_name(name_node),
+        _line(nodes[0]),
+        nodes[0].start_point.row,
+        nodes[-1].end_point.row,
+        block,
+        inner,
+        [],
+    )
+
+
+def _split(nodes: list[Node]) -> tuple[list[PsFunction], list[Node]]:
+    """Top-level nodes → the functions defined there and everything else."""
+    functions: list[PsFunction] = []
+    rest: list[Node] = []
+    i = 0
+    while i < len(nodes):
+        node = nodes[i]
+        if node.type == "function_statement":
+            if (function := _function(node)) is not None:
+                functions.append(function)
+            i += 1
+        elif (
+            node.type in _FUNCTION_KEYWORDS
+            and i + 1 < len(nodes)
+            and nodes[i + 1].type == "function_name"
+        ):
+            end = i + 2
+            while end < len(nodes) and not (
+                nodes[end].type == "function_statement" or nodes[end].type in _FUNCTION_KEYWORDS
+            ):
+                end += 1
+            if (function := _loose_function(nodes[i:end])) is not None:
+                functions.append(function)
+            i = end
+        else:
+            rest.append(node)
+            i += 1
+    return functions, rest
+
+
+def _calls(nodes: list[Node]) -> set[str]:
+    """Lower-cased names of the commands the file's own top-level code calls."""
+    names: set[str] = set()
+    stack = [n for n in nodes if n.type not in ("comment", "param_block")]
+    while stack:
+        node = stack.pop()
+        if node.type == "function_statement":
+            continue
+        if node.type in ("if_statement", "pipeline") and "invocationname" in _text(node).lower():
+            continue  # `if ($MyInvocation.InvocationName -ne '.')`: skipped when dot-sourced
+        if node.type == "command_name":
+            names.add(_text(node).lower())
+            continue
+        stack.extend(node.children)
+    return names
+
+
+@dataclass(slots=True)
+class PsFile:
+    """What the top level of one PowerShell file holds."""
+
+    root: Node
+    nodes: list[Node]  # top-level nodes other than function definitions
+    functions: list[PsFunction]
+    comment_groups: list[list[Node]]  # top-level comments, grouped
+    requires: PowerShellRequires | None
+    problems: list[Problem]  # from #Requires
+    data: bytes  # the text the tree's offsets point into
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Node texts are read from this file while the context lasts."""
+        with _reading(self.data):
+            yield
+
+
+def read_file(source: str) -> PsFile:
+    """Parse one PowerShell file (a script, a function file, a .psm1 or a .psd1)."""
+    text = source.removeprefix("\ufeff")  # Windows editors save PowerShell with a BOM
+    blanked = _USING.sub(lambda m: "#" + " " * (len(m.group(0)) - 1), text)
+    data = blanked.encode()
+    root = _parser().parse(data if blanked.isascii() else _for_grammar(blanked)).root_node
+    with _reading(data):
+        functions, nodes = _split(_top_level(root))
+        for function in functions:
+            function.data = data
+        comments = [n for n in nodes if n.type == "comment"]
+        requires, problems = _requires(text, root)
+        groups = list(_comment_groups(comments))
+    return PsFile(root, nodes, functions, groups, requires, problems, data)
+
+
+def _with(
+    parsed: ParsedScript, file: PsFile, read_as: str, entry: str | None = None
+) -> ParsedScript:
+    """`parsed` with what the file as a whole says: its #Requires and how it was read."""
+    problems = sorted((*file.problems, *parsed.problems), key=lambda p: p.line)
+    return replace(
+        parsed, ps_requires=file.requires, problems=tuple(problems), read_as=read_as, entry=entry
+    )
+
+
+def parse_powershell(source: str, name: str | None = None) -> ParsedScript:
+    """Read help, parameters and SupportsShouldProcess from a PowerShell script's source.
+
+    `name` is the file's name without extension: a file without a top-level `param()` that
+    defines one function, or one named like it, is that function (SPEC §3.10).
+    """
+    file = read_file(source)
+    with file.reading():
+        return _parse(file, source, name)
+
+
+def _parse(file: PsFile, source: str, name: str | None) -> ParsedScript:
+    nodes = file.nodes
+    block = next((n for n in nodes if n.type == "param_block"), None)
+    if block is None and file.functions:
+        chosen = [f for f in file.functions if name and f.name.lower() == name.lower()]
+        if not chosen and len(file.functions) == 1:
+            chosen = file.functions
+        calls = _calls(nodes)
+        if chosen and chosen[0].name.lower() not in calls:
+            function = chosen[0]
+            before = [g for g in file.comment_groups if g[-1].end_point.row < function.start_row]
+            parsed = function.read(before, file.comment_groups)
+            return _with(parsed, file, "function", function.name)
+        if not chosen and not calls & {f.name.lower() for f in file.functions}:
+            names = ", ".join(f.name for f in file.functions)
+            problem = Problem(
+                file.functions[0].line,
+                f"library file, no command (it defines {names}; none is named like the file)",
+                Severity.WARNING,
+            )
+            return _with(ParsedScript(library=True, problems=(problem,)), file, "library")
+        # Otherwise the file calls its own functions: a script like any other.
+    if block is None and (fatal := _unparseable(file.root, nodes)) is not None:
+        return ParsedScript(problems=(fatal,), read_as="script")
+
+    found = _choose_help(file.comment_groups, block.start_point.row if block else None)
+    if found is None and source.lstrip("\ufeff \t\r\n").startswith("<#") and "#>" not in source:
+        return ParsedScript(problems=(Problem(1, "comment `<#` is never closed with `#>`"),))
+    return _with(_read(block, found, [], 1), file, "script")

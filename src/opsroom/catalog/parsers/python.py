@@ -5,10 +5,13 @@ from __future__ import annotations
 import ast
 import re
 import tomllib
+import warnings
 from dataclasses import dataclass
 
 from opsroom.catalog.parsers.base import ParsedScript, Problem
-from opsroom.catalog.parsers.docstrings import parse_docstring
+from opsroom.catalog.parsers.docstrings import Docstring, parse_docstring
+from opsroom.catalog.parsers.pycli import CliRead, Names
+from opsroom.catalog.parsers.pyinterface import interface_source
 from opsroom.model.catalog import Severity
 from opsroom.model.commands import ParamSpec, ParamType, ParamValue
 
@@ -151,6 +154,8 @@ def _find_main(tree: ast.Module) -> ast.FunctionDef | ast.AsyncFunctionDef | Non
 
 def _pep723(source: str) -> tuple[tuple[str, ...], str | None, list[Problem]]:
     problems: list[Problem] = []
+    if "# ///" not in source:  # most scripts: skip the multi-line pattern's scan
+        return (), None, problems
     for m in _PEP723.finditer(source):
         if m.group("type") != "script":
             continue
@@ -228,22 +233,158 @@ def _params(
     return tuple(out)
 
 
-def parse_python(source: str) -> ParsedScript:
-    """Read the docstring, `main()` signature and PEP 723 block of a Python script."""
+# The one parameter a `main()` that hands over to argparse takes: the argv list, or the
+# parsed namespace (`main(parser.parse_args())`). Such a main() is not the interface.
+_ARGV_PARAMS = frozenset(
+    {
+        "argv",
+        "args",
+        "arguments",
+        "arglist",
+        "args_list",
+        "argv_list",
+        "cli_args",
+        "raw_args",
+        "opts",
+        "options",
+        "ns",
+        "namespace",
+        "parsed_args",
+        "cmdline",
+        "command_line",
+    }
+)
+
+
+def _hands_over(main: ast.FunctionDef | ast.AsyncFunctionDef | None) -> bool:
+    """Whether main() is absent or only passes argv along: its signature is no interface."""
+    if main is None:
+        return True
+    a = main.args
+    names = [x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+    return len(names) <= 1 and all(n in _ARGV_PARAMS for n in names) and a.kwarg is None
+
+
+def _read_cli(
+    tree: ast.Module,
+    source: str,
+    docstring: str,
+    main: ast.FunctionDef | ast.AsyncFunctionDef | None,
+) -> CliRead | None:
+    """The script's own command-line parser (argparse, click, typer), if it is the interface."""
+    names = Names(tree)
+    if "click" in names.modules or "typer" in names.modules:
+        from opsroom.catalog.parsers.click_reader import read_click
+
+        found = read_click(tree, source, names, docstring)
+        if found is not None:
+            return found
+    if "argparse" in names.modules and _hands_over(main):
+        from opsroom.catalog.parsers.argparse_reader import read_argparse
+
+        return read_argparse(tree, source, names, docstring)
+    return None
+
+
+def _cli_script(
+    cli: CliRead,
+    module_doc: Docstring,
+    summary_line: int,
+    problems: list[Problem],
+    pep723: tuple[tuple[str, ...], str | None],
+) -> ParsedScript:
+    """What a script that parses its own command line declares (SPEC §3.10)."""
+    problems += cli.problems
+    command = cli.command
+    summary, description = module_doc.summary, module_doc.description
+    if not summary and command is not None:
+        summary, description = command.summary, command.description
+    if not summary:
+        problems.append(
+            Problem(
+                summary_line,
+                "missing module docstring (its first line is the command summary)",
+                Severity.WARNING,
+            )
+        )
+    return ParsedScript(
+        summary=summary,
+        description=description,
+        params=command.params if command is not None else (),
+        examples=tuple(module_doc.examples),
+        requires=pep723[0],
+        requires_python=pep723[1],
+        summary_line=summary_line,
+        read_as=cli.style,
+        cli_words=(),
+        exclusive=command.exclusive if command is not None else (),
+        subcommands=cli.subcommands,
+        problems=tuple(problems),
+    )
+
+
+def _parse(source: str, *, whole: bool) -> ast.Module:
+    """The syntax tree of what declares the script's interface (catalog.parsers.pyinterface),
+    or of the whole script when asked or when that does not parse on its own."""
+    with warnings.catch_warnings():
+        # `"\d"` in a regex is only a warning; Python runs the script all the same
+        warnings.simplefilter("ignore")
+        reduced = None if whole else interface_source(source)
+        if reduced is not None:
+            try:
+                return ast.parse(reduced)
+            except (SyntaxError, ValueError):
+                pass  # parsed whole below, so that an error is reported where it is
+        return ast.parse(source)
+
+
+def parse_python(source: str, *, whole: bool = False) -> ParsedScript:
+    """Read the docstring, PEP 723 block, and `main()` signature or own argv parser.
+
+    Only the definitions that can declare the interface are parsed unless `whole` is set
+    (then a syntax error anywhere in the file is reported).
+    """
     try:
-        tree = ast.parse(source)
+        tree = _parse(source, whole=whole)
     except SyntaxError as e:
         return ParsedScript(problems=(Problem(e.lineno or 1, f"syntax error: {e.msg}"),))
-    except ValueError as e:  # e.g. NUL bytes
+    except (ValueError, RecursionError, MemoryError) as e:  # NUL bytes, absurd nesting
         return ParsedScript(problems=(Problem(1, f"cannot parse: {e}"),))
     problems: list[Problem] = []
     requires, requires_python, pep_problems = _pep723(source)
     problems += pep_problems
 
-    module_doc = parse_docstring(ast.get_docstring(tree, clean=True) or "")
+    docstring = ast.get_docstring(tree, clean=True) or ""
+    module_doc = parse_docstring(docstring)
     summary_line = 1
     if tree.body and isinstance(tree.body[0], ast.Expr):
         summary_line = tree.body[0].lineno
+
+    main = _find_main(tree)
+    try:
+        cli = _read_cli(tree, source, docstring, main)
+    except RecursionError:  # a tree too deep to walk: read as if it had no parser
+        cli = None
+    if cli is not None and cli.reached:
+        return _cli_script(cli, module_doc, summary_line, problems, (requires, requires_python))
+    if cli is not None and (main is None or main.decorator_list):
+        problems.append(
+            Problem(
+                1,
+                f"the {cli.style} parser is never run by the script's own top-level code "
+                '(call it under `if __name__ == "__main__":`): running it would do nothing',
+            )
+        )
+    elif cli is not None:
+        problems.append(
+            Problem(
+                main.lineno if main is not None else 1,
+                f"the script never calls main() itself, so its {cli.style} arguments are not "
+                "offered (opsroom calls main() with none)",
+                Severity.WARNING,
+            )
+        )
+
     if not module_doc.summary:
         problems.append(
             Problem(
@@ -253,11 +394,11 @@ def parse_python(source: str) -> ParsedScript:
             )
         )
 
-    main = _find_main(tree)
     params: tuple[ParamSpec, ...] = ()
     examples = list(module_doc.examples)
     if main is None:
-        problems.append(Problem(1, "no `def main(...)` function: nothing to run"))
+        if cli is None:
+            problems.append(Problem(1, "no `def main(...)` function: nothing to run"))
     elif isinstance(main, ast.AsyncFunctionDef):
         problems.append(Problem(main.lineno, "main() must be a plain `def`, not `async def`"))
     else:
@@ -274,5 +415,6 @@ def parse_python(source: str) -> ParsedScript:
         requires=requires,
         requires_python=requires_python,
         summary_line=summary_line,
+        read_as="main" if main is not None else "",
         problems=tuple(problems),
     )

@@ -38,6 +38,18 @@ _TYPED_NOTATIONS = {
     "DATETIME": ParamType.DATETIME,
 }
 _IGNORED_TAGS = {"meta", "version", "author", "env", "alias"}
+# Signs that a script reads its own arguments (SPEC §3.10): a getopts loop, a usage()
+# function, or a `case "$1" in -x|--long)` loop. Comments and strings may hold false hits;
+# a wrong guess only costs a warning.
+_GETOPTS_CALL = re.compile(r"^[^#\n]*\bgetopts[ \t]+\S", re.MULTILINE)
+_USAGE_FUNCTION = re.compile(
+    r"^[ \t]*(?:function[ \t]+usage\b|usage[ \t]*\([ \t]*\))", re.MULTILINE
+)
+_CASE_ON_ARG = re.compile(
+    r"^[^#\n]*\bcase[ \t]+\"?\$\{?(?:1|[A-Za-z_]\w*)\}?\"?[ \t]+in\b", re.MULTILINE
+)
+_OPTION_ARM = re.compile(r"^[ \t]*\(?[ \t]*[\"']?--?[A-Za-z][\w-]*[\"']?[ \t]*[|)]", re.MULTILINE)
+ADOPT_HINT = "run `opsroom catalog adopt` on it to write a sidecar that declares them"
 
 
 def _unquote(text: str) -> str:
@@ -140,6 +152,19 @@ class _Reader:
         )
 
 
+def own_options_line(source: str) -> int | None:
+    """The line where a script starts reading its own arguments (getopts, usage(), an
+    option `case`), or None: such a script's options are not declared as tags."""
+    hits = [m.start() for m in (_GETOPTS_CALL.search(source), _USAGE_FUNCTION.search(source)) if m]
+    for case in _CASE_ON_ARG.finditer(source):
+        if _OPTION_ARM.search(source, case.end()):
+            hits.append(case.start())
+            break
+    if not hits:
+        return None
+    return source.count("\n", 0, min(hits)) + 1
+
+
 def parse_shell(source: str) -> ParsedScript:
     """Read the argc-style tags of a shell script."""
     reader = _Reader()
@@ -181,6 +206,17 @@ def parse_shell(source: str) -> ParsedScript:
         reader.problems.append(
             Problem(1, "missing `# @describe` (the command summary)", Severity.WARNING)
         )
+    read_as = "tags" if summary or reader.params else "plain"
+    if not reader.params and (own := own_options_line(source)) is not None:
+        read_as = "getopts"
+        reader.problems.append(
+            Problem(
+                own,
+                "reads its own options (getopts/usage) but declares none as `# @option` tags: "
+                f"it becomes a command without parameters; {ADOPT_HINT}",
+                Severity.WARNING,
+            )
+        )
     return ParsedScript(
         summary=summary,
         description="\n".join(description).strip(),
@@ -188,4 +224,5 @@ def parse_shell(source: str) -> ParsedScript:
         examples=tuple(examples),
         summary_line=summary_line,
         problems=tuple(reader.problems),
+        read_as=read_as,
     )

@@ -26,6 +26,7 @@ ROUTERS = (
     "audit",
     "insights",
     "adapters",
+    "schedules",
 )
 
 

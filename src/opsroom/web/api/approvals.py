@@ -14,19 +14,21 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsroom.model.approvals import ApprovalRequest
-from opsroom.model.blocks import Reply
+from opsroom.model.commands import CommandSpec
 from opsroom.model.jobs import Job
-from opsroom.model.messages import Inbound
 from opsroom.policy.rbac import roles_of
 from opsroom.render.text import reply_to_dict
+from opsroom.web.actions import act
 from opsroom.web.api.deps import Ctx, accepting
 from opsroom.web.api.models import OutcomeOut, Problem
 from opsroom.web.auth import ApiUser
-from opsroom.web.context import CONSOLE_ROOM, WebContext
+from opsroom.web.commandline import typed_command
+from opsroom.web.context import WebContext
 
 router = APIRouter(tags=["approvals"])
 
 JobId = Annotated[int, Path(ge=1, lt=2**31, description="the job waiting for approval")]
+Wait = Annotated[bool, Query(description="answer when the job ended, not when the vote counted")]
 
 
 class PendingOut(BaseModel):
@@ -69,24 +71,17 @@ class DenyIn(BaseModel):
 
 
 class DecisionOut(OutcomeOut):
-    """What `!approve N` / `!deny N` answered (the job's outcome when it ran)."""
+    """What `!approve N` / `!deny N` answered (with `wait`, the job's outcome when it ran)."""
 
     replies: list[dict[str, Any]]
+    room: str | None = Field(None, description="the job's room, where its messages went")
 
 
-def command_line(job: Job | None) -> str:
-    """The job's command and parameters as they would be typed."""
+def command_line(job: Job | None, spec: CommandSpec | None = None) -> str:
+    """The job's command and parameters as they would be typed (`--seconds-per-volume 1.0`)."""
     if job is None:
         return "?"
-    words = [job.command]
-    for name, value in job.params.items():
-        values = value if isinstance(value, list | tuple) else [value]
-        for v in values:
-            if v is True:
-                words.append(f"--{name}")
-            elif v is not False and v is not None:
-                words.append(f"--{name} {shlex.quote(str(v))}")
-    return " ".join(words)
+    return typed_command("", job.command, job.params, spec)
 
 
 async def pending_for(ctx: WebContext, principal: str) -> list[PendingOut]:
@@ -95,6 +90,7 @@ async def pending_for(ctx: WebContext, principal: str) -> list[PendingOut]:
     waiting: list[ApprovalRequest] = await ctx.store.pending_approvals()
     groups = await engine.dispatcher.groups.groups_of(principal)
     mine = set(roles_of(principal, engine.settings, groups=groups))
+    registry = engine.dispatcher.ctx.registry
     out = []
     for request in waiting:
         job: Job | None = await ctx.store.get_job(request.job_id)
@@ -110,7 +106,7 @@ async def pending_for(ctx: WebContext, principal: str) -> list[PendingOut]:
             PendingOut(
                 job_id=request.job_id,
                 command=job.command if job else "?",
-                command_line=command_line(job),
+                command_line=command_line(job, registry.get(job.command) if job else None),
                 params=dict(job.params) if job else {},
                 requested_by=request.requested_by,
                 room=job.room if job else "",
@@ -151,24 +147,32 @@ async def decided(ctx: WebContext, *, limit: int = 20) -> list[DecidedOut]:
 
 
 async def decide_as(
-    ctx: WebContext, principal: str, job_id: int, *, approve: bool, reason: str = ""
+    ctx: WebContext,
+    principal: str,
+    job_id: int,
+    *,
+    approve: bool,
+    reason: str = "",
+    wait: bool = False,
 ) -> DecisionOut:
-    """Say `!approve N` or `!deny N reason` as `principal`; the dispatcher's outcome."""
-    replies: list[Reply] = []
+    """Say `!approve N` or `!deny N reason` as `principal`, for the job's room to hear.
 
-    async def collect(reply: Reply) -> None:
-        replies.append(reply)
-
+    "approved by …", the job's progress and its result go to the job's room; the answer
+    comes once the decision is recorded (with `wait`, once the job ended).
+    """
     prefix = ctx.engine.settings.bot.prefix
     text = f"{prefix}approve {job_id}"
     reason = " ".join(reason.split())
     if not approve:
         # Quoted: the reason reaches the desk as typed, whatever quotes it holds.
         text = f"{prefix}deny {job_id}" + (f" {shlex.quote(reason)}" if reason else "")
-    inbound = Inbound(text=text, principal=principal, room=CONSOLE_ROOM)
-    outcome = await ctx.engine.dispatcher.handle(inbound, collect)
-    await ctx.observe(outcome)
-    return DecisionOut(**outcome.to_dict(), replies=[reply_to_dict(r) for r in replies])
+    job = await ctx.store.get_job(job_id)
+    done = await act(ctx, principal, job, text, wait=wait)
+    return DecisionOut(
+        **done.outcome.to_dict(),
+        replies=[reply_to_dict(r) for r in done.replies],
+        room=done.room,
+    )
 
 
 @router.get("/approvals", response_model=list[PendingOut])
@@ -189,9 +193,12 @@ async def history(ctx: Ctx, limit: Annotated[int, Query(ge=1, le=200)] = 20) -> 
     dependencies=[Depends(accepting)],
     responses={503: {"model": Problem}},
 )
-async def approve(job_id: JobId, ctx: Ctx, user: ApiUser) -> DecisionOut:
-    """Approve job `job_id` as `!approve` would; when it reaches the quorum the job runs."""
-    return await decide_as(ctx, user.principal, job_id, approve=True)
+async def approve(job_id: JobId, ctx: Ctx, user: ApiUser, wait: Wait = False) -> DecisionOut:
+    """Approve job `job_id` as `!approve` would; when it reaches the quorum the job runs.
+
+    Its messages go to the job's room; the answer comes once the vote is recorded.
+    """
+    return await decide_as(ctx, user.principal, job_id, approve=True, wait=wait)
 
 
 @router.post(
@@ -200,6 +207,10 @@ async def approve(job_id: JobId, ctx: Ctx, user: ApiUser) -> DecisionOut:
     dependencies=[Depends(accepting)],
     responses={503: {"model": Problem}},
 )
-async def deny(job_id: JobId, body: DenyIn, ctx: Ctx, user: ApiUser) -> DecisionOut:
-    """Deny job `job_id` with a reason, as `!deny N reason` would."""
-    return await decide_as(ctx, user.principal, job_id, approve=False, reason=body.reason)
+async def deny(
+    job_id: JobId, body: DenyIn, ctx: Ctx, user: ApiUser, wait: Wait = False
+) -> DecisionOut:
+    """Deny job `job_id` with a reason, as `!deny N reason` would (told in the job's room)."""
+    return await decide_as(
+        ctx, user.principal, job_id, approve=False, reason=body.reason, wait=wait
+    )

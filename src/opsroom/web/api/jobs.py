@@ -7,14 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 
-from opsroom.model.blocks import Reply
 from opsroom.model.jobs import Job, JobState
-from opsroom.model.messages import Inbound
 from opsroom.render.text import reply_to_dict
+from opsroom.web.actions import act
 from opsroom.web.api.deps import Ctx, accepting
 from opsroom.web.api.models import AttachmentOut, CancelOut, JobDetail, JobOut, OutputLine, Problem
 from opsroom.web.auth import ApiUser
-from opsroom.web.context import CONSOLE_ROOM
 
 router = APIRouter(tags=["jobs"])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
@@ -100,16 +98,22 @@ async def attachment(job_id: int, attachment_id: int, ctx: Ctx) -> Response:
     dependencies=[Depends(accepting)],
     responses={**_NOT_FOUND, 503: {"model": Problem}},
 )
-async def cancel(job_id: int, ctx: Ctx, user: ApiUser) -> CancelOut:
-    """Cancel a job exactly as `!cancel N` would (same policy: requester or admin)."""
+async def cancel(
+    job_id: int,
+    ctx: Ctx,
+    user: ApiUser,
+    wait: Annotated[bool, Query(description="answer when the job has stopped")] = False,
+) -> CancelOut:
+    """Cancel a job exactly as `!cancel N` would (same policy: requester or admin).
+
+    The job's room hears it as if `!cancel N` had been typed there; the answer comes at
+    once, or with `wait` once the job has stopped (or is still stopping after a while).
+    """
     job = await _job(ctx, job_id)
-    replies: list[Reply] = []
-
-    async def collect(reply: Reply) -> None:
-        replies.append(reply)
-
     prefix = ctx.engine.settings.bot.prefix
-    inbound = Inbound(text=f"{prefix}cancel {job.id}", principal=user.principal, room=CONSOLE_ROOM)
-    outcome = await ctx.engine.dispatcher.handle(inbound, collect)
-    await ctx.observe(outcome)
-    return CancelOut(**outcome.to_dict(), replies=[reply_to_dict(r) for r in replies])
+    done = await act(ctx, user.principal, job, f"{prefix}cancel {job.id}", wait=wait)
+    return CancelOut(
+        **done.outcome.to_dict(),
+        replies=[reply_to_dict(r) for r in done.replies],
+        room=done.room,
+    )

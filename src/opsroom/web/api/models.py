@@ -145,9 +145,10 @@ class JobDetail(JobOut):
 
 
 class CancelOut(OutcomeOut):
-    """What `!cancel N` answered."""
+    """What `!cancel N` answered so far."""
 
     replies: list[dict[str, Any]]
+    room: str | None = Field(None, description="the job's room, where its messages went")
 
 
 class CommandOut(BaseModel):

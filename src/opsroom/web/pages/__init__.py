@@ -11,7 +11,7 @@ import importlib
 
 from fastapi import APIRouter
 
-PAGES = ("login", "index", "chat", "jobs", "catalog", "approvals", "audit", "insights")
+PAGES = ("login", "index", "chat", "jobs", "catalog", "approvals", "audit", "insights", "schedules")
 
 
 def page_router() -> APIRouter:

@@ -15,6 +15,25 @@ from opsroom.web.context import WebContext
 from opsroom.web.pages.templating import render
 
 router = APIRouter()
+# Every action opsroom writes to the trail, as the Action filter offers them.
+ACTIONS = (
+    ("request", "request (a command was asked for)"),
+    ("decision", "decision (refused by policy)"),
+    ("approval", "approval (approve or deny)"),
+    ("job.start", "job.start"),
+    ("job.end", "job.end"),
+    ("job.cancel", "job.cancel"),
+    ("catalog.deploy", "catalog.deploy (a new catalog version went live)"),
+    ("catalog.reject", "catalog.reject (a new catalog version was kept out)"),
+    ("catalog.reload", "catalog.reload (someone asked for a reload)"),
+)
+
+
+def action_choices(current: str) -> list[tuple[str, str]]:
+    """The Action filter's options; an action from an older link is kept, not dropped."""
+    known = [value for value, _ in ACTIONS]
+    extra = [(current, current)] if current and current not in known else []
+    return [*ACTIONS, *extra]
 
 
 @router.get("/audit")
@@ -60,5 +79,7 @@ async def audit(
         chain=await verdict(ctx),
         export_json=f"/api/v1/audit?{urlencode({**span, 'format': 'json'})}",
         export_csv=f"/api/v1/audit?{urlencode({**span, 'format': 'csv'})}",
+        actions=action_choices(action.strip()),
+        web_url=ctx.engine.settings.catalog.web_url,  # commits link to the repository
         active="audit",
     )

@@ -44,14 +44,25 @@ class Change:
 
 
 def search(specs: list[CommandSpec], q: str) -> list[CommandSpec]:
-    """Commands whose name, aliases, summary or description contain every word, by name."""
+    """Commands whose name, aliases, summary or description contain every word.
+
+    Best first: commands whose name words start with the words typed ("stor stat" finds
+    `store status` before `storage migrate`), then by name.
+    """
     words = q.lower().split()
     found = []
-    for spec in sorted(specs, key=lambda s: s.name):
+    for spec in specs:
         text = " ".join((spec.name, *spec.aliases, spec.summary, spec.description)).lower()
         if all(w in text for w in words):
-            found.append(spec)
-    return found
+            found.append((-_name_hits(spec, words), spec.name, spec))
+    return [spec for *_, spec in sorted(found, key=lambda t: (t[0], t[1]))]
+
+
+def _name_hits(spec: CommandSpec, words: list[str]) -> int:
+    """How many typed words begin a word of the command's name or of one of its aliases."""
+    names = [spec.name, *spec.aliases]
+    name_words = [w for name in names for w in name.lower().replace("-", " ").split()]
+    return sum(1 for w in words if any(n.startswith(w) for n in name_words))
 
 
 def who_may_run(spec: CommandSpec, settings: Settings) -> list[RoleGrant]:
@@ -117,7 +128,14 @@ async def catalog(request: Request, user: PageUser, q: str = "") -> Response:
     partial = request.headers.get("HX-Request") == "true"
     name = "catalog_list.html" if partial else "catalog.html"
     return render(
-        request, name, user, commands=found, q=q, total=len(_listed(ctx)), active="catalog"
+        request,
+        name,
+        user,
+        commands=found,
+        q=q,
+        total=len(_listed(ctx)),
+        deploy=ctx.engine.deployer.status(),  # a failed fetch or a rejected version, said
+        active="catalog",
     )
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from opsroom.router.parser import usage_line
+from opsroom.web.accounts import has_demo_roles
 from opsroom.web.api.deps import DEFAULT_ROOM, web_room
 from opsroom.web.auth import PageUser
 from opsroom.web.connections import adapter_statuses
@@ -34,6 +35,21 @@ def completions(ctx: WebContext) -> list[Completion]:
         (s for s in ctx.engine.dispatcher.ctx.registry if not s.hidden), key=lambda s: s.name
     )
     return [Completion(f"{prefix}{s.name}", usage_line(s, prefix), s.summary) for s in specs]
+
+
+def suggestions(ctx: WebContext) -> list[str]:
+    """A few commands worth trying in an empty room: help, and some of the catalog."""
+    prefix = ctx.engine.settings.bot.prefix
+    names = {s.name for s in ctx.engine.dispatcher.ctx.registry if not s.hidden}
+    picked = [f"{prefix}help"]
+    # The bundled examples' friendliest commands first, when this catalog has them.
+    for name in ("store status 42", "network status dc1", "jobs"):
+        if name.rsplit(" ", 1)[0] in names or name in names:
+            picked.append(f"{prefix}{name}")
+    if has_demo_roles(ctx.engine.settings) and "storage decommission" in names:
+        # The approvals demo of embedded defaults: a second account approves it.
+        picked.append(f"{prefix}storage decommission netapp-legacy")
+    return picked
 
 
 @router.get("/chat")
@@ -74,5 +90,6 @@ async def chat(request: Request, room: str, user: PageUser, say: str = "") -> Re
         completions=completions(ctx),
         adapters=adapter_statuses(ctx),
         say=say[:SAY_LIMIT],
+        suggestions=suggestions(ctx),
         active="chat",
     )

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import shlex
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.responses import Response
 
-from opsroom.model.commands import CommandSpec, ParamType
+from opsroom.model.commands import CommandSpec
 from opsroom.model.jobs import Job, JobState
 from opsroom.router.builtins import format_duration
-from opsroom.router.parser import option_name
 from opsroom.web.api.deps import DEFAULT_ROOM
 from opsroom.web.auth import PageUser
+from opsroom.web.commandline import typed_command
 from opsroom.web.context import WebContext
 from opsroom.web.pages.templating import render
 
@@ -50,21 +52,7 @@ def _row(job: Job) -> dict[str, Any]:
 
 def rerun_text(prefix: str, command: str, params: dict[str, Any], spec: CommandSpec | None) -> str:
     """The chat message that runs `command` again with the same parameters."""
-    types = {p.name: p for p in spec.params} if spec else {}
-    words = [f"{prefix}{command}"]
-    for name, value in params.items():
-        p = types.get(name)
-        option = option_name(p) if p else "--" + name.replace("_", "-")
-        if p is not None and p.type is ParamType.SWITCH:
-            if value:
-                words.append(option)
-            continue
-        values = value if isinstance(value, list | tuple) else [value]
-        for item in values:
-            if isinstance(item, bool):
-                item = "true" if item else "false"
-            words += [option, shlex.quote(str(item))]
-    return " ".join(words)
+    return typed_command(prefix, command, params, spec)
 
 
 def _filters(state: str | None, command: str | None, requester: str | None) -> dict[str, Any]:
@@ -123,15 +111,62 @@ async def _job(ctx: WebContext, job_id: int) -> Job:
     return job
 
 
+@dataclass(frozen=True, slots=True)
+class Results:
+    """What a job reported besides its output lines: the blocks the chat showed."""
+
+    progress: dict[str, Any] | None  # the latest progress event
+    statuses: tuple[dict[str, Any], ...]
+    tables: tuple[dict[str, Any], ...]
+
+
+def results(events: list[dict[str, Any]]) -> Results:
+    """The job's structured events, as the page shows them: the last progress only."""
+    progress = None
+    statuses: list[dict[str, Any]] = []
+    tables: list[dict[str, Any]] = []
+    for event in events:
+        kind = event.get("type")
+        if kind == "progress":
+            progress = event
+        elif kind == "status":
+            statuses.append(event)
+        elif kind == "table":
+            tables.append(event)
+    return Results(progress, tuple(statuses), tuple(tables))
+
+
+def _when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC") if at is not None else ""
+
+
 async def _log(ctx: WebContext, job: Job) -> dict[str, Any]:
     lines = await ctx.store.output(job.id, tail=LOG_TAIL)
+    waited = None
+    if job.started_at is not None:
+        waited = (job.started_at - job.created_at).total_seconds()
     return {
         "job": job,
         "lines": lines,
         "skipped": max(0, job.output_lines - len(lines)),
         "duration": format_duration(job.duration),
         "attachments": await ctx.store.attachments(job.id),
+        "results": results(await ctx.store.events(job.id)),
+        "approval": await ctx.store.approval(job.id),
+        "started": _when(job.started_at),
+        "finished": _when(job.finished_at),
+        "waited": format_duration(waited) if waited is not None and waited >= 0.05 else "",
+        "when": _when,
     }
+
+
+def commit_url(web_url: str | None, commit: str | None, spec: CommandSpec | None) -> str | None:
+    """The job's script at the commit it ran, in the repository's web view (`web_url`)."""
+    if not web_url or not commit:
+        return None
+    if spec is None or not spec.path:
+        return f"{web_url}/commit/{commit}"
+    return f"{web_url}/blob/{commit}/{quote(spec.path)}"
 
 
 @router.get("/jobs/{job_id}")
@@ -150,7 +185,10 @@ async def job_page(request: Request, job_id: int, user: PageUser) -> Response:
         user,
         rerun=text,
         rerun_room=job.room if job.room.startswith("web:") else DEFAULT_ROOM,
-        created=job.created_at.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        created=_when(job.created_at),
+        command_line=typed_command(prefix, job.command, dict(job.params), spec),
+        chat_room=job.room.removeprefix("web:") if job.room.startswith("web:") else None,
+        commit_url=commit_url(ctx.engine.settings.catalog.web_url, job.catalog_commit, spec),
         active="jobs",
         **await _log(ctx, job),
     )

@@ -52,9 +52,36 @@
     return post("/api/v1/messages", { room, text });
   }
 
-  // ---- console pages: Cancel and Re-run buttons ------------------------------------------
+  // ---- console pages: Cancel (with a confirmation) and Re-run buttons -----------------------
+
+  function replyText(result) {
+    const replies = (result && result.replies) || [];
+    return replies.map((r) => r.text).join("\n") || (result && result.output) || "done";
+  }
 
   document.addEventListener("click", async (event) => {
+    const asking = event.target.closest("button[data-confirm]");
+    if (asking) {
+      // A job is stopped only after a second, explicit tap.
+      const box = document.getElementById(asking.dataset.confirm);
+      if (box) {
+        box.hidden = false;
+        asking.hidden = true;
+        const yes = box.querySelector("button[data-post]");
+        if (yes) yes.focus();
+      }
+      return;
+    }
+    const dismiss = event.target.closest("button[data-dismiss]");
+    if (dismiss) {
+      const box = document.getElementById(dismiss.dataset.dismiss);
+      if (box) {
+        box.hidden = true;
+        const opener = document.querySelector(`button[data-confirm="${box.id}"]`);
+        if (opener) opener.hidden = false;
+      }
+      return;
+    }
     const button = event.target.closest("button[data-post], button[data-rerun]");
     if (!button) return;
     event.preventDefault();
@@ -67,14 +94,28 @@
         return;
       }
       const result = await post(button.dataset.post, {});
-      const replies = (result && result.replies) || [];
-      if (out) out.textContent = replies.map((r) => r.text).join("\n") || (result && result.output) || "done";
+      if (out) out.textContent = replyText(result);
     } catch (error) {
       if (out) out.textContent = error.message;
     } finally {
       button.disabled = false;
     }
   });
+
+  // The job page's live part says when the job ended: Cancel has nothing left to stop.
+  document.body.addEventListener("htmx:afterSwap", () => {
+    const live = document.getElementById("job-live");
+    const cancelBox = document.getElementById("cancel-box");
+    if (live && cancelBox && live.dataset.finished === "true") cancelBox.remove();
+  });
+
+  // On a phone the page menu and the rooms are scrolling rows: show where you are in them.
+  for (const here of document.querySelectorAll("#pages a[aria-current=page], .rooms a[aria-current=page]")) {
+    const row = here.closest("#pages, .rooms");
+    if (row.scrollWidth > row.clientWidth) {
+      row.scrollLeft = here.getBoundingClientRect().left - row.getBoundingClientRect().left - 16;
+    }
+  }
 
   // ---- the web chat ------------------------------------------------------------------------
 
@@ -92,7 +133,24 @@
   const LIVE = new Set(["progress", "output", "job"]);
   const cards = new Map(); // job id -> the one card its live updates edit in place
   const bySeq = new Map(); // seq of a bot message -> its element, for events that replace it
+  const jobs = new Map(); // job id -> a promise of the job (who asked for it), fetched once
   let lastSeq = 0;
+
+  function jobInfo(jobId) {
+    if (!jobs.has(jobId)) {
+      jobs.set(
+        jobId,
+        fetch(`/api/v1/jobs/${jobId}?tail=0`, { credentials: "same-origin" })
+          .then((r) => (r.ok ? r.json() : null))
+          .catch(() => null),
+      );
+    }
+    return jobs.get(jobId);
+  }
+
+  function plural(n, word) {
+    return `${n} ${word}${n === 1 ? "" : "s"}`;
+  }
 
   function act(value) {
     const [verb, arg, index] = value.split(":");
@@ -175,9 +233,12 @@
       case "code": {
         const pre = el("pre", {}, el("code", { text: block.lines.join("\n") }));
         if (!block.more) return pre;
-        const href = jobId ? `/jobs/${jobId}` : block.link;
-        const more = `${block.more} more lines — full log`;
-        return el("div", { class: "code" }, pre, href ? el("a", { class: "more", href, text: more }) : el("span", { text: more }));
+        // The lines left out come before the ones shown: say so above them.
+        const link = block.link || "";
+        const href = jobId !== null && jobId !== undefined ? `/jobs/${jobId}` : /^(https?:\/\/|\/)/.test(link) ? link : null;
+        const more = `… ${plural(block.more, "more line")} — full log`;
+        const marker = href ? el("a", { class: "more", href, text: more }) : el("span", { class: "more", text: link ? `${more}: ${link}` : more });
+        return el("div", { class: "code" }, marker, pre);
       }
       case "table": {
         const head = el("tr", {}, ...block.columns.map((c) => el("th", { scope: "col", text: c })));
@@ -201,12 +262,28 @@
         );
         return el("div", { class: "menu" }, el("p", { class: "prompt", text: block.prompt }), group);
       }
-      case "actions":
-        return buttonGroup(
+      case "actions": {
+        const group = buttonGroup(
           "actions",
           block.buttons.map((b) => [b.label, b.value, b.value.split(":")[0]]),
           act,
         );
+        const votes = block.buttons.some((b) => /^(approve|deny):/.test(b.value));
+        if (votes && jobId !== null && jobId !== undefined) {
+          // Nobody approves their own request: its requester sees who must, not buttons.
+          group.hidden = true;
+          jobInfo(jobId).then((job) => {
+            if (job && job.requester === me) {
+              group.replaceWith(
+                el("p", { class: "muted own-request", text: "You asked for this job: another member of the role must approve or deny it." }),
+              );
+            } else {
+              group.hidden = false;
+            }
+          });
+        }
+        return group;
+      }
       default:
         return el("pre", { text: ev.text || "" });
     }
@@ -223,12 +300,48 @@
       const bar = old.querySelector(".progress");
       if (bar) content.append(bar);
     }
-    for (const block of blocks) content.append(renderBlock(block, ev, old));
+    // A finished job's card leads with its outcome, then what it printed.
+    const last = blocks[blocks.length - 1];
+    const outcome = ev.kind === "job" && ended && last.type === "status" ? last : null;
+    if (outcome) content.append(renderBlock(outcome, ev, old));
+    for (const block of blocks) if (block !== outcome) content.append(renderBlock(block, ev, old));
     if (old) old.replaceWith(content);
-    else card.append(content);
+    else card.insertBefore(content, card.querySelector(".card-actions"));
     card.dataset.kind = ev.kind;
     card.dataset.seq = ev.seq;
     card.className = `event bot kind-${ev.kind}${ended ? " ended" : ""}`;
+    const running = LIVE.has(ev.kind) && !ended && ev.job_id !== null && ev.job_id !== undefined;
+    cancelControls(card, ev.job_id, running);
+  }
+
+  // A running job's card can stop it: Cancel, then a second, explicit confirmation.
+  function cancelControls(card, jobId, running) {
+    const existing = card.querySelector(".card-actions");
+    if (!running) {
+      if (existing) existing.remove();
+      return;
+    }
+    if (existing) return;
+    const box = el("div", { class: "card-actions", hidden: true });
+    card.append(box);
+    jobInfo(jobId).then((job) => {
+      const ended = ["succeeded", "failed", "cancelled", "timed_out", "interrupted", "denied", "expired"];
+      if (!job || job.requester !== me || ended.includes(job.state) || !box.isConnected) return;
+      const confirmId = `cancel-confirm-${jobId}`;
+      const resultId = `cancel-result-${jobId}`;
+      box.append(
+        el("button", { type: "button", class: "deny cancel", "data-confirm": confirmId, text: "Cancel…" }),
+        el(
+          "div",
+          { class: "confirm", id: confirmId, role: "alertdialog", "aria-label": `Confirm cancel of job ${jobId}`, hidden: true },
+          el("span", { text: `Stop job ${jobId} (${job.command})? It cannot be resumed.` }),
+          el("button", { type: "button", class: "deny", "data-post": `/api/v1/jobs/${jobId}/cancel`, "data-result": resultId, text: `Yes, cancel job ${jobId}` }),
+          el("button", { type: "button", class: "secondary", "data-dismiss": confirmId, text: "Keep it running" }),
+        ),
+        el("p", { class: "muted note", id: resultId, "aria-live": "polite" }),
+      );
+      box.hidden = false;
+    });
   }
 
   function meta(author, at, jobId) {
@@ -245,6 +358,8 @@
   function add(ev) {
     if (ev.seq <= lastSeq) return;
     lastSeq = ev.seq;
+    const empty = document.getElementById("empty-hint");
+    if (empty) empty.remove();
     const follow = stream.scrollHeight - stream.scrollTop - stream.clientHeight < 80;
     if (ev.kind === "message") {
       const mine = ev.author === me ? " mine" : "";
@@ -277,6 +392,11 @@
     } catch (_) {
       // The live stream below replays what we missed.
     }
+    if (!lastSeq) {
+      // An empty room says what it is for and offers a first command.
+      const hintTemplate = document.getElementById("empty-room");
+      if (hintTemplate) stream.append(hintTemplate.content.cloneNode(true));
+    }
     stream.scrollTop = stream.scrollHeight;
     // EventSource reconnects on its own and resumes with Last-Event-ID.
     const source = new EventSource(`/api/v1/rooms/${roomPath}/events?after=${lastSeq}`);
@@ -303,6 +423,13 @@
     usage.textContent = best ? best.dataset.usage : "";
   }
   input.addEventListener("input", hint);
+  stream.addEventListener("click", (event) => {
+    const suggestion = event.target.closest("button[data-suggest]");
+    if (!suggestion) return;
+    input.value = suggestion.dataset.suggest;
+    input.focus();
+    hint();
+  });
   if (input.value) {
     // Prefilled by ?say= (the catalog's "Run in chat"): ready to finish typing, not sent.
     input.focus();
