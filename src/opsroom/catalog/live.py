@@ -66,7 +66,7 @@ class GitCatalog:
                 sorted((p, b) for p, b in self._blobs.items() if p.endswith(".gitattributes"))
             )
             self.cache.begin()
-            catalog = load_catalog(tree.path, commit=sha, cache=self.cache)
+            catalog = load_catalog(tree.path, commit=sha, cache=self.cache, thorough=True)
         except BaseException:
             self.source.release(tree)
             raise

@@ -12,6 +12,7 @@ import hashlib
 import os
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,7 +108,7 @@ def _parse_powershell(source: str, name: str | None = None) -> ParsedScript:
 def _parse_python(source: str) -> ParsedScript:
     from opsroom.catalog.parsers.python import parse_python
 
-    return parse_python(source)
+    return parse_python(source, whole=_THOROUGH.get())
 
 
 def _parse_shell(source: str) -> ParsedScript:
@@ -115,6 +116,9 @@ def _parse_shell(source: str) -> ParsedScript:
 
     return parse_shell(source)
 
+
+# Set by load_catalog for the parsers it calls (see its `thorough`).
+_THOROUGH: ContextVar[bool] = ContextVar("opsroom_thorough_parse", default=False)
 
 _PARSERS: dict[Language, Callable[[str], ParsedScript]] = {
     Language.POWERSHELL: _parse_powershell,
@@ -591,12 +595,27 @@ def _duplicate_params(params: tuple[ParamSpec, ...]) -> list[Problem]:
 
 
 def load_catalog(
-    root: Path, *, commit: str | None = None, cache: ParseCache | None = None
+    root: Path,
+    *,
+    commit: str | None = None,
+    cache: ParseCache | None = None,
+    thorough: bool = False,
 ) -> Catalog:
     """Read every command of the catalog at `root`; problems become issues, never raise.
 
     With a `cache` (a reload, catalog/cache.py) only scripts that changed are parsed again.
+    `thorough` parses every Python script whole, so a syntax error anywhere in it is an
+    issue (`catalog check`, a commit's check before it goes live); otherwise only what can
+    declare the interface is parsed, and such an error shows when the script runs.
     """
+    token = _THOROUGH.set(thorough)
+    try:
+        return _load_catalog(root, commit=commit, cache=cache)
+    finally:
+        _THOROUGH.reset(token)
+
+
+def _load_catalog(root: Path, *, commit: str | None, cache: ParseCache | None) -> Catalog:
     root = Path(root)
     if not root.is_dir():
         raise CatalogError(f"{root}: catalog folder not found (or not a folder)")

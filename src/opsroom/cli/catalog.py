@@ -45,7 +45,7 @@ def _load(directory: Path | None) -> Catalog:
     from opsroom.errors import CatalogError
 
     try:
-        return load_catalog(_root(directory))
+        return load_catalog(_root(directory), thorough=True)
     except CatalogError as e:
         click.echo(f"opsroom: {e}", err=True)
         raise SystemExit(2) from None

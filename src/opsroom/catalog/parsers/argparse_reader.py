@@ -113,6 +113,13 @@ class _ArgparseInterpreter(Interpreter):
         self.parsers: list[_Parser] = []
         self.reaching = True
 
+    def close(self) -> None:
+        super().close()
+        for parser in self.parsers:  # a parser and its groups point at each other
+            parser.mutexes.clear()
+            parser.subs = None
+        self.parsers.clear()
+
     def _parser(self, node: ast.Call, scope: Scope, depth: int) -> _Parser:
         args, kw = self.arguments(node, scope, depth)
         for name, value in zip(_CONSTRUCTOR_ARGS, args, strict=False):
@@ -222,6 +229,13 @@ def _root(parsers: list[_Parser]) -> _Parser | None:
 def read_argparse(tree: ast.Module, source: str, names: Names, docstring: str) -> CliRead | None:
     """The argparse parser a script builds, read statically; None when it builds none."""
     interp = _ArgparseInterpreter(tree, names, docstring)
+    try:
+        return _read(interp, source)
+    finally:
+        interp.close()
+
+
+def _read(interp: _ArgparseInterpreter, source: str) -> CliRead | None:
     interp.run_module()
     root = _root(interp.parsers)
     if root is None:

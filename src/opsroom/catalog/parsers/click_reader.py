@@ -288,8 +288,15 @@ def _scalar_type(value: object) -> _ClickType:
 
 
 def read_click(tree: ast.Module, source: str, names: Names, docstring: str) -> CliRead | None:
-    """The click command or group a script defines, read statically; None if none."""
+    """The click command or group, or typer app, a script runs, read statically; or None."""
     interp = _Interpreter(tree, names, docstring)
+    try:
+        return _read_click(interp, source)
+    finally:
+        interp.close()
+
+
+def _read_click(interp: _Interpreter, source: str) -> CliRead | None:
     interp.run_module()
     if interp.apps or interp.typer_run:
         return _read_typer(interp, source)
@@ -315,15 +322,6 @@ def read_click(tree: ast.Module, source: str, names: Names, docstring: str) -> C
         line=entry.func.lineno,
     )
     return CliRead("click", command=command, reached=reached, problems=tuple(problems))
-
-
-def read_typer(tree: ast.Module, source: str, names: Names, docstring: str) -> CliRead | None:
-    """The typer app or `typer.run` function of a script, read statically; None if none."""
-    interp = _Interpreter(tree, names, docstring)
-    interp.run_module()
-    if not interp.apps and not interp.typer_run:
-        return None
-    return _read_typer(interp, source)
 
 
 def _command_help(

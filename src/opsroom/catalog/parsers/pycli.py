@@ -196,6 +196,8 @@ KNOWN_CONSTANTS: dict[str, object] = {
     "argparse.ONE_OR_MORE": "+",
     "argparse.REMAINDER": "...",
 }
+# Statements with nothing to follow (imports are read once, by Names).
+_INERT = (ast.Import, ast.ImportFrom, ast.Pass, ast.Global, ast.Nonlocal, ast.Break, ast.Continue)
 _STR_METHODS = frozenset(
     {"strip", "lstrip", "rstrip", "lower", "upper", "title", "capitalize", "casefold"}
 )
@@ -236,6 +238,13 @@ class Interpreter:
         self.class_attrs: dict[tuple[int, str], object] = {}
         self.exhausted = False
 
+    def close(self) -> None:
+        """Drop what the run built: a function and the scope it was defined in point at each
+        other, and freeing them now (not at the next garbage collection) keeps a catalog
+        load's collections few and cheap."""
+        self.globals.vars.clear()
+        self.class_attrs.clear()
+
     # ------------------------------------------------------------------ statements
 
     def run_module(self) -> None:
@@ -260,7 +269,11 @@ class Interpreter:
 
     def stmt(self, stmt: ast.stmt, scope: Scope, frame: Frame | None) -> None:
         """Run one statement: every branch of a compound one, once."""
-        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+        if isinstance(stmt, ast.Expr):  # the most frequent kinds first
+            self.eval(stmt.value, scope)
+        elif isinstance(stmt, _INERT):
+            return
+        elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
             scope.vars[stmt.name] = Func(stmt, scope)
         elif isinstance(stmt, ast.ClassDef):
             scope.vars[stmt.name] = Klass(stmt, scope)
@@ -274,8 +287,6 @@ class Interpreter:
         elif isinstance(stmt, ast.AugAssign):
             self.eval(stmt.value, scope)
             self.bind(stmt.target, UNKNOWN, scope)
-        elif isinstance(stmt, ast.Expr):
-            self.eval(stmt.value, scope)
         elif isinstance(stmt, ast.Return):
             value = self.eval(stmt.value, scope) if stmt.value is not None else None
             if frame is not None and (frame.ret is UNKNOWN or frame.ret is None):
