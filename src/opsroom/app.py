@@ -12,7 +12,7 @@ from opsroom.model.jobs import Job
 
 if TYPE_CHECKING:  # imported lazily at run time: start-up cost
     from opsroom.deploy import Deployer
-    from opsroom.router.dispatch import Dispatcher
+    from opsroom.engine.dispatch import Dispatcher
     from opsroom.store import Store
 
 
@@ -41,7 +41,7 @@ class App:
     ) -> App:
         """Open the store (reconciling it), load the catalog and build the dispatcher."""
         from opsroom.deploy import Deployer
-        from opsroom.router.dispatch import DispatchContext, Dispatcher
+        from opsroom.engine.dispatch import DispatchContext, Dispatcher
         from opsroom.runner.tree import end_orphaned_job
         from opsroom.store.owner import owner_alive, owner_id
 

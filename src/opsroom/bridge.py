@@ -31,11 +31,11 @@ from opsroom.adapters.base import (
     MessageRef,
 )
 from opsroom.config import Settings
+from opsroom.engine.dispatch import Dispatcher
 from opsroom.errors import ConfigError, StoreError
 from opsroom.model.blocks import Block, Code, Progress, Reply, Status
 from opsroom.model.messages import Inbound
 from opsroom.model.wire import dump_reply, load_reply
-from opsroom.router.dispatch import Dispatcher
 from opsroom.router.outcome import Outcome
 
 if TYPE_CHECKING:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from opsroom.app import App
 from opsroom.config import Settings
+from opsroom.engine.dispatch import Outcome
 from opsroom.model.blocks import Reply
 from opsroom.model.messages import Inbound
 from opsroom.render.text import render_reply
-from opsroom.router.dispatch import Outcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,11 +27,11 @@ import pytest
 from test_web_serve import Served, start_serve
 
 from opsroom.config import Settings
+from opsroom.engine.scheduler import Scheduler
 from opsroom.model.audit import AuditEvent, AuditRecord
 from opsroom.model.blocks import Reply
 from opsroom.model.jobs import JobState
 from opsroom.render.text import render_reply
-from opsroom.router.scheduler import Scheduler
 from opsroom.store import Store
 from opsroom.testing import Bot
 from support import FIXTURES
@@ -445,7 +445,7 @@ RACER = """
 import asyncio, json, sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from opsroom.router.scheduler import Scheduler
+from opsroom.engine.scheduler import Scheduler
 from opsroom.testing import Bot
 
 db, catalog, folder, me, other, start, steps = sys.argv[1:8]

@@ -15,16 +15,7 @@ ROOMS = ("catalog", "router", "policy", "runner", "render", "store", "adapters")
 EXTRA = {"adapters": {"render"}}
 SHARED = ("model", "errors", "config")
 # Modules allowed to wire rooms together.
-WIRING = {
-    "router/dispatch.py",
-    "router/supervisor.py",
-    "router/collector.py",
-    "router/approvals.py",
-    "router/output.py",
-    "router/schedules.py",
-    "router/scheduler.py",
-    "app.py",
-}
+WIRING = {"app.py"}  # and every module of engine/, the wiring room
 # router.builtins belongs to the router and renders help with the router's own parser.
 
 
@@ -56,7 +47,7 @@ def _room_modules() -> list[Path]:
     for path in _modules():
         rel = path.relative_to(PACKAGE).as_posix()
         own = rel.split("/")[0]
-        if rel not in WIRING and (own in ROOMS or own == "model"):
+        if rel not in WIRING and own != "engine" and (own in ROOMS or own == "model"):
             found.append(path)
     return found
 

@@ -15,9 +15,9 @@ from typing import Any
 from opsroom.adapters.base import Event, Interaction
 from opsroom.adapters.web import WebChatAdapter
 from opsroom.bridge import Bridge
+from opsroom.engine.dispatch import Dispatcher
 from opsroom.model.blocks import Reply
 from opsroom.model.jobs import Job
-from opsroom.router.dispatch import Dispatcher
 from opsroom.router.outcome import Outcome
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]

@@ -32,7 +32,7 @@ from opsroom.web.context import WebContext
 
 if TYPE_CHECKING:
     from opsroom.app import App
-    from opsroom.router.scheduler import Scheduler
+    from opsroom.engine.scheduler import Scheduler
 
 log = logging.getLogger("opsroom.serve")
 ADOPT_EVERY = 3.0  # seconds between looks for orphaned queued jobs
@@ -303,7 +303,7 @@ def _mount_hooks(web: Any, adapters: list[Any]) -> None:
 
 def _scheduler(ctx: WebContext) -> Scheduler:
     """The firing loop of schedules (SPEC §5.7); its jobs are tracked like the web's."""
-    from opsroom.router.scheduler import Scheduler
+    from opsroom.engine.scheduler import Scheduler
 
     return Scheduler(ctx.engine.dispatcher, send_for=ctx.sender_for, spawn=ctx.spawn)
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from opsroom.config import Settings
+from opsroom.engine.supervisor import JobRequest, Supervisor
 from opsroom.errors import ParseError, RefusedError
 from opsroom.model.approvals import VoteDecision
 from opsroom.model.audit import AuditEvent
@@ -26,7 +27,6 @@ from opsroom.policy.rbac import decide, roles_of
 from opsroom.router.bounded import AuditedRefusal, bounded_params, escaped, shorten
 from opsroom.router.deployment import Deployment, Live
 from opsroom.router.outcome import Outcome
-from opsroom.router.supervisor import JobRequest, Supervisor
 
 if TYPE_CHECKING:
     from opsroom.store import Store

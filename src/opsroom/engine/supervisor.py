@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from opsroom.config import Settings
+from opsroom.engine.collector import Collector
+from opsroom.engine.output import OutputWriter
 from opsroom.errors import RefusedError, StoreError
 from opsroom.model.audit import AuditEvent
 from opsroom.model.blocks import Reply, Status
@@ -27,10 +29,8 @@ from opsroom.model.jobs import ExitEvent, Job, JobState
 from opsroom.policy.masking import Masker
 from opsroom.policy.secrets import fetch_secrets, parse_source
 from opsroom.router.bounded import bounded_params
-from opsroom.router.collector import Collector
 from opsroom.router.deployment import Deployment, Live
 from opsroom.router.outcome import Outcome
-from opsroom.router.output import OutputWriter
 from opsroom.runner.argv import build_launch
 from opsroom.runner.local import run_local
 from opsroom.runner.pep723 import ensure_environment, environments_dir

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from opsroom.config import Settings
+from opsroom.engine.supervisor import local_secrets
 from opsroom.errors import ParseError, RefusedError, StoreError, UnknownCommand, UserError
 from opsroom.model.audit import AuditEvent
 from opsroom.model.blocks import Reply, Status, Table, Text
@@ -30,7 +31,6 @@ from opsroom.router.bounded import bounded_params, shorten
 from opsroom.router.cron import Cron, parse_cron
 from opsroom.router.parser import bind_arguments, normalize, tokenize
 from opsroom.router.registry import Registry
-from opsroom.router.supervisor import local_secrets
 
 if TYPE_CHECKING:
     from opsroom.store import Store

@@ -32,7 +32,7 @@ from opsroom.router.builtins import format_duration
 from opsroom.runner.attachments import AttachmentRefused, read_attachment
 
 if TYPE_CHECKING:
-    from opsroom.router.output import OutputWriter
+    from opsroom.engine.output import OutputWriter
     from opsroom.store import Store
 
 Send = Callable[[Reply], Awaitable[None]]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from opsroom.engine.schedules import utcnow
 from opsroom.errors import ParseError, StoreError, UserError
 from opsroom.model.audit import AuditEvent
 from opsroom.model.blocks import Reply, Status
@@ -30,10 +31,9 @@ from opsroom.model.messages import Inbound
 from opsroom.model.schedules import Schedule
 from opsroom.router.cron import COUNT_LIMIT, Cron, Plan, plan
 from opsroom.router.outcome import Outcome
-from opsroom.router.schedules import utcnow
 
 if TYPE_CHECKING:
-    from opsroom.router.dispatch import Dispatcher
+    from opsroom.engine.dispatch import Dispatcher
 
 log = logging.getLogger("opsroom.schedules")
 

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsroom.config import Settings
+from opsroom.engine.approvals import ApprovalDesk
+from opsroom.engine.schedules import ScheduleDesk
+from opsroom.engine.supervisor import JobRequest, Supervisor, local_secrets
 from opsroom.errors import RefusedError, StoreError, UserError
 from opsroom.model.approvals import VoteDecision
 from opsroom.model.audit import AuditEvent
@@ -27,7 +30,6 @@ from opsroom.model.messages import Inbound
 from opsroom.policy.groups import GroupResolver
 from opsroom.policy.masking import Masker
 from opsroom.policy.rbac import Decision, decide, is_admin, roles_of
-from opsroom.router.approvals import ApprovalDesk
 from opsroom.router.bounded import (
     MAX_MESSAGE_BYTES,
     AuditedRefusal,
@@ -58,8 +60,6 @@ from opsroom.router.parser import (
     tokenize,
 )
 from opsroom.router.registry import Registry
-from opsroom.router.schedules import ScheduleDesk
-from opsroom.router.supervisor import JobRequest, Supervisor, local_secrets
 from opsroom.runner.argv import arg_env_name, build_launch, powershell_available
 
 if TYPE_CHECKING:
