@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench_startup import console_script
+from bench_serve import start_serve
 from figures import Figure, median
 from generate import generate_catalog
 
@@ -121,13 +120,6 @@ async def _incremental(n: int, commits: int) -> tuple[list[float], list[float], 
         return applied, fetches, parsed
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _healthz(url: str) -> dict[str, object] | None:
     try:
         with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - a loopback URL
@@ -164,17 +156,9 @@ def _push_to_live(webhook: bool, pushes: int) -> list[float]:
             'webhook_secret = "env:BENCH_HOOK_SECRET"\n',
             encoding="utf-8",
         )
-        port = _free_port()
-        base = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPSROOM_")}
         env["BENCH_HOOK_SECRET"] = SECRET
-        proc = subprocess.Popen(
-            [*console_script(), "serve", "--listen", f"127.0.0.1:{port}"],
-            cwd=work,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proc, base = start_serve(str(work), env)
         samples = []
         try:
             deadline = time.monotonic() + 60
@@ -203,6 +187,8 @@ def _push_to_live(webhook: bool, pushes: int) -> list[float]:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
+            if proc.stdout is not None:
+                proc.stdout.close()
         return samples
 
 

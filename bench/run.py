@@ -37,6 +37,8 @@ _SUITES: tuple[tuple[str, str], ...] = (
     ("jobs", "bench_jobs"),
     ("patterns", "bench_patterns"),
     ("deploy", "bench_deploy"),
+    ("supervision", "bench_supervision"),
+    ("workers", "bench_workers"),
 )
 
 PEERS = (

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from pg_cluster import Cluster, session_cluster
+from stores import STORES, new_store_url
 from support import FIXTURES, OPSROOM, Opsroom, Result
 
 
@@ -47,3 +50,40 @@ def opsroom(workdir: Path) -> Opsroom:
 def echo_catalog() -> Path:
     """A small catalog of scripts that print what they receive."""
     return FIXTURES / "echo_catalog"
+
+
+# -- stores: every store test runs on SQLite and on PostgreSQL (tests/stores.py) ----------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """This run's PostgreSQL: OPSROOM_TEST_PG_URL's, or one started on first use."""
+    with session_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=STORES)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, empty store for this test, on each backend in turn."""
+    cluster = request.getfixturevalue("postgres") if request.param == "postgresql" else None
+    with new_store_url(request.param, tmp_path, cluster) as url:
+        yield url
+
+
+@pytest.fixture(params=STORES)
+def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """`store_url`, but never migrated: the first opsroom to open it creates every table."""
+    cluster = request.getfixturevalue("postgres") if request.param == "postgresql" else None
+    with new_store_url(request.param, tmp_path, cluster, migrated=False) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=STORES)
+def module_store_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`store_url` shared by a module's tests (servers and data set up once per backend)."""
+    cluster = request.getfixturevalue("postgres") if request.param == "postgresql" else None
+    folder = tmp_path_factory.mktemp("store")
+    with new_store_url(request.param, folder, cluster) as url:
+        yield url

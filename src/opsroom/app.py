@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opsroom.config import Settings
+from opsroom.errors import ConfigError, StoreError, require_extra
 from opsroom.model.catalog import Catalog
 from opsroom.model.jobs import Job
 
@@ -45,6 +46,7 @@ class App:
         from opsroom.runner.tree import end_orphaned_job
         from opsroom.store.owner import owner_alive, owner_id
 
+        require_extras(settings)
         # A git catalog is kept beside the config file (or in the working folder).
         workdir = Path(settings.path).parent if settings.path else Path.cwd()
         deployer = await Deployer.start(
@@ -55,7 +57,7 @@ class App:
             workdir=workdir,
         )
         try:
-            store = await _open_store(store_url or settings.store.url)
+            store = await _open_store(settings, store_url)
         except BaseException:
             await deployer.close()
             raise
@@ -98,6 +100,26 @@ class App:
         return [j for j in jobs if j.id in mine]
 
 
+def require_extras(settings: Settings) -> None:
+    """MissingExtra for the first configured feature whose optional extra is not installed.
+
+    Checked before anything starts, so a missing package is one line at start-up rather
+    than a traceback when the first login, lookup or secret needs it.
+    """
+    needs: list[tuple[bool, str, str, str]] = [
+        # (configured, module, extra, config table)
+        (settings.ldap is not None, "ldap3", "ldap", "[ldap]"),
+        (settings.vault.url is not None, "hvac", "vault", "[vault]"),
+        (settings.vault.url is not None, "requests", "vault", "[vault]"),
+        (settings.web.oidc is not None, "authlib", "sso", "[web.oidc]"),
+        (settings.web.oidc is not None, "joserfc", "sso", "[web.oidc]"),
+        (settings.web.oidc is not None, "httpx", "sso", "[web.oidc]"),
+    ]
+    for configured, module, extra, table in needs:
+        if configured:
+            require_extra(module, extra, table)
+
+
 def job_isolation(settings: Settings) -> tuple[str, str]:
     """How jobs are contained and limited on this host, as two lines for people."""
     from opsroom.runner.cgroup import describe
@@ -114,7 +136,14 @@ def job_isolation_summary(settings: Settings) -> dict[str, str]:
     return summary(Limits.from_settings(settings.runner))
 
 
-async def _open_store(url: str) -> Store:
+async def _open_store(settings: Settings, url: str | None) -> Store:
+    """The configured store, or the one at `url` (`--store`, which brings its own password)."""
     from opsroom.store import Store as _Store
 
-    return await _Store.open(url)
+    if url is not None:
+        return await _Store.open(url)
+    try:
+        password = settings.store.password_value()
+    except ConfigError as e:
+        raise StoreError(f"cannot open the store: [store] password {e}") from None
+    return await _Store.open(settings.store.url, password=password)

@@ -198,6 +198,12 @@ def _key_file(text: str) -> str:
     return text
 
 
+def _cache_folder(value: object) -> object:
+    if isinstance(value, bool) or (isinstance(value, str) and value.strip()):
+        return value
+    raise _invalid('expected true, false or a folder, e.g. "/var/cache/opsroom"')
+
+
 class CatalogSettings(_Section):
     """`[catalog]`: where the scripts live (a folder, or a git repository: SPEC §10)."""
 
@@ -210,6 +216,8 @@ class CatalogSettings(_Section):
     ssh_key: Annotated[str, AfterValidator(_key_file)] | None = None
     announce: Annotated[str, AfterValidator(_announce_room)] | None = None
     web_url: Annotated[str, AfterValidator(_web_url)] | None = None
+    # Parsed scripts kept between starts: true (~/.cache/opsroom/catalog), false, or a folder.
+    cache: Annotated[StrictBool | str, BeforeValidator(_cache_folder)] = True
 
     @model_validator(mode="after")
     def _consistent(self) -> CatalogSettings:
@@ -226,10 +234,42 @@ class CatalogSettings(_Section):
         return self
 
 
+def _store_password(text: str) -> str:
+    # The bad value is never echoed: it may well be the password itself.
+    if not re.fullmatch(r"env:[A-Za-z_][A-Za-z0-9_]*|file:.+", text):
+        raise ValueError(
+            'expected a reference like "env:OPSROOM_DB_PASSWORD" or "file:/path", '
+            "never the password itself"
+        )
+    return text
+
+
 class StoreSettings(_Section):
     """`[store]`: the database of jobs and audit."""
 
     url: str = "sqlite:///opsroom.db"
+    # PostgreSQL's password, referenced (env:NAME, file:PATH) and read when the store opens.
+    password: Annotated[str | None, AfterValidator(_store_password)] = None
+
+    @model_validator(mode="after")
+    def _password_for_postgresql(self) -> StoreSettings:
+        from urllib.parse import urlsplit
+
+        if self.password is None:
+            return self
+        if not self.url.lower().startswith(("postgresql", "postgres:")):
+            raise ValueError("password applies to a postgresql:// url only")
+        try:
+            inline = urlsplit(self.url).password
+        except ValueError:
+            inline = None
+        if inline is not None:
+            raise ValueError("the url holds a password too: remove it from the url")
+        return self
+
+    def password_value(self) -> str | None:
+        """The password `password` refers to, read now (None when there is none)."""
+        return None if self.password is None else resolve_reference(self.password)
 
 
 def _issuer_url(text: str) -> str:
@@ -334,6 +374,12 @@ class RunnerSettings(_Section):
     max_pids: int = Field(default=512, ge=0)
     max_cpu_seconds: float = Field(default=0.0, ge=0)  # 0: only the timeout bounds it
     cgroups: StrictBool = True  # False: never a cgroup per job, the weaker fallback instead
+    # Python environments kept warm, a fork server each (runner/pool.py); 0: every Python
+    # job starts a fresh interpreter.
+    python_pool: int = Field(default=4, ge=0, le=64)
+    # False: the bot's host runs no job; commands without runs_on go to the workers of
+    # queue "default" (SPEC §8, docs/scale.md).
+    local: StrictBool = True
 
     @field_validator("timeout", "max_timeout", "kill_grace", "foreground_seconds", mode="before")
     @classmethod
@@ -353,6 +399,25 @@ class RunnerSettings(_Section):
         if 0 < v < 16 * 1024**2:
             raise ValueError("a memory limit below 16MiB leaves no job able to start (0: no limit)")
         return v
+
+
+class WorkersSettings(_Section):
+    """`[workers]`: how workers (`opsroom worker`) show they are alive (SPEC §8)."""
+
+    heartbeat: float = 10.0  # seconds between a worker's beats
+    # A worker silent this long is lost: its running jobs are marked interrupted.
+    lost_after: float = 30.0
+
+    @field_validator("heartbeat", "lost_after", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        return parse_duration(v)
+
+    @model_validator(mode="after")
+    def _beats_before_lost(self) -> WorkersSettings:
+        if self.lost_after <= self.heartbeat:
+            raise ValueError("lost_after must be longer than heartbeat, or live workers are lost")
+        return self
 
 
 def _secret_name(name: str) -> str:
@@ -597,6 +662,7 @@ class Settings(_Section):
     store: StoreSettings = StoreSettings()
     web: WebSettings = WebSettings()
     runner: RunnerSettings = RunnerSettings()
+    workers: WorkersSettings = WorkersSettings()
     secrets: dict[_SecretName, _SecretSource] = {}
     vault: VaultSettings = VaultSettings()
     groups: dict[_GroupName, tuple[PrincipalPattern, ...]] = {}
@@ -633,46 +699,27 @@ RESERVED_ENV = frozenset(
         "OPSROOM_PARAM_TYPES",
         "OPSROOM_VENV",
         "OPSROOM_SYNAPSE_VENV",
+        "OPSROOM_TEST_PG_URL",
     }
 )
 # OPSROOM_PS_*: what the PowerShell bootstrap reads (runner/argv.py powershell_env).
 RESERVED_ENV_PREFIXES = ("OPSROOM_ARG_", "OPSROOM_PS_")
 _ENV_PREFIX = "OPSROOM_"
 _NOT_KEYS = ("source", "path")  # Settings' own bookkeeping, never configured
-# Platforms the SPEC names that this version does not run: said plainly, not "unknown".
-# Empty now that every one is supported; kept so a future planned platform is one line.
-_PLANNED_ADAPTERS: dict[str, str] = {}
-_BUILT_IN_CHATS = {
-    "web": "the web chat needs no adapter table: it runs under `opsroom serve` ([web])",
-    "terminal": "the terminal chat needs no adapter table: it is `opsroom shell`",
-}
-
 _KeyPath = tuple[str, ...]
 _Why = tuple[str | None, str]  # (key path or None, message) when a variable names no key
 
 
 def adapter_settings_models() -> dict[str, type[BaseModel]]:
-    """Each chat platform this version runs → the model of its `[adapters.<name>]` table.
+    """Each chat platform installed → the model of its `[adapters.<name>]` table.
 
-    Only the small settings modules are imported, never a platform's SDK: a table is
-    checked even on a host where that SDK is missing.
+    The platforms are the `opsroom.adapters` entry points. Their records import no
+    platform library: a table is checked even on a host where that library is missing.
     """
     # Imported here, not at the top: the adapters import this module.
-    from opsroom.adapters.discord.settings import DiscordSettings
-    from opsroom.adapters.irc.settings import IrcSettings
-    from opsroom.adapters.matrix.settings import MatrixSettings
-    from opsroom.adapters.mattermost.settings import MattermostSettings
-    from opsroom.adapters.slack.settings import SlackSettings
-    from opsroom.adapters.teams.settings import TeamsSettings
+    from opsroom.adapters.plugin import load_plugins
 
-    return {
-        "discord": DiscordSettings,
-        "irc": IrcSettings,
-        "matrix": MatrixSettings,
-        "mattermost": MattermostSettings,
-        "slack": SlackSettings,
-        "teams": TeamsSettings,
-    }
+    return {n: p.settings for n, p in load_plugins().items() if p.settings is not None}
 
 
 def _dotted(path: Sequence[object]) -> str:
@@ -754,17 +801,17 @@ def _adapter_paths(text: str, data: object) -> tuple[list[_KeyPath], _Why]:
             return [("adapters", name)], (None, "")
         table = data.get(name) if isinstance(data, dict) else None
         return _key_paths(models[name], text[len(name) + 1 :], ("adapters", name), table)
-    if name in _PLANNED_ADAPTERS:
-        return [], (f"adapters.{name}", _not_run(name, models))
     return [], (None, f"names no chat platform (known: {', '.join(sorted(models))})")
 
 
 def _not_run(name: str, models: Mapping[str, object]) -> str:
     """Why `[adapters.<name>]` names no platform this version runs."""
-    known = ", ".join(sorted(models))
-    if name in _PLANNED_ADAPTERS:
-        return f"{_PLANNED_ADAPTERS[name]} is not supported by this version (supported: {known})"
-    return _BUILT_IN_CHATS.get(name, f"unknown chat platform (known: {known})")
+    from opsroom.adapters.plugin import load_plugins
+
+    plugin = load_plugins().get(name)
+    if plugin is not None and plugin.about:
+        return plugin.about  # a built-in chat that needs no table
+    return f"unknown chat platform (known: {', '.join(sorted(models))})"
 
 
 def _coerce_env(raw: str) -> object:
@@ -842,8 +889,9 @@ def _error_lines(
 
 def _check_adapters(tables: object, sources: Mapping[_KeyPath, str]) -> tuple[list[str], object]:
     """Each `[adapters.<name>]` by its platform's own model: problems, tables with defaults."""
-    if not isinstance(tables, dict):
-        return [], tables  # Settings names a non-table
+    if not isinstance(tables, dict) or not tables:
+        # A non-table is Settings' to name; no tables: no platform needs loading.
+        return [], tables
     models = adapter_settings_models()
     problems: list[str] = []
     effective: dict[str, object] = {}
@@ -919,6 +967,8 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     catalog = settings.catalog
     if catalog.path is not None and not Path(catalog.path).is_absolute():
         catalog = catalog.model_copy(update={"path": str((base / catalog.path).resolve())})
+    if isinstance(catalog.cache, str) and not Path(catalog.cache).is_absolute():
+        catalog = catalog.model_copy(update={"cache": str((base / catalog.cache).resolve())})
     return settings.model_copy(update={"catalog": catalog})
 
 

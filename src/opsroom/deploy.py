@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opsroom.catalog.diff import CatalogDiff, diff_catalogs
 from opsroom.catalog.live import FolderCatalog, GitCatalog, Version
 from opsroom.catalog.source import GitError, GitSource
 from opsroom.config import Settings, resolve_reference
@@ -43,6 +42,7 @@ from opsroom.model.commands import Language
 from opsroom.router.deployment import Deployment, Live
 
 if TYPE_CHECKING:
+    from opsroom.catalog.diff import CatalogDiff
     from opsroom.store import Store
 
 log = logging.getLogger("opsroom.catalog")
@@ -112,7 +112,7 @@ class Deployer:
         cat = settings.catalog
         if cat.git is None or catalog_dir is not None:
             root = Path(catalog_dir or cat.path or bundled_catalog_path()).resolve()
-            folder = FolderCatalog(root)
+            folder = FolderCatalog(root, cache_dir=_cache_dir(settings))
             version = await asyncio.to_thread(folder.load)
             deployer = cls(settings, label=str(root))
             deployer.live = Live(_deployment(version, str(root)))
@@ -139,7 +139,7 @@ class Deployer:
             token=token,
             ssh_key=cat.ssh_key.removeprefix("file:") if cat.ssh_key else None,
         )
-        git = GitCatalog(source)
+        git = GitCatalog(source, cache_dir=_cache_dir(settings))
         try:
             await asyncio.to_thread(source.open)
             version, rejected, fetch_error = await _first_commit(git)
@@ -337,6 +337,8 @@ class Deployer:
         known = {(i.path, i.message) for i in current.catalog.errors}
         errors = [i for i in version.catalog.errors if (i.path, i.message) not in known]
         # Off the event loop: comparing 10,000 commands takes a while even when few changed.
+        from opsroom.catalog.diff import diff_catalogs  # a new version only: not at start
+
         diff = await asyncio.to_thread(diff_catalogs, current.catalog, version.catalog)
         if not errors:
             errors = await self._environments(version, diff)
@@ -611,3 +613,15 @@ def _describe_current(dep: Deployment) -> str:
 def _digest(dep: Deployment) -> str:
     data = json.dumps([(s.name, s.script_hash) for s in dep.catalog.commands])
     return hashlib.sha256(data.encode()).hexdigest()
+
+
+def _cache_dir(settings: Settings) -> Path | None:
+    """Where parsed scripts are kept between starts (`[catalog] cache`); None: nowhere."""
+    cache = settings.catalog.cache
+    if cache is False:
+        return None
+    if cache is True:
+        from opsroom.catalog.stored import default_cache_dir
+
+        return default_cache_dir()
+    return Path(cache)

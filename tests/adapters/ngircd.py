@@ -22,12 +22,7 @@ import pytest
 
 from adapters.contract import Seen
 from opsroom.adapters.irc.translate import IrcMessage, parse_line
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from support import port_for_a_server
 
 
 def _need(program: str) -> str:
@@ -44,8 +39,8 @@ class Ngircd:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.port = _free_port()
-        self.tls_port = _free_port()
+        self.port = port_for_a_server()
+        self.tls_port = port_for_a_server()
         self.cert = folder / "cert.pem"
         self.process: subprocess.Popen[bytes] | None = None
         self._binary = _need("ngircd")

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from support import port_for_a_server
 
 SERVER_NAME = "localhost"
 USERS = ("alice", "bob", "mallory", "ops")
@@ -103,19 +104,13 @@ def ensure_venv() -> Path:
     return venv
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Synapse:
     """One Synapse process on 127.0.0.1, restartable on the same data and port."""
 
     venv: Path
     data: Path
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=port_for_a_server)
     process: subprocess.Popen[bytes] | None = None
     tokens: dict[str, str] = field(default_factory=dict)
 

@@ -14,9 +14,10 @@ import pytest
 from adapters.discord_support import ALICE, BOB, CHANNEL, make_adapter
 from adapters.fake_discord import BOT_USER, FakeDiscord, Message
 from opsroom.adapters.discord.adapter import DiscordAdapter
-from opsroom.bridge import Bridge, engine_services
 from opsroom.catalog.scan import bundled_catalog_path
 from opsroom.config import Settings
+from opsroom.engine.adapters import engine_services
+from opsroom.engine.bridge import Bridge
 from opsroom.testing import Bot
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

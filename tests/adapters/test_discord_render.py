@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from opsroom.model.blocks import Actions, Choices, Code, File, Progress, Reply, Status, Table, Text
 from opsroom.render.discord import (
     MAX_LENGTH,
     DiscordMessage,
-    render,
+    DiscordRenderer,
     render_block,
-    render_single,
     visible_text,
 )
+
+
+def render(reply: Reply, **limits: Any) -> list[DiscordMessage]:
+    """The messages `DiscordRenderer` makes of `reply`."""
+    return list(DiscordRenderer(**limits).render(reply))
+
+
+def render_single(reply: Reply, **limits: Any) -> DiscordMessage:
+    """The one message `DiscordRenderer` makes of `reply` for an edit."""
+    return DiscordRenderer(**limits).render_single(reply)
 
 
 def test_blocks_render_exactly() -> None:

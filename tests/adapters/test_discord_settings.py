@@ -17,8 +17,8 @@ from opsroom.adapters.base import AdapterServices
 from opsroom.adapters.discord import create, translate
 from opsroom.adapters.discord.adapter import DiscordAdapter
 from opsroom.adapters.discord.settings import parse
-from opsroom.bridge import create_adapters
 from opsroom.config import load_settings
+from opsroom.engine.adapters import create_adapters
 from opsroom.errors import ConfigError
 
 

@@ -12,7 +12,6 @@ import pytest
 from adapters.discord_support import ALICE, CHANNEL, DiscordHarness, make_adapter, store_settings
 from adapters.fake_discord import FakeDiscord
 from opsroom.adapters.discord.adapter import DiscordAdapter
-from opsroom.model.blocks import Reply, Text
 from opsroom.model.messages import Inbound
 
 MESSAGES = f"/channels/{CHANNEL}/messages"
@@ -93,10 +92,3 @@ async def test_reconnect_opcode_resumes_and_invalid_session_identifies_anew(
     event = await asyncio.wait_for(anext(events), 10)
     assert isinstance(event, Inbound)
     assert event.principal == f"discord:{ALICE}"
-
-
-async def test_a_reaction_names_the_emoji(fake: FakeDiscord, adapter: DiscordAdapter) -> None:
-    ref = await adapter.send(f"discord:{CHANNEL}", Reply((Text("done"),)))
-    await adapter.react(ref, ":white_check_mark:")
-    (put,) = fake.calls_of("PUT", "/channels/")
-    assert put.path == f"/channels/{CHANNEL}/messages/{ref.id}/reactions/✅/@me"

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from opsroom.model.blocks import Actions, Choices, Code, Progress, Reply, Status, Table, Text
-from opsroom.render.irc import render, split_line
+from opsroom.render.irc import IrcRenderer, split_line
+
+
+def render(reply: Reply, **limits: Any) -> list[str]:
+    """The lines `IrcRenderer` makes of `reply`."""
+    return IrcRenderer(**limits).render(reply)
 
 
 def test_status_is_bold_and_text_is_plain() -> None:
@@ -77,7 +84,9 @@ def test_a_reply_never_floods_the_room() -> None:
 @pytest.mark.parametrize("width", [50, 120, 400])
 def test_every_line_fits(width: int) -> None:
     reply = Reply((Status("ä" * 1000, "error"), Code(("ü " * 700,)), Text("ö" * 900)))
-    assert all(len(line.encode()) <= width for line in render(reply, max_bytes=width))
+    lines = render(reply, max_bytes=width)
+    assert len(lines) > 1, "split, not dropped"
+    assert all(len(line.encode()) <= width for line in lines)
 
 
 def test_a_long_job_reply_keeps_its_outcome_as_the_last_line() -> None:

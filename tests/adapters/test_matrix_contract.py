@@ -14,6 +14,7 @@ from adapters.synapse import Synapse, synapse  # noqa: F401  (the session's home
 from opsroom.adapters.base import ConnectionState
 from opsroom.adapters.matrix.settings import MatrixSettings
 from opsroom.adapters.matrix.transport import MatrixAdapter
+from support import async_wait_for
 
 
 def bot_settings(server: Synapse, **more: object) -> MatrixSettings:
@@ -138,7 +139,15 @@ async def test_configured_rooms_are_joined_and_others_declined(synapse: Synapse)
     try:
         await wait_joined(alice, listed, synapse.mxid("ops"))
         other = await alice.create_room(synapse.mxid("ops"))
-        await asyncio.sleep(1.5)  # a few sync rounds
+
+        async def declined() -> bool:
+            # Declining an invite is a `leave` of the bot's membership: wait for that event.
+            got = await alice.client.room_get_state_event(
+                other, "m.room.member", synapse.mxid("ops")
+            )
+            return getattr(got, "content", {}).get("membership") == "leave"
+
+        await async_wait_for(declined, 15, what="the bot to decline the unlisted room")
         members = await alice.client.joined_members(other)
         assert synapse.mxid("ops") not in [m.user_id for m in members.members]
     finally:
@@ -154,18 +163,3 @@ async def test_a_wrong_password_is_a_configuration_error(synapse: Synapse) -> No
         await adapter.connect()
     assert adapter.state is ConnectionState.CLOSED
     await adapter.close()
-
-
-async def test_files_and_reactions_reach_the_room(harness: MatrixHarness) -> None:
-    ref = await harness.adapter.upload(harness.room, "report.csv", b"host,state\nweb1,ok\n")
-    await harness.adapter.react(ref, "✅")
-    events = await harness.alice.events(harness.room_id)
-    shared = next(e for e in events if e["event_id"] == ref.id)
-    assert shared["content"]["msgtype"] == "m.file"
-    assert shared["content"]["body"] == "report.csv"
-    assert shared["content"]["url"].startswith("mxc://")
-    assert shared["content"]["info"]["size"] == 19
-    reactions = [e for e in events if e["type"] == "m.reaction"]
-    assert [r["content"]["m.relates_to"] for r in reactions] == [
-        {"rel_type": "m.annotation", "event_id": ref.id, "key": "✅"}
-    ]

@@ -14,10 +14,11 @@ from adapters.synapse import Synapse, synapse  # noqa: F401  (the session's home
 from adapters.test_matrix_contract import bot_settings, wait_joined
 from opsroom.adapters.base import ConnectionState
 from opsroom.adapters.matrix.transport import MatrixAdapter
-from opsroom.bridge import Bridge
 from opsroom.catalog.scan import bundled_catalog_path
 from opsroom.config import Settings
+from opsroom.engine.bridge import Bridge
 from opsroom.testing import Bot
+from support import async_wait_for
 
 JOBS_CATALOG = Path(__file__).parent.parent / "fixtures" / "jobs_catalog"
 SETTINGS = Settings.model_validate(
@@ -156,8 +157,11 @@ async def test_a_job_survives_the_homeserver_restarting(
         await room.replies_to(asked, lambda m: any("job 1" in s.text for s in m))
         await asyncio.to_thread(synapse.stop)
         try:
-            await asyncio.sleep(3)
-            assert state_of(room.adapter) is ConnectionState.DISCONNECTED
+            await async_wait_for(
+                lambda: state_of(room.adapter) is ConnectionState.DISCONNECTED,
+                30,
+                what="the adapter to notice the homeserver is gone",
+            )
         finally:
             await asyncio.to_thread(synapse.start)
         done = await room.replies_to(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,12 @@ from opsroom.model.blocks import (
     Table,
     Text,
 )
-from opsroom.render.matrix import MAX_EVENT_BYTES, render_reply
+from opsroom.render.matrix import MAX_EVENT_BYTES, MatrixRenderer
+
+
+def render_reply(reply: Reply, **limits: Any) -> list[dict[str, Any]]:
+    """The `m.room.message` contents `MatrixRenderer` makes of `reply`."""
+    return MatrixRenderer(**limits).render(reply)
 
 
 @pytest.mark.parametrize(
@@ -123,7 +129,9 @@ def test_text_too_long_for_one_message_is_split() -> None:
 
 def test_every_event_stays_under_the_homeservers_byte_limit() -> None:
     wide = tuple("<&>\"'" * 2000 for _ in range(40))  # escaping grows this six-fold
-    for message in render_reply(Reply((Text("\n".join(wide)), Code(wide)))):
+    messages = render_reply(Reply((Text("\n".join(wide)), Code(wide))))
+    assert len(messages) > 1, "split, not dropped"
+    for message in messages:
         assert len(json.dumps(message).encode()) < 65_536
         assert len(message["body"].encode()) + len(message["formatted_body"].encode()) <= (
             MAX_EVENT_BYTES

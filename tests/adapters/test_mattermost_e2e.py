@@ -17,9 +17,10 @@ import pytest
 from adapters.fake_mattermost import BOT_USER, COMMAND_TOKEN, FakeMattermost, Post
 from adapters.mattermost_support import ALICE, BOB, CHANNEL, make_adapter
 from opsroom.adapters.mattermost.adapter import MattermostAdapter
-from opsroom.bridge import Bridge, engine_services
 from opsroom.catalog.scan import bundled_catalog_path
 from opsroom.config import Settings
+from opsroom.engine.adapters import engine_services
+from opsroom.engine.bridge import Bridge
 from opsroom.testing import Bot
 from opsroom.web.app import create_app
 from opsroom.web.server import _mount_hooks

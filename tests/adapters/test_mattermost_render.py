@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from opsroom.model.blocks import Actions, Choices, Code, File, Progress, Reply, Status, Table, Text
 from opsroom.render.mattermost import (
     MAX_LENGTH,
     Integration,
+    MattermostPost,
+    MattermostRenderer,
     attachment_text,
-    render,
     render_block,
-    render_single,
 )
 
 HOOK = Integration("https://ops.example.org/hooks/mattermost/actions", {"secret": "s3"})
+
+
+def render(reply: Reply, **limits: Any) -> list[MattermostPost]:
+    """The messages `MattermostRenderer` makes of `reply`."""
+    return list(MattermostRenderer(**limits).render(reply))
+
+
+def render_single(reply: Reply, **limits: Any) -> MattermostPost:
+    """The one message `MattermostRenderer` makes of `reply` for an edit."""
+    return MattermostRenderer(**limits).render_single(reply)
 
 
 def test_blocks_render_exactly() -> None:

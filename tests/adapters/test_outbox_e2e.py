@@ -16,8 +16,8 @@ from typing import TypeVar
 
 from adapters.fake_slack import BOT_USER, FakeSlack, Message
 from adapters.slack_support import ALICE, CHANNEL, make_adapter
-from opsroom.bridge import Bridge
 from opsroom.config import Settings
+from opsroom.engine.bridge import Bridge
 from opsroom.model.blocks import Status
 from opsroom.model.jobs import JobState
 from opsroom.model.wire import load_reply
@@ -117,13 +117,13 @@ async def test_a_job_that_ends_while_slack_is_down_is_reported_once_after_a_rest
             assert len(live) == 1
             assert live[0].id > len(kept), "several views were kept, the older ones dropped"
             assert "tick 30" in str(live[0].reply)
-            assert first.bridge.waiting == len(kept)
+            assert first.bridge.outbox.waiting == len(kept)
         # opsroom is stopped with the reply still waiting; Slack is still down.
 
         async with serving(fake, url) as second:
 
             async def picked_up() -> bool:
-                return second.bridge.waiting == len(kept)
+                return second.bridge.outbox.waiting == len(kept)
 
             await until(picked_up, "the kept replies counted after the restart")
             fake.restore()
@@ -132,13 +132,17 @@ async def test_a_job_that_ends_while_slack_is_down_is_reported_once_after_a_rest
                 return [m for m in job_messages(fake, asked) if ":white_check_mark:" in m.visible]
 
             final = await until(delivered, "the final status delivered after the restart")
-            await asyncio.sleep(1.0)  # a second delivery would have shown up by now
+
+            async def emptied() -> bool:
+                pending = await second.bot.app.store.outbox_pending("slack")
+                return second.bridge.outbox.waiting == 0 and pending == []
+
+            # Nothing is left to deliver, so nothing can be delivered a second time.
+            await until(emptied, "the outbox emptied")
             assert len([m for m in job_messages(fake, asked) if "tick 30" in m.visible]) == 1
             assert "tick 30" in final[0].visible
             # Only what was kept was posted: the final view, not the updates one by one.
             posts = fake.calls_of("chat.postMessage")[posted_before:]
             assert len(posts) == len(kept)
-            assert second.bridge.waiting == 0
-            assert await second.bot.app.store.outbox_pending("slack") == []
     finally:
         await fake.stop()

@@ -16,9 +16,9 @@ from adapters.fake_slack import BOT_USER, FakeSlack, Message
 from adapters.slack_support import ALICE, CHANNEL, SECRET, make_adapter
 from opsroom.adapters.slack import slack_http_endpoint
 from opsroom.adapters.slack.adapter import SlackAdapter
-from opsroom.bridge import Bridge
 from opsroom.catalog.scan import bundled_catalog_path
 from opsroom.config import Settings
+from opsroom.engine.bridge import Bridge
 from opsroom.testing import Bot
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -88,6 +88,18 @@ def bot_replies(messages: list[Message], thread: str | None) -> list[Message]:
     return [m for m in messages if m.user == BOT_USER and m.thread_ts == thread]
 
 
+async def answered_after(fake: FakeSlack, text: str, expect: str) -> str:
+    """Say `text` and wait for the bot's answer holding `expect`; the message's ts.
+
+    A barrier instead of a pause: events are queued and dispatched in the order they
+    arrive, so once this later message is answered, whatever an earlier event would have
+    set off (a second answer, a job) has already started.
+    """
+    asked = await fake.say(CHANNEL, ALICE, text)
+    await until(fake, lambda ms: any(expect in m.visible for m in bot_replies(ms, asked)))
+    return asked
+
+
 async def test_help_example_mention_and_slash_command(fake: FakeSlack, tmp_path: Path) -> None:
     async with running(fake, tmp_path, bundled_catalog_path()) as run:
         asked = await fake.say(CHANNEL, ALICE, "!help")
@@ -105,15 +117,15 @@ async def test_help_example_mention_and_slash_command(fake: FakeSlack, tmp_path:
         await until(
             fake, lambda ms: any(f"slack:{ALICE}" in m.visible for m in bot_replies(ms, mention))
         )
-        await asyncio.sleep(0.5)
+        await answered_after(fake, "!version", "opsroom")
         assert len(bot_replies(fake.messages(CHANNEL), mention)) == 1
 
         # /ops is acked at once and answered in the channel, not a thread.
         before = len(bot_replies(fake.messages(CHANNEL), None))
         envelope = await fake.slash(CHANNEL, ALICE, "store status 13")
-        started = time.monotonic()
         await fake.wait_ack(envelope)
-        assert time.monotonic() - started < 3
+        # Acked before the command has even answered: Slack's 3 s limit never waits on a job.
+        assert len(bot_replies(fake.messages(CHANNEL), None)) == before
         await until(
             fake,
             lambda ms: (
@@ -184,8 +196,8 @@ async def test_socket_mode_redelivery_runs_once(fake: FakeSlack, tmp_path: Path)
         await until(
             fake, lambda ms: any("tick 2" in m.visible for m in bot_replies(ms, message.ts))
         )
-        await asyncio.sleep(0.5)
-        assert len(await run.bot.app.store.find_jobs()) == 1
+        await answered_after(fake, "!slow ticker --count 1", "tick 1")
+        assert len(await run.bot.app.store.find_jobs()) == 2, "the redelivery and the marker"
 
 
 async def test_http_retry_runs_once_and_acks_before_the_job(
@@ -197,10 +209,11 @@ async def test_http_retry_runs_once_and_acks_before_the_job(
         raw = json.dumps(
             fake.event_callback(fake._message_event(CHANNEL, message), event_id="Ev0RETRY")
         ).encode()
-        started = time.monotonic()
         response = await fake.post_http(raw, {"content-type": "application/json"})
         assert response.status_code == 200
-        assert time.monotonic() - started < 1.5, "acked long before the 3 s job ends"
+        # Acked before the job ends: it prints "tick 10" only after 2.7 s.
+        replies = bot_replies(fake.messages(CHANNEL), message.ts)
+        assert not any("tick 10" in m.visible for m in replies)
         retried = await fake.post_http(
             raw,
             {
@@ -234,9 +247,9 @@ async def test_http_refuses_unsigned_or_stale_requests(
             timestamp=int(time.time()) - age,
         )
         assert response.status_code == 401
-        await asyncio.sleep(0.5)
-        assert await run.bot.app.store.find_jobs() == []
-        assert fake.calls_of("chat.postMessage") == []
+        marker = await answered_after(fake, "!slow ticker --count 1", "tick 1")
+        assert len(await run.bot.app.store.find_jobs()) == 1, "the marker's job only"
+        assert {m.thread_ts for m in fake.messages(CHANNEL) if m.user == BOT_USER} == {marker}
 
 
 async def test_rate_limit_retry_after_is_honoured(fake: FakeSlack, tmp_path: Path) -> None:

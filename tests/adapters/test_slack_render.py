@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from opsroom.model.blocks import Actions, Choices, Code, File, Progress, Reply, Status, Table, Text
 from opsroom.render.slack import (
     BLOCK_LIMIT,
     SECTION_LIMIT,
+    SlackMessage,
+    SlackRenderer,
     block_text,
-    render,
     render_block,
-    render_single,
 )
+
+
+def render(reply: Reply, **limits: Any) -> list[SlackMessage]:
+    """The messages `SlackRenderer` makes of `reply`."""
+    return list(SlackRenderer(**limits).render(reply))
+
+
+def render_single(reply: Reply, **limits: Any) -> SlackMessage:
+    """The one message `SlackRenderer` makes of `reply` for an edit."""
+    return SlackRenderer(**limits).render_single(reply)
 
 
 def test_blocks_render_exactly() -> None:

@@ -1,14 +1,12 @@
-"""`[adapters.slack]` validation and delivery records that outlive the adapter."""
+"""`[adapters.slack]` validation."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from opsroom.adapters.slack.settings import parse
-from opsroom.deliveries import StoreDeliveries
 from opsroom.errors import ConfigError
 
 ENV = {"BOT": "xoxb-1", "APP": "xapp-1", "SIGN": "s3cret"}
@@ -37,15 +35,3 @@ def test_bad_tables_name_the_key(table: dict[str, Any], message: str) -> None:
         parse(table, ENV)
     assert message.split("Value error, ")[-1] in str(caught.value)
     assert "xoxb-inline" not in str(caught.value), "a pasted token is never echoed"
-
-
-async def test_a_delivery_is_first_only_once_across_instances(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/opsroom.db"
-    one, two = StoreDeliveries(url), StoreDeliveries(url)
-    try:
-        assert await one.first("slack:msg:T:C:1.1")
-        assert not await two.first("slack:msg:T:C:1.1"), "another process already had it"
-        assert await two.first("slack:msg:T:C:1.2")
-    finally:
-        await one.close()
-        await two.close()

@@ -17,9 +17,10 @@ from joserfc.jwk import RSAKey
 from adapters.fake_teams import ALICE, BOB, BOT, CHANNEL, KID, TENANT, FakeTeams, Message
 from adapters.teams_support import make_adapter
 from opsroom.adapters.teams.adapter import TeamsAdapter
-from opsroom.bridge import Bridge, engine_services
 from opsroom.catalog.scan import bundled_catalog_path
 from opsroom.config import Settings
+from opsroom.engine.adapters import engine_services
+from opsroom.engine.bridge import Bridge
 from opsroom.testing import Bot
 from opsroom.web.app import create_app
 from opsroom.web.server import _mount_hooks

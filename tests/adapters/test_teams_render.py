@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from opsroom.model.blocks import Actions, Choices, Code, File, Progress, Reply, Status, Table, Text
 from opsroom.render.teams import (
     CARD_TYPE,
+    TeamsMessage,
+    TeamsRenderer,
     block_markdown,
     card_text,
-    render,
-    render_single,
 )
+
+
+def render(reply: Reply, **limits: Any) -> list[TeamsMessage]:
+    """The messages `TeamsRenderer` makes of `reply`."""
+    return list(TeamsRenderer(**limits).render(reply))
+
+
+def render_single(reply: Reply, **limits: Any) -> TeamsMessage:
+    """The one message `TeamsRenderer` makes of `reply` for an edit."""
+    return TeamsRenderer(**limits).render_single(reply)
 
 
 def test_blocks_render_exactly() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,14 +27,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -74,10 +65,10 @@ def _env() -> dict[str, str]:
 
 def start_server(workdir: Path, *args: str) -> Iterator[Server]:
     """Start `opsroom serve` in `workdir`, wait for its address and admin password."""
-    port = free_port()
     with (workdir / "serve.stderr").open("w") as stderr:
         proc = subprocess.Popen(
-            [OPSROOM, "serve", "--listen", f"127.0.0.1:{port}", *args],
+            # Port 0: serve binds first and announces the port it got, so nothing can take it.
+            [OPSROOM, "serve", "--listen", "127.0.0.1:0", *args],
             cwd=workdir,
             env=_env(),
             stdout=subprocess.PIPE,

@@ -130,6 +130,7 @@ def test_every_page_fits_the_screen_after_wide_output(
         "catalog": "/catalog",
         "command": "/catalog/storage%20migrate",
         "insights": "/insights",
+        "workers": "/workers",
     }
     with httpx.Client(base_url=server.url) as anonymous:
         # The schedules page, where this version has one (it asks for a login, like all).

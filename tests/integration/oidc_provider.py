@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +27,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+from support import bound_socket, port_of
 
 CLIENT_ID = "opsroom-console"
 CLIENT_SECRET = "s3cret-of-the-client"
@@ -162,38 +163,28 @@ class FakeProvider:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextmanager
 def running_provider() -> Iterator[FakeProvider]:
     """A `FakeProvider` listening on 127.0.0.1 until the block ends."""
     provider = FakeProvider()
-    port = _free_port()
-    provider.issuer = f"http://127.0.0.1:{port}"
+    sock = bound_socket()
+    # Listening before uvicorn starts: a request made at once waits in the backlog until
+    # the server takes it, so nobody has to wait for "started".
+    sock.listen(64)
+    provider.issuer = f"http://127.0.0.1:{port_of(sock)}"
     config = uvicorn.Config(
         provider.app(),
-        host="127.0.0.1",
-        port=port,
         log_level="warning",
         lifespan="off",
         ws="none",
         access_log=False,
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the fake OpenID provider did not start")
-        time.sleep(0.02)
     try:
         yield provider
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        sock.close()

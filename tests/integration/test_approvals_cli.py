@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from support import FIXTURES, Opsroom
+from opsroom.store.schema import approvals
+from stores import sync_engine
+from support import FIXTURES, Opsroom, wait_for
 
 CATALOG = str(FIXTURES / "approval_catalog")
 ROLES = """
@@ -24,8 +27,9 @@ allow = ["storage *"]
 
 
 @pytest.fixture(autouse=True)
-def roles(workdir: Path) -> None:
-    (workdir / "opsroom.toml").write_text(ROLES)
+def roles(workdir: Path, store_url: str) -> None:
+    """The roles, and the store every `opsroom run` of the test shares (each backend)."""
+    (workdir / "opsroom.toml").write_text(f'{ROLES}\n[store]\nurl = "{store_url}"\n')
 
 
 def _as(opsroom: Opsroom, who: str, text: str):  # type: ignore[no-untyped-def]
@@ -84,9 +88,15 @@ def test_quorum_of_two(opsroom: Opsroom) -> None:
     assert second.summary["output"] == "decommissioned fas01"
 
 
-def test_expired_request_cannot_be_approved(opsroom: Opsroom) -> None:
+def test_expired_request_cannot_be_approved(opsroom: Opsroom, store_url: str) -> None:
     job = _as(opsroom, "alice", "!storage quick-fix").summary["job_id"]
-    time.sleep(1.5)
+    query = select(approvals.c.requested_at, approvals.c.expires_at).where(
+        approvals.c.job_id == job
+    )
+    with sync_engine(store_url) as engine, engine.connect() as db:
+        asked, deadline = db.execute(query).one()
+    assert deadline - asked == timedelta(seconds=1)
+    wait_for(lambda: datetime.now(UTC) > deadline, 10, what="the approval's deadline to pass")
     late = _as(opsroom, "bob", f"!approve {job}")
     assert late.code == 2
     assert "expired" in late.summary["output"]

@@ -10,7 +10,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -345,10 +344,12 @@ def test_since_and_until_pick_a_time_window(
     opsroom: Opsroom, echo_catalog: Path, workdir: Path
 ) -> None:
     assert opsroom("run", "--catalog", str(echo_catalog), RUNS[0]).code == 0
-    time.sleep(0.05)
-    between = datetime.now(UTC)
-    time.sleep(0.05)
     assert opsroom("run", "--catalog", str(echo_catalog), RUNS[1]).code == 1
+    # Halfway between the first run's last entry and the second run's first: the second
+    # process started after the first had ended, so the two times differ.
+    at = {e["id"]: datetime.fromisoformat(e["at"]) for e in export(opsroom)}
+    assert at[3] < at[4]
+    between = (at[3] + (at[4] - at[3]) / 2).astimezone(UTC)
 
     later = export(opsroom, "--since", between.isoformat())
     assert [e["id"] for e in later] == [4, 5, 6]

@@ -19,8 +19,8 @@ from typing import Any
 from adapters.fake_slack import BOT_USER, FakeSlack
 from adapters.slack_support import ALICE, CHANNEL, make_adapter
 from opsroom.adapters.web import WebChatAdapter
-from opsroom.bridge import Bridge
 from opsroom.config import Settings
+from opsroom.engine.bridge import Bridge
 from opsroom.model.messages import Inbound
 from opsroom.testing import Bot
 from opsroom.web.hub import Hub

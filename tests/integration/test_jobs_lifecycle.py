@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from support import FIXTURES, OPSROOM, Opsroom
+from stores import row, store_bytes, with_store
+from support import FIXTURES, OPSROOM, Opsroom, wait_for
 
 CATALOG = FIXTURES / "jobs_catalog"
 
@@ -37,20 +36,10 @@ def _processes_with(token: str) -> list[int]:
     return found
 
 
-def _job(workdir: Path, job_id: int) -> dict[str, object]:
-    with sqlite3.connect(workdir / "opsroom.db") as db:
-        db.row_factory = sqlite3.Row
-        row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return dict(row)
-
-
-def _wait_for(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+def _job(store_url: str, job_id: int) -> dict[str, object]:
+    found = row(store_url, "SELECT * FROM jobs WHERE id = :id", id=job_id)
+    assert found is not None, f"job {job_id} is not in the store"
+    return found
 
 
 @pytest.fixture
@@ -64,8 +53,12 @@ def background(workdir: Path) -> Iterator[list[subprocess.Popen[str]]]:
         p.communicate()
 
 
-def _start(workdir: Path, procs: list[subprocess.Popen[str]], *args: str) -> subprocess.Popen[str]:
+def _start(
+    workdir: Path, procs: list[subprocess.Popen[str]], *args: str, store_url: str | None = None
+) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPSROOM_")}
+    if store_url is not None:
+        env["OPSROOM_STORE_URL"] = store_url
     p = subprocess.Popen(
         [OPSROOM, "run", "--json", "--catalog", str(CATALOG), *args],
         cwd=workdir,
@@ -78,68 +71,58 @@ def _start(workdir: Path, procs: list[subprocess.Popen[str]], *args: str) -> sub
     return p
 
 
-def _running_job(workdir: Path, command: str) -> dict[str, object]:
-    found: dict[str, object] = {}
-
-    def ready() -> bool:
-        if not (workdir / "opsroom.db").exists():
-            return False
-        try:
-            with sqlite3.connect(workdir / "opsroom.db") as db:
-                db.row_factory = sqlite3.Row
-                row = db.execute(
-                    "SELECT * FROM jobs WHERE command = ? AND state = 'running' AND pid > 0 "
-                    "ORDER BY id DESC",
-                    (command,),
-                ).fetchone()
-        except sqlite3.OperationalError:
-            return False  # the first opsroom process is still creating the tables
-        if row is None:
-            return False
-        found.update(dict(row))
-        return True
-
-    _wait_for(ready, 20, f"a running {command} job")
+def _running_job(store_url: str, command: str) -> dict[str, object]:
+    found = wait_for(
+        lambda: row(
+            store_url,
+            "SELECT * FROM jobs WHERE command = :command AND state = 'running' AND pid > 0 "
+            "ORDER BY id DESC",
+            command=command,
+        ),
+        20,
+        what=f"a running {command} job",
+    )
+    assert found is not None
     return found
 
 
 def test_cancel_from_another_process_ends_the_whole_tree(
-    workdir: Path, opsroom: Opsroom, background: list[subprocess.Popen[str]]
+    workdir: Path, opsroom: Opsroom, background: list[subprocess.Popen[str]], store_url: str
 ) -> None:
-    first = _start(workdir, background, "!slow stubborn")
-    job = _running_job(workdir, "slow stubborn")
+    opsroom = with_store(opsroom, store_url)
+    first = _start(workdir, background, "!slow stubborn", store_url=store_url)
+    job = _running_job(store_url, "slow stubborn")
     token = str(job["process_token"])
-    _wait_for(lambda: len(_processes_with(token)) >= 4, 10, "the script's children")
-    began = time.monotonic()
+    wait_for(lambda: len(_processes_with(token)) >= 4, 10, what="the script's children")
     r = opsroom("run", "--catalog", str(CATALOG), f"!cancel {job['id']}")
     assert r.code == 0, r.stderr
+    # The tree ignores TERM and never ends by itself: the first process ending at all shows
+    # the KILL after the grace (how soon: bench/bench_supervision.py).
     out, _ = first.communicate(timeout=30)
-    took = time.monotonic() - began
     assert first.returncode == 1
     summary = json.loads(out.splitlines()[-1])
     assert summary["state"] == "cancelled"
-    assert took < 3 + 5 + 1, f"cancel took {took:.1f}s (grace is 5 s)"
     assert _processes_with(token) == [], "no process of the job may survive"
     assert "cancelled" in r.stdout
 
 
-def test_cancel_ends_a_well_behaved_job_within_3_seconds(
-    workdir: Path, opsroom: Opsroom, background: list[subprocess.Popen[str]]
+def test_cancel_from_someone_else_ends_a_well_behaved_job(
+    workdir: Path, opsroom: Opsroom, background: list[subprocess.Popen[str]], store_url: str
 ) -> None:
-    first = _start(workdir, background, "!slow nap --seconds 60")
-    job = _running_job(workdir, "slow nap")
+    opsroom = with_store(opsroom, store_url)
+    first = _start(workdir, background, "!slow nap --seconds 60", store_url=store_url)
+    job = _running_job(store_url, "slow nap")
     token = str(job["process_token"])
-    began = time.monotonic()
     r = opsroom(
         "run", "--as", "local:someone-else", "--catalog", str(CATALOG), f"!cancel {job['id']}"
     )
+    # The nap lasts 60 s; the 30 s wait fails unless the cancel ended it (how soon:
+    # bench/bench_supervision.py).
     out, _ = first.communicate(timeout=30)
-    took = time.monotonic() - began
     assert r.code == 0, r.stderr
     assert json.loads(out.splitlines()[-1])["state"] == "cancelled"
-    assert took < 3, f"cancel took {took:.1f}s"
     assert _processes_with(token) == []
-    assert _job(workdir, int(str(job["id"])))["cancel_requested_by"] == "local:someone-else"
+    assert _job(store_url, int(str(job["id"])))["cancel_requested_by"] == "local:someone-else"
     audit = opsroom("audit", "export", "--since", "1h", "--format", "json")
     entries = json.loads(audit.stdout)
     cancels = [e for e in entries if e["action"] == "job.cancel"]
@@ -149,28 +132,32 @@ def test_cancel_ends_a_well_behaved_job_within_3_seconds(
 
 
 def test_only_the_requester_may_cancel(
-    workdir: Path, opsroom: Opsroom, background: list[subprocess.Popen[str]]
+    workdir: Path, opsroom: Opsroom, background: list[subprocess.Popen[str]], store_url: str
 ) -> None:
+    opsroom = with_store(opsroom, store_url)
     (workdir / "opsroom.toml").write_text(
         '[[roles]]\nname = "ops"\nmembers = ["local:*"]\nallow = ["*"]\n'
     )
-    _start(workdir, background, "--as", "local:alice", "!slow nap --seconds 30")
-    job = _running_job(workdir, "slow nap")
+    _start(
+        workdir, background, "--as", "local:alice", "!slow nap --seconds 30", store_url=store_url
+    )
+    job = _running_job(store_url, "slow nap")
     r = opsroom("run", "--as", "local:mallory", "--catalog", str(CATALOG), f"!cancel {job['id']}")
     assert r.code == 2
     assert "only local:alice" in r.stderr
-    assert _job(workdir, int(str(job["id"])))["state"] == "running"
+    assert _job(store_url, int(str(job["id"])))["state"] == "running"
 
 
 def test_kill_9_of_the_owner_marks_interrupted_and_ends_children(
-    workdir: Path, opsroom: Opsroom, background: list[subprocess.Popen[str]]
+    workdir: Path, opsroom: Opsroom, background: list[subprocess.Popen[str]], store_url: str
 ) -> None:
-    doomed = _start(workdir, background, "!slow stubborn")
-    victim = _running_job(workdir, "slow stubborn")
+    opsroom = with_store(opsroom, store_url)
+    doomed = _start(workdir, background, "!slow stubborn", store_url=store_url)
+    victim = _running_job(store_url, "slow stubborn")
     token = str(victim["process_token"])
-    _wait_for(lambda: len(_processes_with(token)) >= 4, 10, "the script's children")
-    _start(workdir, background, "!slow nap --seconds 60")
-    alive = _running_job(workdir, "slow nap")
+    wait_for(lambda: len(_processes_with(token)) >= 4, 10, what="the script's children")
+    _start(workdir, background, "!slow nap --seconds 60", store_url=store_url)
+    alive = _running_job(store_url, "slow nap")
 
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
@@ -181,7 +168,7 @@ def test_kill_9_of_the_owner_marks_interrupted_and_ends_children(
     states = {j["id"]: j["state"] for j in r.json_lines[0]}
     assert states[victim["id"]] == "interrupted"
     assert states[alive["id"]] == "running", "a live owner's job is never touched"
-    _wait_for(lambda: not _processes_with(token), 10, "the leftover tree to end")
+    wait_for(lambda: not _processes_with(token), 10, what="the leftover tree to end")
 
     # The requester is told once, by the next opsroom call they make.
     told = opsroom("run", "--catalog", str(CATALOG), "!version")
@@ -191,11 +178,15 @@ def test_kill_9_of_the_owner_marks_interrupted_and_ends_children(
 
 
 def test_concurrency_1_serialises_two_processes(
-    workdir: Path, background: list[subprocess.Popen[str]]
+    workdir: Path, background: list[subprocess.Popen[str]], store_url: str
 ) -> None:
-    a = _start(workdir, background, "!slow one-at-a-time --tag a --seconds 1.5")
-    _running_job(workdir, "slow one-at-a-time")
-    b = _start(workdir, background, "!slow one-at-a-time --tag b --seconds 0.2")
+    a = _start(
+        workdir, background, "!slow one-at-a-time --tag a --seconds 1.5", store_url=store_url
+    )
+    _running_job(store_url, "slow one-at-a-time")
+    b = _start(
+        workdir, background, "!slow one-at-a-time --tag b --seconds 0.2", store_url=store_url
+    )
     out_a, _ = a.communicate(timeout=30)
     out_b, _ = b.communicate(timeout=30)
     assert a.returncode == 0
@@ -270,7 +261,10 @@ def test_script_environment_holds_nothing_of_opsroom(opsroom: Opsroom, workdir: 
     assert names <= allowed, f"unexpected variables: {sorted(names - allowed)}"
 
 
-def test_canary_secret_never_leaves_the_script(opsroom: Opsroom, workdir: Path) -> None:
+def test_canary_secret_never_leaves_the_script(
+    opsroom: Opsroom, workdir: Path, store_url: str
+) -> None:
+    opsroom = with_store(opsroom, store_url)
     canary = "c4n4ry-S3cr3t/+=value"
     (workdir / "opsroom.toml").write_text('[secrets]\nCANARY = "env:OPS_CANARY"\n')
     r = opsroom(
@@ -291,11 +285,10 @@ def test_canary_secret_never_leaves_the_script(opsroom: Opsroom, workdir: Path) 
     for text in (r.stdout, r.stderr, shown.stdout, shown.stderr):
         for form in forms:
             assert form not in text
-    for f in workdir.iterdir():
-        if f.name.startswith("opsroom.db"):
-            data = f.read_bytes()
-            for form in forms:
-                assert form.encode() not in data, f"{form!r} found in {f.name}"
+    stored = store_bytes(store_url)
+    assert b"secret leak" in stored, "the store's contents are there to search"
+    for form in forms:
+        assert form.encode() not in stored, f"{form!r} found in the store"
 
 
 _MEASURE = (
@@ -370,27 +363,28 @@ def test_background_job_shows_live_output_in_batches(opsroom: Opsroom) -> None:
 
 
 async def test_queued_job_survives_its_process_and_is_adopted(
-    workdir: Path, background: list[subprocess.Popen[str]]
+    workdir: Path, background: list[subprocess.Popen[str]], store_url: str
 ) -> None:
     from opsroom.model.blocks import Reply
     from opsroom.testing import Bot
 
-    first = _start(workdir, background, "!slow one-at-a-time --tag a --seconds 2")
-    running = _running_job(workdir, "slow one-at-a-time")
-    waiting = _start(workdir, background, "!slow one-at-a-time --tag b --seconds 0.1")
+    first = _start(
+        workdir, background, "!slow one-at-a-time --tag a --seconds 2", store_url=store_url
+    )
+    running = _running_job(store_url, "slow one-at-a-time")
+    waiting = _start(
+        workdir, background, "!slow one-at-a-time --tag b --seconds 0.1", store_url=store_url
+    )
 
     def queued() -> bool:
-        with sqlite3.connect(workdir / "opsroom.db") as db:
-            row = db.execute(
-                "SELECT id FROM jobs WHERE state = 'queued' AND params LIKE '%\"b\"%'"
-            ).fetchone()
-        return row is not None
+        b = "SELECT id FROM jobs WHERE state = 'queued' AND params LIKE '%\"b\"%'"
+        return row(store_url, b) is not None
 
-    _wait_for(queued, 10, "job b to queue")
+    wait_for(queued, 10, what="job b to queue")
     waiting.send_signal(signal.SIGKILL)  # the process waiting for job b dies
     waiting.wait()
     first.communicate(timeout=30)
-    assert _job(workdir, int(str(running["id"])))["state"] == "succeeded"
+    assert _job(store_url, int(str(running["id"])))["state"] == "succeeded"
 
     sent: list[tuple[str, Reply]] = []
 
@@ -400,9 +394,7 @@ async def test_queued_job_survives_its_process_and_is_adopted(
 
         return send
 
-    async with Bot.open(
-        catalog_dir=str(CATALOG), store_url=f"sqlite:///{workdir}/opsroom.db"
-    ) as bot:
+    async with Bot.open(catalog_dir=str(CATALOG), store_url=store_url) as bot:
         outcomes = await bot.app.dispatcher.adopt_orphans(send_for_room)
     assert [o.state.value if o.state else None for o in outcomes] == ["succeeded"]
     assert outcomes[0].output.startswith("start b")
@@ -410,8 +402,9 @@ async def test_queued_job_survives_its_process_and_is_adopted(
 
 
 async def test_no_wait_queues_the_job_for_a_serving_process(
-    opsroom: Opsroom, workdir: Path
+    opsroom: Opsroom, workdir: Path, store_url: str
 ) -> None:
+    opsroom = with_store(opsroom, store_url)
     from opsroom.model.blocks import Reply
     from opsroom.testing import Bot
 
@@ -428,9 +421,7 @@ async def test_no_wait_queues_the_job_for_a_serving_process(
 
         return send
 
-    async with Bot.open(
-        catalog_dir=str(CATALOG), store_url=f"sqlite:///{workdir}/opsroom.db"
-    ) as bot:
+    async with Bot.open(catalog_dir=str(CATALOG), store_url=store_url) as bot:
         outcomes = await bot.app.dispatcher.adopt_orphans(send_for_room)
     assert [(o.job_id, o.state.value if o.state else None) for o in outcomes] == [
         (job_id, "succeeded")

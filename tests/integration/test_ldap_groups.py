@@ -6,7 +6,6 @@ them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
@@ -25,6 +24,7 @@ from opsroom.model.commands import CommandSpec, Language
 from opsroom.policy.groups import GroupResolver
 from opsroom.policy.ldap import ldap3_module
 from opsroom.policy.rbac import decide
+from support import bound_socket, port_for_a_server, port_of
 
 SUFFIX = "dc=example,dc=test"
 ADMIN_DN = f"cn=admin,{SUFFIX}"
@@ -81,12 +81,6 @@ def _tool(name: str) -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass(frozen=True)
 class Slapd:
     """A running throwaway OpenLDAP server."""
@@ -109,7 +103,7 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
     subprocess.run(
         [slapadd, "-f", str(conf), "-l", str(folder / "base.ldif")], check=True, capture_output=True
     )
-    port = _free_port()
+    port = port_for_a_server()
     url = f"ldap://127.0.0.1:{port}"
     ldap3 = ldap3_module()
     with (folder / "slapd.log").open("w") as log:
@@ -219,7 +213,8 @@ async def test_nested_group_grants_role_until_removed_and_ttl_passes(
     slapd: Slapd, tree: Tree, method: str
 ) -> None:
     settings = _settings(slapd.url, tree, slapd.folder, nested_method=method)
-    resolver = GroupResolver(settings)
+    now = [0.0]  # the resolver's clock, moved by hand: the TTL passes without waiting
+    resolver = GroupResolver(settings, clock=lambda: now[0])
 
     alice = await resolver.groups_of("web:alice")
     assert alice == frozenset({"storage-team", "ops-leads"})
@@ -232,11 +227,12 @@ async def test_nested_group_grants_role_until_removed_and_ttl_passes(
     assert refused.reason == "denied: web:bob holds no role"
 
     _remove_member(slapd, f"cn=storage-team,{tree.groups}", tree.dn("alice"))
+    now[0] = 1.4  # cache_ttl is 1.5 s
     within_ttl = await resolver.membership("web:alice")
     assert within_ttl.cached
     assert decide("web:alice", "web:ops", MIGRATE, settings, groups=within_ttl.groups).allowed
 
-    await asyncio.sleep(1.7)
+    now[0] = 1.6
     after_ttl = await resolver.membership("web:alice")
     assert not after_ttl.cached
     assert after_ttl.groups == frozenset()
@@ -263,10 +259,11 @@ async def test_username_cannot_widen_the_search(slapd: Slapd, tree: Tree) -> Non
 async def test_unreachable_directory_fails_closed(
     slapd: Slapd, tree: Tree, caplog: pytest.LogCaptureFixture
 ) -> None:
-    dead = f"ldap://127.0.0.1:{_free_port()}"
+    closed = bound_socket()  # bound and never listening: connections are refused
+    dead = f"ldap://127.0.0.1:{port_of(closed)}"
     settings = _settings(dead, tree, slapd.folder, timeout=2)
     resolver = GroupResolver(settings)
-    with caplog.at_level(logging.WARNING, logger="opsroom.policy.groups"):
+    with closed, caplog.at_level(logging.WARNING, logger="opsroom.policy.groups"):
         zed = await resolver.membership("web:zed")
         alice = await resolver.membership("web:alice")
     # static groups still count; nothing from the directory

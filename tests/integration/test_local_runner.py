@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from types import MappingProxyType
 
@@ -27,6 +26,7 @@ from opsroom.model.jobs import (
 )
 from opsroom.runner.argv import Launch, build_launch
 from opsroom.runner.local import LINE_LIMIT, run_local
+from support import async_wait_for
 
 TRICKY = "$(touch x); $HOME | && id `touch y` 'q' \"dq\" \\ ünïcode"
 
@@ -305,9 +305,8 @@ async def test_environment_is_minimal(
 )
 async def test_stdin_is_closed(tmp_path: Path, name: str, text: str, language: Language) -> None:
     job = Job(tmp_path, name, text, language)
-    started = time.monotonic()
     end = await job.run(timeout=10)
-    assert time.monotonic() - started < 5
+    # A read from an open stdin would block until the timeout: the job would be TIMED_OUT.
     assert end.state is JobState.SUCCEEDED
     assert job.out() in (["''"], ["rc=1 []"])
 
@@ -355,17 +354,14 @@ async def test_timeout_kills_a_term_ignoring_tree(tmp_path: Path) -> None:
         """,
         Language.SHELL,
     )
-    started = time.monotonic()
+    # The script loops forever and ignores TERM: that run() returns at all shows the KILL
+    # after the grace (how soon: bench/bench_supervision.py).
     end = await job.run(timeout=1, kill_grace=1)
-    elapsed = time.monotonic() - started
     assert end.state is JobState.TIMED_OUT
     assert end.message == "timed out after 1s"
-    assert elapsed < 1 + 1 + 2
     child = int(next(line for line in job.out() if line.startswith("child="))[6:])
-    deadline = time.monotonic() + 2
-    while pid_alive(child) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert not pid_alive(child)
+    # The KILL has been sent; the kernel may take a moment to tear the process down.
+    await async_wait_for(lambda: not pid_alive(child), what=f"pid {child} to end")
 
 
 async def test_a_daemonised_grandchild_is_ended_and_reported(tmp_path: Path) -> None:
@@ -379,9 +375,9 @@ async def test_a_daemonised_grandchild_is_ended_and_reported(tmp_path: Path) -> 
         """,
         Language.SHELL,
     )
-    started = time.monotonic()
+    # The daemon holds stdout for 30 s: had the runner waited for it, the job would have
+    # timed out at 20 s instead of succeeding.
     end = await job.run(timeout=20, kill_grace=1)
-    assert time.monotonic() - started < 1 + 2
     assert end.state is JobState.SUCCEEDED
     assert "done" in job.out()
     daemon = int(next(line for line in job.out() if line.startswith("daemon="))[7:])
@@ -400,10 +396,8 @@ async def test_cancel_stops_the_job(tmp_path: Path) -> None:
             await asyncio.sleep(0.02)
         cancel.set()
 
-    started = time.monotonic()
     _, end = await asyncio.gather(press_cancel(), job.run(timeout=30, cancel=cancel))
-    assert end.state is JobState.CANCELLED
-    assert time.monotonic() - started < 5
+    assert end.state is JobState.CANCELLED  # not SUCCEEDED after the 30 s sleep
 
 
 async def test_missing_interpreter_is_failed_with_a_message(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from types import MappingProxyType
 
@@ -25,6 +24,7 @@ from opsroom.model.jobs import AttachmentEvent, ExitEvent, JobEvent, JobState, O
 from opsroom.runner.argv import Launch, build_launch
 from opsroom.runner.local import run_local
 from opsroom.runner.tree import end_orphaned_job, job_processes, new_token
+from support import async_wait_for
 
 GRACE = 1.0
 MODES = ["cgroup", "fallback"]
@@ -112,10 +112,9 @@ class Script:
         }
 
     async def ready(self, *names: str) -> dict[str, int]:
-        deadline = time.monotonic() + 10
-        while not set(names) <= self.pids().keys():
-            assert time.monotonic() < deadline, self.events
-            await asyncio.sleep(0.02)
+        await async_wait_for(
+            lambda: set(names) <= self.pids().keys(), what=f"the script to print {names}"
+        )
         return self.pids()
 
 
@@ -187,15 +186,10 @@ async def test_timeout_and_cancel_end_the_whole_tree(tmp_path: Path, how: str, m
         if how == "cancel":
             cancel.set()
 
-    started = time.monotonic()
+    # The tree ignores TERM and loops forever: run() returning at all shows the KILL after
+    # the grace (how soon: bench/bench_supervision.py).
     _, end = await asyncio.gather(press_cancel(), job.run(timeout=timeout, cancel=cancel))
-    elapsed = time.monotonic() - started
-    if how == "timeout":
-        assert end.state is JobState.TIMED_OUT
-        assert elapsed < timeout + GRACE + 2
-    else:
-        assert end.state is JobState.CANCELLED
-        assert elapsed < 10 + GRACE + 2
+    assert end.state is (JobState.TIMED_OUT if how == "timeout" else JobState.CANCELLED)
     pids = job.pids()
     assert set(pids) == {"main", "child", "daemon", "bare"}
     assert_all_gone(pids, job.token)
@@ -215,11 +209,9 @@ async def test_cancelling_the_awaiting_task_ends_the_tree(tmp_path: Path, mode: 
         # The daemon's parent exited: opsroom, a child subreaper, adopted it rather than init.
         stat = Path(f"/proc/{pids['daemon']}/stat").read_text()
         assert int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid()
-    started = time.monotonic()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert time.monotonic() - started < GRACE + 2
     assert_all_gone(pids, job.token)
 
 
@@ -228,11 +220,10 @@ async def test_a_straggler_left_after_a_normal_exit_is_ended_and_reported(
     tmp_path: Path, mode: str
 ) -> None:
     job = Script(tmp_path, f"{sys.executable} -c '{DAEMON}'\necho finished\n", mode=mode)
-    started = time.monotonic()
     end = await job.run(timeout=30)
+    # The daemon ignores TERM and holds stdout forever: had the runner waited for it, the
+    # job would have timed out; it took the grace and a KILL instead.
     assert end == ExitEvent(0, JobState.SUCCEEDED)
-    # The daemon ignores TERM and holds stdout: it takes the grace and a KILL, no more.
-    assert time.monotonic() - started < GRACE + 2
     daemon = job.pids()["daemon"]
     assert "finished" in job.out()
     assert job.out("stderr") == [
@@ -255,10 +246,8 @@ async def test_a_script_that_closes_its_output_still_ends_at_the_timeout(
         """,
         mode=mode,
     )
-    started = time.monotonic()
     end = await job.run(timeout=1.5)
     assert end.state is JobState.TIMED_OUT
-    assert time.monotonic() - started < 1.5 + GRACE + 2
     assert_all_gone(job.pids(), job.token)
 
 
@@ -303,7 +292,8 @@ async def test_after_the_owner_is_killed_the_orphaned_tree_is_ended(tmp_path: Pa
         assert set(pids) == {"main", "child", "daemon", "bare"}
         owner.send_signal(signal.SIGKILL)
         owner.wait()
-        await asyncio.sleep(0.2)
+        # No pause to "let it die": `ended` below lists only processes end_orphaned_job
+        # itself ended, so a tree that died with its owner would fail there.
         assert all(alive(p) for p in pids.values()), "the tree should outlive its owner"
 
         # A token proves nothing about a pid it does not carry; no token, nothing is touched.
@@ -311,9 +301,7 @@ async def test_after_the_owner_is_killed_the_orphaned_tree_is_ended(tmp_path: Pa
         assert await end_orphaned_job(new_token(), unrelated.pid, grace=GRACE) == []
         assert alive(unrelated.pid)
 
-        started = time.monotonic()
         ended = await end_orphaned_job(token, pids["main"], grace=GRACE)
-        assert time.monotonic() - started < GRACE + 2
         assert set(pids.values()) <= set(ended)
         assert_all_gone(pids, token)
         assert alive(unrelated.pid)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from opsroom.errors import StoreError
 from opsroom.model.approvals import ApprovalState, Refusal, VoteDecision
@@ -19,14 +19,15 @@ from opsroom.model.jobs import Job, JobState
 from opsroom.policy.approval import params_hash
 from opsroom.store import Limits, Store
 from opsroom.store.migrate import MIGRATIONS
+from stores import sync_engine
 
 COMMAND, PARAMS = "storage migrate", {"volume": "vol1", "force": True}
 HASH = params_hash(COMMAND, PARAMS)
 LIMITS = Limits(total=8, per_command=None, per_user=8)
 
 
-async def open_store(db: Path) -> Store:
-    return await Store.open(f"sqlite:///{db}")
+async def open_store(url: str) -> Store:
+    return await Store.open(url)
 
 
 async def waiting_job(store: Store, *, required: int = 1, ttl: float = 3600) -> Job:
@@ -45,15 +46,14 @@ async def waiting_job(store: Store, *, required: int = 1, ttl: float = 3600) -> 
 
 
 async def test_a_pending_approval_survives_restarts_and_is_settled_by_the_quorum(
-    tmp_path: Path,
+    store_url: str,
 ) -> None:
-    db = tmp_path / "opsroom.db"
-    store = await open_store(db)
+    store = await open_store(store_url)
     job = await waiting_job(store, required=2)
     assert (await store.get_job(job.id)).state is JobState.AWAITING_APPROVAL  # type: ignore[union-attr]
     await store.close()
 
-    store = await open_store(db)
+    store = await open_store(store_url)
     try:
         pending = await store.pending_approvals()
         assert [(p.job_id, p.role, p.required, p.requested_by) for p in pending] == [
@@ -72,13 +72,13 @@ async def test_a_pending_approval_survives_restarts_and_is_settled_by_the_quorum
     finally:
         await store.close()
 
-    store = await open_store(db)
+    store = await open_store(store_url)
     try:
         request = await store.approval(job.id)
         assert request is not None
         assert request.approvers == ("slack:bob",)
         # Queued meanwhile: the approved job lines up behind it.
-        other = await store.create_job(command="other", params={}, requester="b", room="r")
+        other = await store.create_job(command=COMMAND, params={}, requester="b", room="r")
         second = await store.vote(
             job.id, approver="slack:carol", decision=VoteDecision.APPROVE, params_hash=HASH
         )
@@ -89,7 +89,9 @@ async def test_a_pending_approval_survives_restarts_and_is_settled_by_the_quorum
             JobState.QUEUED,
         )
         assert second.reason == f"job {job.id} approved by slack:bob, slack:carol"
-        assert [j.id for j in await store.queued_jobs()] == [other.id, job.id]
+        one_at_a_time = Limits(total=8, per_command=1, per_user=8)
+        behind = await store.claim_job(job.id, owner="p", limits=one_at_a_time)
+        assert (behind.claimed, behind.blocked_by) == (False, other.id)
         assert await store.pending_approvals() == []
         settled = await store.approval(job.id)
         assert settled is not None
@@ -115,9 +117,9 @@ async def test_a_pending_approval_survives_restarts_and_is_settled_by_the_quorum
     ],
 )
 async def test_refused_votes_are_not_recorded_and_the_job_keeps_waiting(
-    tmp_path: Path, approver: str, voted_hash: str, refusal: Refusal
+    store_url: str, approver: str, voted_hash: str, refusal: Refusal
 ) -> None:
-    store = await open_store(tmp_path / "opsroom.db")
+    store = await open_store(store_url)
     try:
         job = await waiting_job(store)
         result = await store.vote(
@@ -133,8 +135,8 @@ async def test_refused_votes_are_not_recorded_and_the_job_keeps_waiting(
         await store.close()
 
 
-async def test_approving_twice_counts_once(tmp_path: Path) -> None:
-    store = await open_store(tmp_path / "opsroom.db")
+async def test_approving_twice_counts_once(store_url: str) -> None:
+    store = await open_store(store_url)
     try:
         job = await waiting_job(store, required=2)
         await store.vote(job.id, approver="slack:bob", decision="approve", params_hash=HASH)
@@ -148,8 +150,8 @@ async def test_approving_twice_counts_once(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_a_deny_settles_the_job_and_it_never_runs(tmp_path: Path) -> None:
-    store = await open_store(tmp_path / "opsroom.db")
+async def test_a_deny_settles_the_job_and_it_never_runs(store_url: str) -> None:
+    store = await open_store(store_url)
     try:
         job = await waiting_job(store, required=2)
         await store.vote(job.id, approver="slack:bob", decision="approve", params_hash=HASH)
@@ -177,15 +179,14 @@ async def test_a_deny_settles_the_job_and_it_never_runs(tmp_path: Path) -> None:
 
 
 async def test_expiry_after_a_restart_marks_the_job_expired_and_it_cannot_be_approved(
-    tmp_path: Path,
+    store_url: str,
 ) -> None:
-    db = tmp_path / "opsroom.db"
-    store = await open_store(db)
+    store = await open_store(store_url)
     job = await waiting_job(store, ttl=60)
     keep = await waiting_job(store, ttl=3600)
     await store.close()
 
-    store = await open_store(db)
+    store = await open_store(store_url)
     try:
         later = datetime.now(UTC) + timedelta(minutes=2)
         assert [p.job_id for p in await store.pending_approvals(now=later)] == [keep.id]
@@ -209,8 +210,8 @@ async def test_expiry_after_a_restart_marks_the_job_expired_and_it_cannot_be_app
         await store.close()
 
 
-async def test_a_vote_after_the_deadline_expires_the_job_itself(tmp_path: Path) -> None:
-    store = await open_store(tmp_path / "opsroom.db")
+async def test_a_vote_after_the_deadline_expires_the_job_itself(store_url: str) -> None:
+    store = await open_store(store_url)
     try:
         job = await waiting_job(store, ttl=60)
         late = datetime.now(UTC) + timedelta(minutes=5)
@@ -229,8 +230,8 @@ async def test_a_vote_after_the_deadline_expires_the_job_itself(tmp_path: Path) 
         await store.close()
 
 
-async def test_a_cancelled_request_is_no_longer_pending(tmp_path: Path) -> None:
-    store = await open_store(tmp_path / "opsroom.db")
+async def test_a_cancelled_request_is_no_longer_pending(store_url: str) -> None:
+    store = await open_store(store_url)
     try:
         job = await waiting_job(store)
         await store.request_cancel(job.id, by="slack:alice")
@@ -244,8 +245,8 @@ async def test_a_cancelled_request_is_no_longer_pending(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_only_a_queued_job_can_be_put_up_for_approval_once(tmp_path: Path) -> None:
-    store = await open_store(tmp_path / "opsroom.db")
+async def test_only_a_queued_job_can_be_put_up_for_approval_once(store_url: str) -> None:
+    store = await open_store(store_url)
     try:
         job = await waiting_job(store)
         with pytest.raises(StoreError, match="already has an approval request"):
@@ -253,7 +254,7 @@ async def test_only_a_queued_job_can_be_put_up_for_approval_once(tmp_path: Path)
                 job.id, role="x", required=1, params_hash=HASH, requested_by="a", ttl=60
             )
         running = await store.create_job(command="c", params={}, requester="a", room="r")
-        await store.start_job(running.id, owner="p")
+        assert (await store.claim_job(running.id, owner="p", limits=LIMITS)).claimed
         with pytest.raises(StoreError, match="is running; it cannot wait for approval"):
             await store.request_approval(
                 running.id, role="x", required=1, params_hash=HASH, requested_by="a", ttl=60
@@ -272,11 +273,11 @@ import asyncio, json, sys
 from pathlib import Path
 from opsroom.store import Store
 
-db, folder, name, hash_ = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+url, folder, name, hash_ = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
 ids = [int(i) for i in sys.argv[5].split(",")]
 
 async def main():
-    store = await Store.open(f"sqlite:///{db}")
+    store = await Store.open(url)
     for i, job_id in enumerate(ids):
         (folder / f"ready-{name}-{i}").touch()
         go = folder / f"go-{i}"
@@ -308,10 +309,9 @@ def _drive(folder: Path, children: list[subprocess.Popen[str]]) -> None:
 
 
 async def test_two_processes_approving_at_once_settle_each_job_exactly_once(
-    tmp_path: Path,
+    store_url: str, tmp_path: Path
 ) -> None:
-    db = tmp_path / "opsroom.db"
-    store = await open_store(db)
+    store = await open_store(store_url)
     # Even rounds need one approval (the slower voter is refused), odd rounds two (both
     # count, one of them settles it).
     jobs = [await waiting_job(store, required=1 + i % 2) for i in range(ROUNDS)]
@@ -319,7 +319,7 @@ async def test_two_processes_approving_at_once_settle_each_job_exactly_once(
     ids = ",".join(str(j.id) for j in jobs)
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", VOTER, str(db), str(tmp_path), v, HASH, ids],
+            [sys.executable, "-c", VOTER, store_url, str(tmp_path), v, HASH, ids],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -336,7 +336,7 @@ async def test_two_processes_approving_at_once_settle_each_job_exactly_once(
             vote = json.loads(line)
             votes.setdefault(int(vote["job"]), []).append(vote)
 
-    store = await open_store(db)
+    store = await open_store(store_url)
     try:
         for i, job in enumerate(jobs):
             decided = [v for v in votes[job.id] if v["decided"]]
@@ -347,41 +347,50 @@ async def test_two_processes_approving_at_once_settle_each_job_exactly_once(
             assert request is not None
             assert len(request.approvals) == 1 + i % 2
             assert request.state is ApprovalState.APPROVED
-        assert len(await store.queued_jobs()) == ROUNDS
+        assert len(await store.list_jobs(states=[JobState.QUEUED], limit=100)) == ROUNDS
     finally:
         await store.close()
 
 
 async def test_a_0002_database_is_upgraded_with_its_jobs_and_can_hold_approvals(
-    tmp_path: Path,
+    empty_store_url: str,
 ) -> None:
     from alembic import command
     from alembic.config import Config
 
-    db = tmp_path / "opsroom.db"
-    engine = create_engine(f"sqlite:///{db}")
-    try:
-        with engine.begin() as conn:
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["connection"] = conn
-            command.upgrade(config, "0002")
-            conn.execute(
-                text(
-                    "INSERT INTO jobs (id, command, params, state, requester, room, created_at,"
-                    " dry_run, queue_seq) VALUES (:id, :command, :params, :state, 'slack:alice',"
-                    " 'slack:C1', '2024-12-01 09:00:00.000000', 0, :id)"
-                ),
-                [
-                    {"id": 1, "command": "store status", "params": "{}", "state": "succeeded"},
-                    {"id": 2, "command": COMMAND, "params": json.dumps(PARAMS), "state": "queued"},
-                ],
-            )
-            conn.execute(text("INSERT INTO job_output VALUES (1, 1, 'stdout', 'ok')"))
-    finally:
-        engine.dispose()
+    store_url = empty_store_url
+    with sync_engine(store_url) as engine, engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0002")
+        # Ids come from the database, as when opsroom 0002 wrote them: 1 and 2.
+        conn.execute(
+            text(
+                "INSERT INTO jobs (command, params, state, requester, room, created_at,"
+                " dry_run, queue_seq) VALUES (:command, :params, :state, 'slack:alice',"
+                " 'slack:C1', '2024-12-01 09:00:00.000000', FALSE, :seq)"
+            ),
+            [
+                {
+                    "command": "store status",
+                    "params": "{}",
+                    "state": "succeeded",
+                    "seq": 1,
+                    "dry_run": False,
+                },
+                {
+                    "command": COMMAND,
+                    "params": json.dumps(PARAMS),
+                    "state": "queued",
+                    "seq": 2,
+                    "dry_run": False,
+                },
+            ],
+        )
+        conn.execute(text("INSERT INTO job_output VALUES (1, 1, 'stdout', 'ok')"))
 
-    store = await open_store(db)
+    store = await open_store(store_url)
     try:
         done = await store.get_job(1)
         assert done is not None

@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from opsroom.errors import StoreError
 from opsroom.model.audit import AuditEvent
 from opsroom.store import Store
 from opsroom.store.audit_chain import entry_hash
-from opsroom.store.schema import GENESIS_HASH
+from opsroom.store.schema import GENESIS_HASH, audit
+from stores import backend_of, raw_sql, sync_engine
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "opsroom.db"
-
-
-@pytest.fixture
-async def store(db: Path) -> AsyncIterator[Store]:
-    store = await Store.open(f"sqlite:///{db}")
+async def store(store_url: str) -> AsyncIterator[Store]:
+    store = await Store.open(store_url)
     for i in range(1, 6):
         await store.append_audit(
             AuditEvent(
@@ -43,13 +37,6 @@ async def store(db: Path) -> AsyncIterator[Store]:
     await store.close()
 
 
-def raw_sql(db: Path, *statements: str) -> None:
-    with sqlite3.connect(db) as raw:
-        for statement in statements:
-            raw.execute(statement)
-    raw.close()
-
-
 async def test_entries_are_chained_and_read_back_newest_first(store: Store) -> None:
     records = await store.audit()
     assert [r.id for r in records] == [5, 4, 3, 2, 1]
@@ -60,46 +47,45 @@ async def test_entries_are_chained_and_read_back_newest_first(store: Store) -> N
     assert records[0].event.params == {"region": "emea", "n": 5}
     assert records[0].event.principal == "local:user5"
     assert [r.id for r in await store.audit(limit=2)] == [5, 4]
-    assert await store.verify_audit() is None
+    assert (await store.check_audit()).broken is None
 
 
-async def test_an_empty_trail_verifies(tmp_path: Path) -> None:
-    store = await Store.open(f"sqlite:///{tmp_path / 'empty.db'}")
+async def test_an_empty_trail_verifies(store_url: str) -> None:
+    store = await Store.open(store_url)
     try:
-        assert await store.verify_audit() is None
+        assert (await store.check_audit()).broken is None
     finally:
         await store.close()
 
 
-Tamper = Callable[[Path], None]
+Tamper = Callable[[str], None]
 
 
-def edit(db: Path) -> None:
-    raw_sql(db, "UPDATE audit SET principal = 'local:mallory' WHERE id = 3")
+def edit(url: str) -> None:
+    raw_sql(url, "UPDATE audit SET principal = 'local:mallory' WHERE id = 3")
 
 
-def edit_params(db: Path) -> None:
-    raw_sql(db, """UPDATE audit SET params = '{"n":3,"region":"us"}' WHERE id = 3""")
+def edit_params(url: str) -> None:
+    raw_sql(url, "UPDATE audit SET params = :p WHERE id = 3", p='{"n":3,"region":"us"}')
 
 
-def delete(db: Path) -> None:
-    raw_sql(db, "DELETE FROM audit WHERE id = 3")
+def delete(url: str) -> None:
+    raw_sql(url, "DELETE FROM audit WHERE id = 3")
 
 
-def swap(db: Path) -> None:
+def swap(url: str) -> None:
     raw_sql(
-        db,
+        url,
         "UPDATE audit SET id = -1 WHERE id = 2",
         "UPDATE audit SET id = 2 WHERE id = 3",
         "UPDATE audit SET id = 3 WHERE id = -1",
     )
 
 
-def edit_and_rehash(db: Path) -> None:
+def edit_and_rehash(url: str) -> None:
     """An edit whose own hash is recomputed is still caught by the next entry's link."""
-    with sqlite3.connect(db) as raw:
-        at, prev = raw.execute("SELECT at, prev_hash FROM audit WHERE id = 3").fetchone()
-    raw.close()
+    with sync_engine(url) as engine, engine.connect() as raw:
+        at, prev = raw.execute(select(audit.c.at, audit.c.prev_hash).where(audit.c.id == 3)).one()
     event = AuditEvent(
         action="request",
         principal="local:mallory",
@@ -111,13 +97,8 @@ def edit_and_rehash(db: Path) -> None:
         catalog_commit="abc123",
         script_hash="f00d",
     )
-    when = datetime.fromisoformat(at).replace(tzinfo=UTC)
-    digest = entry_hash(prev, 3, when, event)
-    with sqlite3.connect(db) as raw:
-        raw.execute(
-            "UPDATE audit SET principal = 'local:mallory', hash = ? WHERE id = 3", (digest,)
-        )
-    raw.close()
+    digest = entry_hash(prev, 3, at, event)
+    raw_sql(url, "UPDATE audit SET principal = 'local:mallory', hash = :h WHERE id = 3", h=digest)
 
 
 @pytest.mark.parametrize(
@@ -126,22 +107,44 @@ def edit_and_rehash(db: Path) -> None:
     ids=["edit", "edit-params", "delete", "swap", "edit-and-rehash"],
 )
 async def test_tampering_names_the_first_broken_entry(
-    store: Store, db: Path, tamper: Tamper, broken: int
+    store: Store, store_url: str, tamper: Tamper, broken: int
 ) -> None:
-    tamper(db)
-    assert await store.verify_audit() == broken
+    tamper(store_url)
+    verdict = await store.check_audit()
+    assert verdict.broken is not None
+    assert verdict.broken.entry_id == broken
 
 
-async def test_when_the_audit_cannot_be_written_the_append_fails(store: Store, db: Path) -> None:
-    raw_sql(
-        db,
-        "CREATE TRIGGER audit_full BEFORE INSERT ON audit "
-        "BEGIN SELECT RAISE(ABORT, 'disk full'); END",
-    )
+# A write that the database refuses, as a full disk would: (create, drop) per backend.
+REFUSE_AUDIT_WRITES = {
+    "sqlite": (
+        [
+            "CREATE TRIGGER audit_full BEFORE INSERT ON audit "
+            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        ],
+        ["DROP TRIGGER audit_full"],
+    ),
+    "postgresql": (
+        [
+            "CREATE FUNCTION audit_full() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$",
+            "CREATE TRIGGER audit_full BEFORE INSERT ON audit "
+            "FOR EACH ROW EXECUTE FUNCTION audit_full()",
+        ],
+        ["DROP TRIGGER audit_full ON audit", "DROP FUNCTION audit_full()"],
+    ),
+}
+
+
+async def test_when_the_audit_cannot_be_written_the_append_fails(
+    store: Store, store_url: str
+) -> None:
+    refuse, allow = REFUSE_AUDIT_WRITES[backend_of(store_url)]
+    raw_sql(store_url, *refuse)
     with pytest.raises(StoreError, match=r"could not write the audit entry.*disk full"):
         await store.append_audit(AuditEvent(action="request", principal="local:alice"))
     assert [r.id for r in await store.audit(limit=1)] == [5]
-    raw_sql(db, "DROP TRIGGER audit_full")
+    raw_sql(store_url, *allow)
     record = await store.append_audit(AuditEvent(action="request", principal="local:alice"))
     assert record.id == 6
-    assert await store.verify_audit() is None
+    assert (await store.check_audit()).broken is None

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from opsroom.errors import StoreError
 from opsroom.model.jobs import JobState
 from opsroom.store import Limits, Store, owner_alive, owner_id
+from stores import scalar_sql
+
+NO_LIMITS = Limits(total=1000, per_command=None, per_user=1000)
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "opsroom.db"
-
-
-@pytest.fixture
-async def store(db: Path) -> AsyncIterator[Store]:
-    store = await Store.open(f"sqlite:///{db}")
+async def store(store_url: str) -> AsyncIterator[Store]:
+    store = await Store.open(store_url)
     yield store
     await store.close()
 
@@ -44,7 +40,7 @@ async def running_job(
     store: Store, command: str = "storage migrate", requester: str = "local:alice"
 ) -> int:
     job_id = await new_job(store, command, requester)
-    await store.start_job(job_id, owner=owner_id())
+    assert (await store.claim_job(job_id, owner=owner_id(), limits=NO_LIMITS)).claimed
     return job_id
 
 
@@ -198,16 +194,22 @@ async def test_with_room_for_two_the_newer_job_may_start_beside_the_older_one(
 
 async def test_an_approved_job_queues_behind_those_already_waiting(store: Store) -> None:
     limits = Limits(total=8, per_command=1, per_user=4)
-    approved_later = await new_job(store, state=JobState.AWAITING_APPROVAL)
+    approved_later = await new_job(store)
+    await store.request_approval(
+        approved_later, role="ops", required=1, params_hash="h", requested_by="local:alice", ttl=60
+    )
     waiting = await new_job(store)
     claim = await store.claim_job(approved_later, owner="p", limits=limits)
     assert (claim.claimed, claim.reason) == (False, f"job {approved_later} is awaiting_approval")
 
-    assert await store.set_state(approved_later, JobState.QUEUED, expect=JobState.AWAITING_APPROVAL)
+    vote = await store.vote(
+        approved_later, approver="local:bob", decision="approve", params_hash="h"
+    )
+    assert (vote.approved, vote.job.state) == (True, JobState.QUEUED)
 
-    assert [j.id for j in await store.queued_jobs()] == [waiting, approved_later]
     claim = await store.claim_job(approved_later, owner="p", limits=limits)
     assert (claim.claimed, claim.blocked_by) == (False, waiting)
+    assert (await store.claim_job(waiting, owner="p", limits=limits)).claimed
 
 
 async def test_a_cancelled_job_is_never_claimed(store: Store) -> None:
@@ -226,14 +228,39 @@ async def test_claiming_a_missing_job_is_refused(store: Store) -> None:
         await store.claim_job(99, owner="p", limits=Limits(total=8, per_command=1, per_user=4))
 
 
-async def test_queued_jobs_come_oldest_first_and_only_queued(store: Store) -> None:
-    a = await new_job(store)
-    b = await new_job(store, command="store status")
+async def test_queued_jobs_nobody_waits_for_come_oldest_first_and_are_adopted_once(
+    store: Store,
+) -> None:
+    async def waiting_for(owner: str, state: JobState = JobState.QUEUED) -> int:
+        job = await store.create_job(
+            command="c",
+            params={},
+            requester="local:alice",
+            room="local:ops",
+            state=state,
+            owner=owner,
+        )
+        return job.id
+
+    a = await waiting_for("gone")
+    b = await waiting_for("gone")
+    alive = await waiting_for("alive")
+    await waiting_for("gone", state=JobState.AWAITING_APPROVAL)
     await running_job(store)
-    await new_job(store, state=JobState.AWAITING_APPROVAL)
-    c = await new_job(store)
-    assert [j.id for j in await store.queued_jobs()] == [a, b, c]
-    assert [j.id for j in await store.queued_jobs(limit=2)] == [a, b]
+    c = await waiting_for("gone")
+
+    released = await store.release_orphaned_queue(is_owner_alive=lambda owner: owner == "alive")
+
+    assert sorted(j.id for j in released) == [a, b, c]
+    assert {j.owner for j in released} == {""}
+    assert (await store.get_job(alive)).owner == "alive"  # type: ignore[union-attr]
+    assert [j.id for j in await store.orphaned_queue()] == [a, b, c]
+    assert [j.id for j in await store.orphaned_queue(limit=2)] == [a, b]
+    adopted = await store.adopt_job(b, owner="local:p2")
+    assert adopted is not None
+    assert adopted.owner == "local:p2"
+    assert await store.adopt_job(b, owner="local:p3") is None  # another process was faster
+    assert [j.id for j in await store.orphaned_queue()] == [a, c]
 
 
 # --- process and cancel ---------------------------------------------------------------------
@@ -303,13 +330,15 @@ async def test_cancel_requests_name_only_pending_requests_of_running_jobs(store:
     assert await store.cancel_requests([]) == {}
 
 
-async def test_a_cancel_from_another_process_reaches_the_owner(store: Store, db: Path) -> None:
+async def test_a_cancel_from_another_process_reaches_the_owner(
+    store: Store, store_url: str
+) -> None:
     job_id = await running_job(store)
     script = (
         "import asyncio\n"
         "from opsroom.store import Store\n"
         "async def main():\n"
-        f"    store = await Store.open('sqlite:///{db}')\n"
+        f"    store = await Store.open({store_url!r})\n"
         f"    await store.request_cancel({job_id}, by='web:ops')\n"
         "    await store.close()\n"
         "asyncio.run(main())\n"
@@ -321,44 +350,40 @@ async def test_a_cancel_from_another_process_reaches_the_owner(store: Store, db:
 # --- output ---------------------------------------------------------------------------------
 
 
-async def test_capped_output_keeps_what_fits_and_counts_everything(store: Store, db: Path) -> None:
+async def test_capped_output_keeps_what_fits_and_counts_everything(
+    store: Store, store_url: str
+) -> None:
     job_id = await running_job(store)
     # Each line costs its UTF-8 bytes plus a newline: "ééé" is 7 bytes.
-    assert await store.record_output(job_id, [("stdout", "ééé"), ("stderr", "1234")], cap_bytes=16)
-    assert not await store.record_output(
-        job_id, [("stdout", "12345"), ("stdout", "1")], cap_bytes=16
-    )
+    first = [("stdout", "ééé"), ("stderr", "1234")]
+    assert await store.record_outputs({job_id: first}, cap_bytes=16) == set()
+    second = [("stdout", "12345"), ("stdout", "1")]
+    assert await store.record_outputs({job_id: second}, cap_bytes=16) == {job_id}
     # Once cut, even a line that would fit is not kept.
-    assert not await store.record_output(job_id, [("stdout", "")], cap_bytes=16)
-    assert not await store.record_output(job_id, [], cap_bytes=16)
+    assert await store.record_outputs({job_id: [("stdout", "")]}, cap_bytes=16) == {job_id}
 
     assert await store.output(job_id) == [("stdout", "ééé"), ("stderr", "1234")]
     job = await store.get_job(job_id)
     assert job is not None
     assert (job.output_lines, job.output_truncated) == (5, True)
-    assert output_bytes(db, job_id) == 7 + 5 + 6 + 2 + 1
+    counted = scalar_sql(store_url, "SELECT output_bytes FROM jobs WHERE id = :id", id=job_id)
+    assert counted == 7 + 5 + 6 + 2 + 1
 
 
-async def test_uncapped_appends_are_counted_too(store: Store) -> None:
-    job_id = await running_job(store)
-    await store.append_output(job_id, [("stdout", "a"), ("stdout", "b")])
-    assert await store.record_output(job_id, [("stdout", "c")], cap_bytes=100)
-    assert await store.output(job_id) == [("stdout", "a"), ("stdout", "b"), ("stdout", "c")]
-    job = await store.get_job(job_id)
-    assert job is not None
-    assert (job.output_lines, job.output_truncated) == (3, False)
+async def test_one_batch_cuts_only_the_jobs_over_their_cap(store: Store) -> None:
+    quiet, noisy = await running_job(store, "a"), await running_job(store, "b")
+    batch = {quiet: [("stdout", "a"), ("stdout", "b")], noisy: [("stdout", "x" * 20)]}
+    assert await store.record_outputs(batch, cap_bytes=10) == {noisy}
+    assert await store.record_outputs({quiet: [("stdout", "c")]}, cap_bytes=10) == set()
+    assert await store.output(quiet) == [("stdout", "a"), ("stdout", "b"), ("stdout", "c")]
+    assert await store.output(noisy) == []
+    jobs = [await store.get_job(i) for i in (quiet, noisy)]
+    assert [(j.output_lines, j.output_truncated) for j in jobs if j] == [(3, False), (1, True)]
 
 
 async def test_output_for_a_missing_job_is_refused(store: Store) -> None:
     with pytest.raises(StoreError, match="job 99 does not exist"):
-        await store.record_output(99, [("stdout", "x")], cap_bytes=100)
-
-
-def output_bytes(db: Path, job_id: int) -> int:
-    with sqlite3.connect(db) as raw:
-        (value,) = raw.execute("SELECT output_bytes FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    raw.close()
-    return int(value)
+        await store.record_outputs({99: [("stdout", "x")]}, cap_bytes=100)
 
 
 # --- attachments ----------------------------------------------------------------------------
@@ -401,7 +426,7 @@ async def test_interrupted_jobs_carry_their_process_and_are_announced_once(store
     alices = await new_job(store, requester="local:alice")
     bobs = await new_job(store, requester="local:bob")
     for job_id in (alices, bobs):
-        await store.start_job(job_id, owner=gone)
+        assert (await store.claim_job(job_id, owner=gone, limits=NO_LIMITS)).claimed
         await store.set_process(job_id, pid=1000 + job_id, token=f"tok-{job_id}")
 
     interrupted = await store.reconcile(is_owner_alive=owner_alive)

@@ -6,8 +6,6 @@ import asyncio
 import itertools
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 from opsroom.model.jobs import JobState
 from opsroom.store import Store
@@ -17,13 +15,13 @@ import asyncio, sys, time
 from pathlib import Path
 from opsroom.store import Limits, Store, owner_id
 
-db, go, name, count = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+url, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 LIMITS = Limits(total=8, per_command=1, per_user=8)
 
 async def main():
-    store = await Store.open(f"sqlite:///{db}")
-    while not go.exists():  # start together, to collide as much as possible
-        time.sleep(0.001)
+    store = await Store.open(url)
+    print("ready", flush=True)
+    sys.stdin.readline()  # the start line: all workers go at once, to collide the most
     for _ in range(count):
         job = await store.create_job(command="storage migrate", params={}, requester=name,
                                      room="r")
@@ -42,22 +40,32 @@ asyncio.run(main())
 RUNS_EACH = 5
 
 
+def _release_together(children: list[subprocess.Popen[str]]) -> None:
+    """Wait until every worker stands at the start line, then let them all go at once."""
+    for child in children:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "ready\n", child.communicate(timeout=60)[1]
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+
+
 async def test_two_processes_with_concurrency_one_run_in_turn_in_request_order(
-    tmp_path: Path,
+    store_url: str,
 ) -> None:
-    db, go = tmp_path / "opsroom.db", tmp_path / "go"
-    await (await Store.open(f"sqlite:///{db}")).close()
+    await (await Store.open(store_url)).close()
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(db), str(go), f"local:p{n}", str(RUNS_EACH)],
+            [sys.executable, "-c", WORKER, store_url, f"local:p{n}", str(RUNS_EACH)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for n in range(2)
     ]
-    time.sleep(0.5)  # let both import and wait at the start line
-    go.touch()
+    _release_together(children)
     results = await asyncio.gather(*(asyncio.to_thread(c.communicate, None, 60) for c in children))
 
     runs: list[tuple[float, float, int]] = []
@@ -74,7 +82,7 @@ async def test_two_processes_with_concurrency_one_run_in_turn_in_request_order(
     for (_, end, _), (start, _, _) in itertools.pairwise(runs):
         assert end <= start
     # The two processes took turns rather than one running all of its jobs first.
-    store = await Store.open(f"sqlite:///{db}")
+    store = await Store.open(store_url)
     try:
         jobs = [await store.get_job(job_id) for _, _, job_id in runs]
     finally:

@@ -2,54 +2,51 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import inspect, text
 
 from opsroom.model.jobs import JobState
 from opsroom.store import Limits, Store
 from opsroom.store.migrate import MIGRATIONS
 from opsroom.store.schema import HEAD_REVISION, metadata
+from opsroom.store.url import sqlite_path
+from stores import backend_of, scalar_sql, sync_engine
 
 
-def tables(db: Path) -> set[str]:
-    with sqlite3.connect(db) as raw:
-        rows = raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    raw.close()
-    return {name for (name,) in rows}
+def tables(url: str) -> set[str]:
+    with sync_engine(url) as engine, engine.connect() as conn:
+        return set(inspect(conn).get_table_names())
 
 
-def pragma(db: Path, name: str) -> object:
-    with sqlite3.connect(db) as raw:
-        value = raw.execute(f"PRAGMA {name}").fetchone()[0]
-    raw.close()
-    return value
+def revision(url: str) -> object:
+    return scalar_sql(url, "SELECT version_num FROM alembic_version")
 
 
-async def test_an_empty_file_gets_the_whole_schema_and_reopening_changes_nothing(
-    tmp_path: Path,
+async def test_an_empty_database_gets_the_whole_schema_and_reopening_changes_nothing(
+    empty_store_url: str,
 ) -> None:
-    db = tmp_path / "opsroom.db"
-    db.touch()  # an existing, empty file is an empty database
-    store = await Store.open(f"sqlite:///{db}")
+    url = empty_store_url
+    sqlite = backend_of(url) == "sqlite"
+    if sqlite:
+        path = sqlite_path(url)
+        assert path is not None
+        Path(path).touch()  # an existing, empty file is an empty database
+    store = await Store.open(url)
     job = await store.create_job(command="c", params={}, requester="local:a", room="local:r")
     await store.close()
-    assert {"jobs", "job_output", "job_events", "audit", "alembic_version"} <= tables(db)
-    assert pragma(db, "journal_mode") == "wal"
+    assert {"jobs", "job_output", "job_events", "audit", "alembic_version"} <= tables(url)
+    if sqlite:
+        assert scalar_sql(url, "PRAGMA journal_mode") == "wal"
 
     for _ in range(2):
-        store = await Store.open(f"sqlite:///{db}")
+        store = await Store.open(url)
         assert await store.get_job(job.id) is not None
         await store.close()
-    with sqlite3.connect(db) as raw:
-        assert raw.execute("SELECT version_num FROM alembic_version").fetchall() == [
-            (HEAD_REVISION,)
-        ]
-    raw.close()
+    assert revision(url) == HEAD_REVISION
 
 
 def test_head_revision_constant_matches_the_migrations() -> None:
@@ -61,28 +58,22 @@ def test_head_revision_constant_matches_the_migrations() -> None:
     assert ScriptDirectory.from_config(config).get_heads() == [HEAD_REVISION]
 
 
-async def test_migrated_database_matches_the_schema_in_code(tmp_path: Path) -> None:
+async def test_migrated_database_matches_the_schema_in_code(empty_store_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    db = tmp_path / "opsroom.db"
-    await (await Store.open(f"sqlite:///{db}")).close()
-    engine = create_engine(f"sqlite:///{db}")
-    try:
-        with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
-            assert compare_metadata(context, metadata) == []
-    finally:
-        engine.dispose()
+    await (await Store.open(empty_store_url)).close()
+    with sync_engine(empty_store_url) as engine, engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
 
 
-def test_opening_a_database_at_head_does_not_load_alembic(tmp_path: Path) -> None:
-    db = tmp_path / "opsroom.db"
+def test_opening_a_database_at_head_does_not_load_alembic(empty_store_url: str) -> None:
     probe = (
         "import asyncio, sys\n"
         "from opsroom.store import Store\n"
         "async def main():\n"
-        f"    await (await Store.open('sqlite:///{db}')).close()\n"
+        f"    await (await Store.open({empty_store_url!r})).close()\n"
         "asyncio.run(main())\n"
         "print('alembic' in sys.modules)\n"
     )
@@ -93,61 +84,40 @@ def test_opening_a_database_at_head_does_not_load_alembic(tmp_path: Path) -> Non
     )
 
 
-async def test_a_0001_database_with_jobs_is_upgraded_in_place(tmp_path: Path) -> None:
+async def test_a_0001_database_with_jobs_is_upgraded_in_place(empty_store_url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
-    db = tmp_path / "opsroom.db"
-    engine = create_engine(f"sqlite:///{db}")
-    try:
-        with engine.begin() as conn:
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["connection"] = conn
-            command.upgrade(config, "0001")
+    url = empty_store_url
+    with sync_engine(url) as engine, engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        # Ids come from the database, as when opsroom 0001 wrote them: 1, 2 and 3.
+        for command_name, state, exit_code, owner in [
+            ("store status", "succeeded", 0, "h:1:b:1"),
+            ("storage migrate", "queued", None, None),
+            ("storage migrate", "interrupted", None, "h:2:b:2"),
+        ]:
             conn.execute(
                 text(
-                    "INSERT INTO jobs (id, command, params, state, requester, room, created_at,"
-                    " finished_at, exit_code, owner, dry_run) VALUES (:id, :command, '{}',"
+                    "INSERT INTO jobs (command, params, state, requester, room, created_at,"
+                    " finished_at, exit_code, owner, dry_run) VALUES (:command, '{}',"
                     " :state, 'slack:U1', 'slack:C1', '2024-11-25 10:00:00.000000', NULL,"
-                    " :exit_code, :owner, 0)"
+                    " :exit_code, :owner, FALSE)"
                 ),
-                [
-                    {
-                        "id": 1,
-                        "command": "store status",
-                        "state": "succeeded",
-                        "exit_code": 0,
-                        "owner": "h:1:b:1",
-                    },
-                    {
-                        "id": 2,
-                        "command": "storage migrate",
-                        "state": "queued",
-                        "exit_code": None,
-                        "owner": None,
-                    },
-                    {
-                        "id": 3,
-                        "command": "storage migrate",
-                        "state": "interrupted",
-                        "exit_code": None,
-                        "owner": "h:2:b:2",
-                    },
-                ],
+                {"command": command_name, "state": state, "exit_code": exit_code, "owner": owner},
             )
-            conn.execute(
-                text(
-                    "INSERT INTO job_output VALUES (1, 1, 'stdout', 'hello'),"
-                    " (1, 2, 'stderr', 'world')"
-                )
+        conn.execute(
+            text(
+                "INSERT INTO job_output VALUES (1, 1, 'stdout', 'hello'), (1, 2, 'stderr', 'world')"
             )
-    finally:
-        engine.dispose()
-    assert tables(db) >= {"jobs", "job_output"}
-    assert "attachments" not in tables(db)
+        )
+    assert tables(url) >= {"jobs", "job_output"}
+    assert "attachments" not in tables(url)
 
-    store = await Store.open(f"sqlite:///{db}")
+    store = await Store.open(url)
     try:
         done, interrupted = [await store.get_job(i) for i in (1, 3)]
         assert done is not None
@@ -165,7 +135,7 @@ async def test_a_0001_database_with_jobs_is_upgraded_in_place(tmp_path: Path) ->
         assert interrupted.notified
         assert await store.unnotified_interrupted() == []
         # The queued job keeps its place and can start; new jobs get new ids.
-        assert [j.id for j in await store.queued_jobs()] == [2]
+        assert [j.id for j in await store.list_jobs(states=[JobState.QUEUED])] == [2]
         later = await store.create_job(
             command="storage migrate", params={}, requester="a", room="r"
         )
@@ -179,8 +149,4 @@ async def test_a_0001_database_with_jobs_is_upgraded_in_place(tmp_path: Path) ->
         assert await store.attachment_data(attachment) == b"hi"
     finally:
         await store.close()
-    with sqlite3.connect(db) as raw:
-        assert raw.execute("SELECT version_num FROM alembic_version").fetchall() == [
-            (HEAD_REVISION,)
-        ]
-    raw.close()
+    assert revision(url) == HEAD_REVISION

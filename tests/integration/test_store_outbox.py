@@ -1,9 +1,8 @@
-"""The outbox against a real SQLite file: replies kept while a platform is away (SPEC §5.2)."""
+"""The outbox in a real store: replies kept while a platform is away (SPEC §5.2)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,8 @@ from opsroom.store import outbox as outbox_sql
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/opsroom.db"
+def url(store_url: str) -> str:
+    return store_url
 
 
 @pytest.fixture
@@ -95,7 +94,7 @@ async def test_a_long_outage_keeps_the_newest_replies(store: Store) -> None:
     from opsroom.store.schema import utcnow
 
     # The bound itself, small, through the SQL the store uses.
-    async with store._write("test") as conn:
+    async with store._db.write("test") as conn:
         for n in range(6):
             await outbox_sql.put(
                 conn,

@@ -1,4 +1,5 @@
-"""Jobs, output, events and reconcile against a real SQLite file."""
+"""Jobs, output, events and reconcile in a real store (on each backend), and what opening an
+unusable SQLite file says."""
 
 from __future__ import annotations
 
@@ -12,18 +13,18 @@ from pathlib import Path
 import pytest
 
 from opsroom.errors import StoreError
-from opsroom.model.jobs import JobState
-from opsroom.store import Store, owner_alive, owner_id
+from opsroom.model.audit import AuditEvent
+from opsroom.model.jobs import Job, JobState
+from opsroom.store import Limits, Store, owner_alive, owner_id
+from stores import raw_sql
+
+NO_LIMITS = Limits(total=1000, per_command=None, per_user=1000)
+CAP = 1_000_000  # bytes of output kept per job, far above what these tests write
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "opsroom.db"
-
-
-@pytest.fixture
-async def store(db: Path) -> AsyncIterator[Store]:
-    store = await Store.open(f"sqlite:///{db}")
+async def store(store_url: str) -> AsyncIterator[Store]:
+    store = await Store.open(store_url)
     yield store
     await store.close()
 
@@ -37,6 +38,13 @@ async def new_job(store: Store, command: str = "store status", **kw: object) -> 
         **kw,  # type: ignore[arg-type]
     )
     return job.id
+
+
+async def start(store: Store, job_id: int, owner: str | None = None) -> Job:
+    """Start a queued job the way the product does: a claim no limit holds back."""
+    claim = await store.claim_job(job_id, owner=owner or owner_id(), limits=NO_LIMITS)
+    assert claim.claimed, claim.reason
+    return claim.job
 
 
 async def test_a_job_is_created_started_and_finished(store: Store) -> None:
@@ -53,7 +61,7 @@ async def test_a_job_is_created_started_and_finished(store: Store) -> None:
     assert created.created_at.tzinfo is UTC
     assert await store.get_job(created.id) == created
 
-    started = await store.start_job(created.id, owner=owner_id())
+    started = await start(store, created.id)
     assert started.state is JobState.RUNNING
     assert started.owner == owner_id()
     assert started.started_at is not None
@@ -78,7 +86,7 @@ async def test_jobs_are_listed_newest_first_and_filtered(store: Store) -> None:
     first = await new_job(store, requester="local:alice")
     second = await new_job(store, requester="local:bob")
     third = await new_job(store, requester="local:alice", state=JobState.AWAITING_APPROVAL)
-    await store.start_job(second, owner=owner_id())
+    await start(store, second)
 
     assert [j.id for j in await store.list_jobs()] == [third, second, first]
     assert [j.id for j in await store.list_jobs(limit=2)] == [third, second]
@@ -90,47 +98,34 @@ async def test_jobs_are_listed_newest_first_and_filtered(store: Store) -> None:
     assert await store.list_jobs(states=[JobState.RUNNING], requester="local:alice") == []
 
 
-async def test_job_ids_are_never_reused_after_a_delete(store: Store, db: Path) -> None:
+async def test_job_ids_are_never_reused_after_a_delete(store: Store, store_url: str) -> None:
     await new_job(store)
     last = await new_job(store)
-    with sqlite3.connect(db) as raw:
-        raw.execute("DELETE FROM jobs WHERE id = ?", (last,))
-    raw.close()
+    raw_sql(store_url, "DELETE FROM jobs WHERE id = :id", id=last)
     assert await new_job(store) == last + 1
 
 
 async def test_a_job_cannot_start_twice_or_when_missing(store: Store) -> None:
     job = await new_job(store)
-    await store.start_job(job, owner=owner_id())
-    with pytest.raises(StoreError, match=f"job {job} is running; it cannot start"):
-        await store.start_job(job, owner="elsewhere:1:x:1")
+    await start(store, job)
+    again = await store.claim_job(job, owner="elsewhere:1:x:1", limits=NO_LIMITS)
+    assert (again.claimed, again.reason) == (False, f"job {job} is running")
     assert (await store.get_job(job)).owner == owner_id()  # type: ignore[union-attr]
     with pytest.raises(StoreError, match="job 404 does not exist"):
-        await store.start_job(404, owner=owner_id())
+        await store.claim_job(404, owner=owner_id(), limits=NO_LIMITS)
     with pytest.raises(StoreError, match="job 404 does not exist"):
         await store.finish_job(404, state=JobState.FAILED, exit_code=1)
 
 
-async def test_compare_and_set_changes_only_from_the_expected_state(store: Store) -> None:
-    job = await new_job(store)
-    assert await store.set_state(job, JobState.RUNNING, expect=JobState.QUEUED)
-    assert not await store.set_state(job, JobState.RUNNING, expect=JobState.QUEUED)
-    assert await store.set_state(job, JobState.CANCELLED, expect=JobState.RUNNING)
-    cancelled = await store.get_job(job)
-    assert cancelled is not None
-    assert cancelled.state is JobState.CANCELLED
-    assert cancelled.finished_at is not None  # entering a final state records the end
-    assert not await store.set_state(404, JobState.RUNNING)
-    assert await store.set_state(job, JobState.FAILED)  # without `expect`, it is forced
-
-
 async def test_finishing_a_cancelled_job_keeps_the_cancel(store: Store) -> None:
     job = await new_job(store)
-    await store.start_job(job, owner=owner_id())
-    assert await store.set_state(job, JobState.CANCELLED, expect=JobState.RUNNING)
+    await start(store, job)
+    cancelled = await store.finish_job(job, state=JobState.CANCELLED, exit_code=None)
+    assert cancelled.finished_at is not None
     ended = await store.finish_job(job, state=JobState.FAILED, exit_code=-15, error="killed")
     assert ended.state is JobState.CANCELLED
     assert (ended.exit_code, ended.error) == (-15, "killed")
+    assert ended.finished_at == cancelled.finished_at  # the first end stands
 
 
 async def test_finish_needs_a_final_state(store: Store) -> None:
@@ -142,10 +137,13 @@ async def test_finish_needs_a_final_state(store: Store) -> None:
 async def test_output_keeps_its_order_and_tail_gives_the_last_lines(store: Store) -> None:
     job = await new_job(store)
     other = await new_job(store)
-    await store.append_output(job, [("stdout", "one"), ("stderr", "two")])
-    await store.append_output(other, [("stdout", "not mine")])
-    await store.append_output(job, [])
-    await store.append_output(job, [("stdout", "three"), ("stdout", ""), ("stdout", "fünf ✓")])
+    batches: list[dict[int, list[tuple[str, str]]]] = [
+        {job: [("stdout", "one"), ("stderr", "two")], other: [("stdout", "not mine")]},
+        {job: []},
+        {job: [("stdout", "three"), ("stdout", ""), ("stdout", "fünf ✓")]},
+    ]
+    for batch in batches:
+        assert await store.record_outputs(batch, cap_bytes=CAP) == set()  # all kept
 
     expected = [
         ("stdout", "one"),
@@ -163,8 +161,10 @@ async def test_output_keeps_its_order_and_tail_gives_the_last_lines(store: Store
 
 
 async def test_output_for_a_missing_job_is_refused(store: Store) -> None:
-    with pytest.raises(StoreError, match="could not keep output of job 404"):
-        await store.append_output(404, [("stdout", "x")])
+    job = await new_job(store)
+    with pytest.raises(StoreError, match="job 404 does not exist"):
+        await store.record_outputs({job: [("stdout", "x")], 404: [("stdout", "x")]}, cap_bytes=CAP)
+    assert await store.output(job) == []  # the batch is one transaction: nothing kept
 
 
 async def test_events_come_back_as_written(store: Store) -> None:
@@ -191,8 +191,8 @@ async def test_reconcile_interrupts_only_jobs_of_dead_owners(store: Store) -> No
     orphan = await new_job(store)
     mine = await new_job(store)
     queued = await new_job(store)
-    await store.start_job(orphan, owner=gone)
-    await store.start_job(mine, owner=owner_id())
+    await start(store, orphan, owner=gone)
+    await start(store, mine)
 
     interrupted = await store.reconcile(is_owner_alive=owner_alive)
 
@@ -206,14 +206,43 @@ async def test_reconcile_interrupts_only_jobs_of_dead_owners(store: Store) -> No
     assert await store.reconcile(is_owner_alive=owner_alive) == []
 
 
-async def test_queued_jobs_survive_a_reopen(store: Store, db: Path) -> None:
+async def test_queued_jobs_survive_a_reopen(store: Store, store_url: str) -> None:
     job = await new_job(store)
     await store.close()
-    again = await Store.open(f"sqlite:///{db}")
+    again = await Store.open(store_url)
     try:
         assert (await again.get_job(job)).state is JobState.QUEUED  # type: ignore[union-attr]
     finally:
         await again.close()
+
+
+async def test_a_chat_delivery_is_recorded_as_new_only_once(store: Store) -> None:
+    # A platform retrying an event: the second copy must be recognised and run nothing.
+    assert await store.first_delivery("slack:T1:C1:171.01")
+    assert not await store.first_delivery("slack:T1:C1:171.01")
+    assert await store.first_delivery("slack:T1:C1:171.02")
+
+
+async def test_long_names_from_outside_are_kept_on_every_backend(store: Store) -> None:
+    # Teams conversation ids, Matrix room aliases, file names: SQLite never enforced the
+    # column lengths, so PostgreSQL must not either, or the audit entry a command needs fails.
+    room, who, command = "teams:" + "r" * 700, "teams:" + "u" * 700, "c" * 500
+    job = await store.create_job(command=command, params={}, requester=who, room=room)
+    await start(store, job.id, owner="host-" + "h" * 400 + ":1:b:1")
+    record = await store.append_audit(
+        AuditEvent(action="request", principal=who, room=room, command=command, job_id=job.id)
+    )
+    assert (await store.audit(limit=1))[0] == record
+    assert await store.first_delivery(room + ":171.01")
+    message = await store.add_web_message(room=room, author=who, kind="text", payload={})
+    assert (await store.web_messages(room))[-1].seq == message.seq
+    file = await store.add_attachment(
+        job.id, name="f" * 400 + ".csv", content_type="text/csv", data=b"a,b\n"
+    )
+    assert (await store.attachments(job.id))[0][:2] == (file, "f" * 400 + ".csv")
+    found = await store.get_job(job.id)
+    assert found is not None
+    assert (found.command, found.requester, found.room) == (command, who, room)
 
 
 @pytest.mark.parametrize(

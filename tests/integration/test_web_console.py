@@ -10,7 +10,6 @@ import contextlib
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import tomllib
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from stores import backend_of, copied_store, raw_sql
 from support import FIXTURES, OPSROOM
 
 ROLES = """
@@ -70,7 +70,7 @@ class History:
     """A catalog and a store holding the jobs of a few real runs."""
 
     catalog: Path
-    db: Path
+    url: str  # the store
     pending_job: int  # a storage wipe waiting for approval (asked by local:alice)
     second_pending: int
 
@@ -106,7 +106,7 @@ def _run(workdir: Path, catalog: Path, who: str, text: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> History:
+def history(tmp_path_factory: pytest.TempPathFactory, module_store_url: str) -> History:
     """Five finished jobs (one failed) and two waiting for approval, made by `opsroom run`."""
     base = tmp_path_factory.mktemp("console")
     catalog = base / "catalog"
@@ -120,7 +120,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     _git(catalog, "commit", "-q", "-m", "first scripts")
     workdir = base / "work"
     workdir.mkdir()
-    (workdir / "opsroom.toml").write_text(ROLES)
+    (workdir / "opsroom.toml").write_text(f'{ROLES}\n[store]\nurl = "{module_store_url}"\n')
     for text in ("!demo greet --name Ada", "!demo greet --name Bob", "!demo greet --name Cy"):
         assert _run(workdir, catalog, "local:alice", text)["state"] == "succeeded"
     assert _run(workdir, catalog, "local:alice", "!demo flaky")["state"] == "succeeded"
@@ -128,7 +128,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     first = _run(workdir, catalog, "local:alice", "!storage wipe vol7 --mode secure")
     second = _run(workdir, catalog, "local:alice", "!storage wipe vol9 --mode quick")
     assert first["state"] == second["state"] == "awaiting_approval"
-    return History(catalog, workdir / "opsroom.db", first["job_id"], second["job_id"])
+    return History(catalog, module_store_url, first["job_id"], second["job_id"])
 
 
 @dataclass
@@ -137,7 +137,7 @@ class Console:
 
     app: Any
     engine: Any
-    db: Path
+    url: str  # the store
 
     def client(self) -> httpx.AsyncClient:
         """A client without a session."""
@@ -166,34 +166,33 @@ class Console:
 
 
 @pytest.fixture
-async def console(history: History, tmp_path: Path) -> AsyncIterator[Console]:
+async def console(
+    history: History, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Console]:
     """The app on a private copy of the store, with web users alice, bob and carol."""
     from opsroom.app import App
     from opsroom.config import Settings
     from opsroom.web.app import create_app
     from opsroom.web.passwords import hash_password
 
-    db = tmp_path / "opsroom.db"
-    for suffix in ("", "-wal", "-shm"):
-        src = Path(f"{history.db}{suffix}")
-        if src.exists():
-            shutil.copy(src, f"{db}{suffix}")
-    settings = Settings.model_validate(tomllib.loads(ROLES))
-    engine = await App.open(settings, catalog_dir=str(history.catalog), store_url=f"sqlite:///{db}")
-    secret = hash_password(PASSWORD)
-    for name in ("alice", "bob", "carol"):
-        await engine.store.put_web_user(name, password_hash=secret)
-    try:
-        yield Console(create_app(engine), engine, db)
-    finally:
-        await engine.close()
+    postgres = backend_of(history.url) == "postgresql"
+    cluster = request.getfixturevalue("postgres") if postgres else None
+    with copied_store(history.url, tmp_path, cluster) as url:
+        settings = Settings.model_validate(tomllib.loads(ROLES))
+        engine = await App.open(settings, catalog_dir=str(history.catalog), store_url=url)
+        secret = hash_password(PASSWORD)
+        for name in ("alice", "bob", "carol"):
+            await engine.store.put_web_user(name, password_hash=secret)
+        try:
+            yield Console(create_app(engine), engine, url)
+        finally:
+            await engine.close()
 
 
 @pytest.fixture
 def tampered(console: Console) -> None:
     """Entry #2 of the audit trail edited behind opsroom's back."""
-    with sqlite3.connect(console.db) as conn:
-        conn.execute("UPDATE audit SET reason = 'nothing to see' WHERE id = 2")
+    raw_sql(console.url, "UPDATE audit SET reason = 'nothing to see' WHERE id = 2")
 
 
 PAGES = ("/catalog", "/catalog/demo%20greet", "/approvals", "/audit", "/insights")

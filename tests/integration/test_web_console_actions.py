@@ -1,6 +1,6 @@
 """Console actions reach chat, and the job page shows everything a job produced.
 
-A real `opsroom serve` (child process, real HTTP, SQLite) on a small git catalog: approving,
+A real `opsroom serve` (child process, real HTTP, each store) on a small git catalog: approving,
 denying and cancelling from the console answer at once and are told in the job's room as if
 typed there; refusals stay with whoever was refused; the job page shows the job's tables,
 status lines, progress, files, approvals and catalog commit; pending requests show their
@@ -82,8 +82,8 @@ def _git(catalog: Path, *args: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """`opsroom serve` with roles, a git catalog, and web accounts bob and carol."""
+def served(tmp_path_factory: pytest.TempPathFactory, module_store_url: str) -> Iterator[Served]:
+    """`opsroom serve` with roles, a git catalog, and web accounts bob and carol; each store."""
     base = tmp_path_factory.mktemp("actions")
     catalog = base / "catalog"
     for rel, text in SCRIPTS.items():
@@ -94,7 +94,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     _git(catalog, "commit", "-q", "-m", "scripts")
     work = base / "work"
     work.mkdir()
-    (work / "opsroom.toml").write_text(ROLES)
+    (work / "opsroom.toml").write_text(f'{ROLES}\n[store]\nurl = "{module_store_url}"\n')
     s = start_serve(work, "--catalog", str(catalog))
     yield s
     if s.proc.poll() is None:
@@ -187,10 +187,11 @@ def test_approving_answers_at_once_and_the_requesters_room_hears_the_rest(
         table = next(b for b in end["blocks"] if b["type"] == "table")
         assert table["rows"] == [["vol7", "wiped", "0 left"]]
         # Nothing of it went anywhere else: not to a room of the approver's.
-        for room in admin.get("/api/v1/rooms").json():
+        others = [r for r in admin.get("/api/v1/rooms").json() if r["room"] != "web:ops"]
+        assert others, "another room to look in"
+        for room in others:
             said = texts(admin, room["name"])
-            if room["room"] != "web:ops":
-                assert not [t for t in said if f"job {job} " in t], room
+            assert not [t for t in said if f"job {job} " in t], room
 
 
 def test_denying_on_the_approvals_page_is_told_in_the_room(
@@ -310,3 +311,29 @@ def test_the_audit_action_filter_offers_the_real_actions(
         rows = chosen.split("<tbody>")[1].split("</tbody>")[0]
         actions = set(re.findall(r'<td data-label="Action">([^<]*)</td>', rows))
         assert actions == {"approval"}
+
+
+def test_the_web_chat_and_the_json_api_serialise_a_reply_identically(
+    served: Served, passwords: dict[str, str]
+) -> None:
+    from opsroom.model.blocks import Actions
+    from opsroom.model.wire import load_reply
+
+    with (
+        served.login("admin", passwords["admin"]) as admin,
+        served.login("bob", passwords["bob"]) as bob,
+    ):
+        job = ask_for_wipe(admin, "wire", "vol6")
+        # The request with its buttons, as the web chat got it, is the one serialised form:
+        # the same reader that delivers kept replies reads it back whole.
+        request = wait_for(admin, "wire", lambda e: e["kind"] == "approval")
+        asked = load_reply(request)
+        assert [b.buttons for b in asked.blocks if isinstance(b, Actions)] == [
+            (("Approve", f"approve:{job}"), ("Deny", f"deny:{job}"))
+        ]
+        # One reply, two paths: the API's answer to the approval and the room's event of it.
+        [answered] = bob.post(f"/api/v1/approvals/{job}/approve").json()["replies"]
+        heard = wait_for(admin, "wire", lambda e: "approved by web:bob" in e["text"])
+        assert {key: heard[key] for key in answered} == answered
+        assert set(answered) == {"kind", "job_id", "blocks", "text"}
+        assert load_reply(answered) == load_reply(heard)

@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from oidc_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider, running_provider
-from test_web_serve import Served, free_port, start_serve
+from test_web_serve import Served, start_serve
+
+from support import bound_socket, port_of
 
 SECRET_ENV = {"OIDC_CLIENT_SECRET": CLIENT_SECRET}
 
@@ -247,14 +249,16 @@ def test_the_login_page_shows_the_sso_button_only_when_configured(
 def test_an_unreachable_provider_gives_a_clear_502(tmp_path: Path) -> None:
     workdir = tmp_path / "down"
     workdir.mkdir()
-    write_config(workdir, f"http://127.0.0.1:{free_port()}")
-    served = start_serve(workdir, env=SECRET_ENV)
-    try:
-        with browser(served) as c:
-            r = sso_login(c)
-            assert r.status_code == 502
-            assert "could not be reached" in r.text
-            assert 'id="sso-login"' in r.text
-            assert_no_session(c)
-    finally:
-        served.stop()
+    # Bound and never listening: the provider's address refuses every connection.
+    with bound_socket() as dead:
+        write_config(workdir, f"http://127.0.0.1:{port_of(dead)}")
+        served = start_serve(workdir, env=SECRET_ENV)
+        try:
+            with browser(served) as c:
+                r = sso_login(c)
+                assert r.status_code == 502
+                assert "could not be reached" in r.text
+                assert 'id="sso-login"' in r.text
+                assert_no_session(c)
+        finally:
+            served.stop()

@@ -7,7 +7,6 @@ port, so the IRC connection never comes up while the web chat is always connecte
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -15,7 +14,9 @@ from urllib.parse import unquote
 
 import httpx
 import pytest
-from test_web_serve import Served, free_port, start_serve
+from test_web_serve import Served, start_serve
+
+from support import bound_socket, port_of, wait_for
 
 CONFIG = """
 [[roles]]
@@ -36,11 +37,13 @@ channels = ["#ops"]
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """`opsroom serve` with the bundled catalog and an IRC adapter that cannot connect."""
     workdir: Path = tmp_path_factory.mktemp("polish")
-    (workdir / "opsroom.toml").write_text(CONFIG.format(port=free_port()))
-    s = start_serve(workdir)
-    yield s
-    if s.proc.poll() is None:
-        s.stop()
+    # Bound and never listening: the IRC server's address refuses every connection.
+    with bound_socket() as irc:
+        (workdir / "opsroom.toml").write_text(CONFIG.format(port=port_of(irc)))
+        s = start_serve(workdir)
+        yield s
+        if s.proc.poll() is None:
+            s.stop()
 
 
 @pytest.fixture(scope="module")
@@ -100,13 +103,13 @@ def test_the_api_shows_irc_not_connected_and_web_connected(
 
 
 def test_metrics_show_the_irc_adapter_down_and_the_web_chat_up(served: Served) -> None:
-    deadline = time.monotonic() + 10
     with served.client() as c:
-        while True:
+
+        def irc_metric() -> str:
             text = c.get("/metrics").text
-            if 'opsroom_adapter_connected{adapter="irc"}' in text or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+            return text if 'opsroom_adapter_connected{adapter="irc"}' in text else ""
+
+        text = wait_for(irc_metric, 10, what="the IRC adapter's metric")
     assert 'opsroom_adapter_connected{adapter="irc"} 0.0' in text
     assert 'opsroom_adapter_connected{adapter="web"} 1.0' in text
 

@@ -22,12 +22,14 @@ from typing import Any
 
 import pytest
 
-from opsroom.adapters.irc.translate import GUEST_REFUSAL, parse_line, to_event
+from opsroom.adapters.irc.translate import parse_line, to_event
 from opsroom.config import Settings
 from opsroom.model.audit import AuditRecord
 from opsroom.model.blocks import Reply, Status
 from opsroom.model.messages import Inbound
+from opsroom.policy.rbac import UNVERIFIED_DENIAL
 from opsroom.testing import Bot
+from stores import scalar_sql
 from support import FIXTURES, OPSROOM, Opsroom
 
 ECHO = FIXTURES / "echo_catalog"
@@ -43,10 +45,8 @@ ROLES = Settings.model_validate(
 
 
 @pytest.fixture
-async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
-    async with Bot.open(
-        catalog_dir=str(ECHO), store_url=f"sqlite:///{tmp_path}/t.db", settings=ROLES
-    ) as engine:
+async def bot(store_url: str) -> AsyncIterator[Bot]:
+    async with Bot.open(catalog_dir=str(ECHO), store_url=store_url, settings=ROLES) as engine:
         yield engine
 
 
@@ -59,7 +59,7 @@ async def only_entry(bot: Bot) -> AuditRecord:
     """The one entry a refused message left; the chain must verify."""
     records = await trail(bot)
     assert len(records) == 1, [(r.event.action, r.event.outcome) for r in records]
-    assert await bot.app.store.verify_audit() is None, "the audit chain must stay intact"
+    assert (await bot.app.store.check_audit()).broken is None, "the audit chain must stay intact"
     return records[0]
 
 
@@ -121,7 +121,7 @@ async def test_what_was_sent_is_escaped_in_the_record(bot: Bot) -> None:
 
 
 async def test_a_megabyte_is_recorded_as_its_first_kib_its_length_and_its_hash(
-    bot: Bot, tmp_path: Path
+    bot: Bot, store_url: str
 ) -> None:
     text = "!echo python-text " + "A" * 1_000_000
     said = await bot.say(text, as_="local:alice")
@@ -133,8 +133,7 @@ async def test_a_megabyte_is_recorded_as_its_first_kib_its_length_and_its_hash(
     assert form["sha256"] == hashlib.sha256(text.encode()).hexdigest()
     assert text.startswith(form["head"])
     assert len(form["head"]) == 1024
-    with sqlite3.connect(tmp_path / "t.db") as db:
-        (stored,) = db.execute("SELECT length(params) + length(reason) FROM audit").fetchone()
+    stored = scalar_sql(store_url, "SELECT length(params) + length(reason) FROM audit")
     assert stored < 4096, "the audit row holds a bounded form, not the megabyte"
 
 
@@ -155,7 +154,7 @@ async def test_a_long_value_that_runs_is_kept_whole_by_the_job_and_bounded_in_th
             "bytes": 20_000,
             "sha256": digest,
         }
-    assert await bot.app.store.verify_audit() is None
+    assert (await bot.app.store.check_audit()).broken is None
 
 
 async def test_a_refused_cancel_is_a_refusal_with_its_reason(bot: Bot) -> None:
@@ -174,7 +173,7 @@ async def test_a_refused_cancel_is_a_refusal_with_its_reason(bot: Bot) -> None:
     )
     assert f"only local:alice, who asked for job {job_id}" in event.reason
     assert sent(cancels[0]) == f"!cancel {job_id}"
-    assert await bot.app.store.verify_audit() is None
+    assert (await bot.app.store.check_audit()).broken is None
 
 
 async def test_an_allowed_cancel_is_recorded_as_requested_for_its_job(bot: Bot) -> None:
@@ -229,7 +228,8 @@ async def test_secrets_stay_masked_in_the_record_of_what_was_sent(
 
 async def test_an_irc_guest_refusal_is_audited_and_nothing_runs(tmp_path: Path) -> None:
     line = (FIXTURES / "payloads" / "irc" / "privmsg_no_account.txt").read_text().splitlines()[0]
-    msg = parse_line(line)
+    # The recorded guest, asking for a command this catalog has.
+    msg = parse_line(line.replace("!store status 42", "!echo table"))
     assert msg is not None
     inbound = to_event(msg, me="ops", account=None)
     assert isinstance(inbound, Inbound), "the engine sees the guest's message, to record it"
@@ -243,14 +243,14 @@ async def test_an_irc_guest_refusal_is_audited_and_nothing_runs(tmp_path: Path) 
     ) as bot:
         outcome = await bot.app.dispatcher.handle(inbound, send)
         assert outcome.outcome == "refused"
-        assert [r.blocks for r in replies] == [(Status(f"mallory: {GUEST_REFUSAL}", "warning"),)]
+        assert [r.blocks for r in replies] == [(Status(UNVERIFIED_DENIAL, "error"),)]
         record = await only_entry(bot)
         assert await bot.app.store.list_jobs() == []
     event = record.event
-    assert (event.action, event.outcome) == ("request", "refused")
+    assert (event.action, event.outcome) == ("decision", "denied")  # policy decided
     assert (event.principal, event.room) == ("irc:~guest", "irc:#ops")
-    assert sent(record) == "!store status 42"
-    assert "log in to services" in event.reason
+    assert sent(record) == "!echo table"
+    assert event.reason == UNVERIFIED_DENIAL
 
 
 async def test_a_job_refused_at_approval_time_has_its_end_audited(tmp_path: Path) -> None:
@@ -275,7 +275,7 @@ async def test_a_job_refused_at_approval_time_has_its_end_audited(tmp_path: Path
         approved = await bot.say(f"!approve {asked.outcome.job_id}", as_="local:lead")
         assert "not run" in approved.text
         records = await trail(bot)
-        assert await bot.app.store.verify_audit() is None
+        assert (await bot.app.store.check_audit()).broken is None
     end = records[-1].event
     assert (end.action, end.outcome, end.job_id) == ("job.end", "failed", asked.outcome.job_id)
     assert (end.principal, end.room) == ("local:alice", "local:storage")

@@ -96,7 +96,7 @@ async def test_text_no_script_can_receive_is_refused_and_audited(
     latest = (await store.audit(limit=1))[0].event
     assert latest.outcome == "refused"
     assert latest.principal == "local:tester"
-    assert await store.verify_audit() is None
+    assert (await store.check_audit()).broken is None
     # The bot keeps answering.
     again = await bot.say("!echo python-text fine")
     assert "TEXT=[fine]" in again.outcome.output

@@ -55,8 +55,8 @@ from hypothesis.stateful import (
 from opsroom.adapters.slack import create as create_slack
 from opsroom.adapters.slack import translate
 from opsroom.adapters.slack.adapter import SlackAdapter
-from opsroom.bridge import engine_services
 from opsroom.config import Settings
+from opsroom.engine.adapters import engine_services
 from opsroom.errors import StoreError
 from opsroom.model.approvals import VoteDecision
 from opsroom.model.jobs import JobState
@@ -549,7 +549,7 @@ class JobModel(RuleBasedStateMachine):
         # The adapter keeps its key as soon as the store takes it again: a redelivery, even
         # to a new adapter after a restart, is recognised.
         assert self.adapter is not None
-        self.run(asyncio.wait_for(self.adapter._idle.wait(), timeout=30))
+        self.run(self.adapter.deliveries.settle(timeout=30))
         self.stored_keys.add(message.key)
 
     @precondition(lambda self: bool(self._waiting()))

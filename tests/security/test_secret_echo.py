@@ -133,11 +133,12 @@ async def test_a_secret_never_crosses_a_runner_boundary(
     for piece in FORBIDDEN:
         assert piece not in shown, f"{piece!r} reached the chat"
     # Nothing in the database file (and its journal), byte for byte.
-    for f in tmp_path.iterdir():
-        if f.name.startswith(db.name):
-            data = f.read_bytes()
-            for piece in FORBIDDEN:
-                assert piece.encode() not in data, f"{piece!r} stored in {f.name}"
+    stored = [f for f in tmp_path.iterdir() if f.name.startswith(db.name)]
+    assert stored, "the database file is there to search"
+    for f in stored:
+        data = f.read_bytes()
+        for piece in FORBIDDEN:
+            assert piece.encode() not in data, f"{piece!r} stored in {f.name}"
     # Nothing in the logs.
     for piece in FORBIDDEN:
         assert piece not in caplog.text

@@ -3,8 +3,9 @@
 An adapter owns one connection to one platform. It turns the platform's events into
 `Inbound` messages and `Interaction`s (button clicks) and turns neutral `Reply` blocks
 into the platform's messages. It knows nothing of commands, jobs or policy: the bridge
-(`opsroom.bridge`) holds adapters and feeds the dispatcher, like hubot's robot holds its
-adapter rather than being one.
+(`opsroom.engine.bridge`) holds adapters and feeds the dispatcher, like hubot's robot
+holds its adapter rather than being one. Each platform is found through its
+`AdapterPlugin` entry point (`opsroom.adapters.plugin`).
 
 Every adapter passes the shared contract suite (`tests/adapters/contract.py`) against its
 real server or a fake built from the platform's documented payloads.
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from opsroom.errors import AdapterError
 from opsroom.model.blocks import Reply
 from opsroom.model.chat import (
     Capabilities,
@@ -42,15 +44,13 @@ class AdapterServices:
     """What the engine lends an adapter: adapters never open the store or the policy.
 
     `first_delivery(key)` is True only the first time a delivery key is seen in this
-    installation (platform retries run once, across restarts and processes);
-    `may_invite(principal)` says whether an invitation from that person is accepted.
+    installation (platform retries run once, across restarts and processes).
     """
 
     first_delivery: Callable[[str], Awaitable[bool]] | None = None
-    may_invite: Callable[[str], Awaitable[bool]] | None = None
 
 
-class AdapterUnavailable(Exception):
+class AdapterUnavailable(AdapterError):
     """The platform cannot be reached right now; the bridge keeps the message for later."""
 
 
@@ -80,16 +80,6 @@ class ChatAdapter(Protocol):
 
     async def edit(self, ref: MessageRef, reply: Reply) -> None:
         """Replace the content of a message the bot sent (only with `capabilities.edits`)."""
-        ...
-
-    async def react(self, ref: MessageRef, emoji: str) -> None:
-        """Add a reaction to a message (only with `capabilities.reactions`)."""
-        ...
-
-    async def upload(
-        self, room: str, name: str, data: bytes, *, thread_id: str | None = None
-    ) -> MessageRef:
-        """Share a file in a room (only with `capabilities.uploads`)."""
         ...
 
     async def close(self) -> None:

@@ -5,7 +5,8 @@ when its fingerprint changed — for a git catalog the blob ids of the script an
 for a folder their size, times and inode. Whatever else shapes the result (the folder
 defaults in force, the language) is part of the key, so a hit gives exactly what parsing
 again would give. A file without a fingerprint (a symlink, a PowerShell module whose
-commands come from other files) is always parsed again.
+commands come from other files) is always parsed again. With `stored` (catalog/stored.py)
+the parses also outlive the process: the next start parses only what changed meanwhile.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from opsroom.catalog.naming import script_suffix
+from opsroom.catalog.stored import Kept, StoredParses
 from opsroom.model.catalog import CatalogIssue
 from opsroom.model.commands import Language
 
 Fingerprint = Callable[[str, Path], Hashable | None]
 """(path relative to the root, path on disk) → what identifies its content, or None."""
 
-# Scripts whose result depends only on their own text (and sidecar and folder defaults).
-_SELF_CONTAINED = (".ps1", ".py", ".sh")
 _KNOWN = frozenset({"relpath", "path", "language", "sidecar", "defaults"})
 
 
@@ -65,6 +66,8 @@ class ParseCache:
     parsed: list[str] = field(default_factory=list)  # relpaths parsed by the last load
     _fields: dict[type, tuple[str, ...]] = field(default_factory=dict)
     _texts: dict[int, tuple[object, str]] = field(default_factory=dict)
+    # Parses kept on disk for the next process start (catalog/stored.py); None: memory only.
+    stored: StoredParses | None = None
 
     def begin(self) -> None:
         """Start a load: forget which files the previous one parsed."""
@@ -76,32 +79,43 @@ class ParseCache:
         key = self._key(found)
         entry = self._entries.get(found.relpath)
         if key is not None and entry is not None and entry.key == key:
-            loader.issues.extend(entry.issues)
-            if entry.read_as is not None:
-                loader.read_as[found.relpath] = entry.read_as
-            return entry.result
+            return _reuse(loader, found.relpath, entry)
+        stored_key = None
+        if key is not None and self.stored is not None:
+            stored_key = self.stored.key(found.relpath, found.path, found.sidecar, key)
+            kept = self.stored.get(found.relpath, stored_key) if stored_key is not None else None
+            if kept is not None:
+                self._entries[found.relpath] = _Entry(key, kept.result, kept.issues, kept.read_as)
+                return _reuse(loader, found.relpath, kept)
         before = len(loader.issues)
         result = loader.load(found)
         self.parsed.append(found.relpath)
         if key is None:
             self._entries.pop(found.relpath, None)
         else:
-            self._entries[found.relpath] = _Entry(
+            entry = self._entries[found.relpath] = _Entry(
                 key,
                 result,
                 tuple(loader.issues[before:]),
                 loader.read_as.get(found.relpath),
             )
+            if self.stored is not None and stored_key is not None:
+                kept = Kept(stored_key, entry.result, entry.issues, entry.read_as)
+                self.stored.put(found.relpath, kept)
         return result
 
     def retain(self, relpaths: set[str]) -> None:
         """Forget files the last load did not find (deleted scripts)."""
         for gone in set(self._entries) - relpaths:
             del self._entries[gone]
+        if self.stored is not None:
+            self.stored.retain(relpaths)
 
     def _key(self, found: _Found) -> Hashable | None:
+        # A script (of any language) or a program depends only on its own text, sidecar and
+        # folder defaults; what else the walk finds (a module's function) is not reused.
         executable = getattr(found, "language", None) is Language.EXECUTABLE
-        if not executable and not found.relpath.lower().endswith(_SELF_CONTAINED):
+        if not executable and script_suffix(found.relpath.rsplit("/", 1)[-1]) is None:
             return None
         script = self.fingerprint(found.relpath, found.path)
         if script is None:
@@ -139,6 +153,14 @@ class ParseCache:
         if memo is None:
             memo = self._texts[id(value)] = (value, repr(value))  # holds it: ids stay unique
         return memo[1]
+
+
+def _reuse(loader: _Loader, relpath: str, entry: _Entry | Kept) -> Any:
+    """A stored result, with the issues and the reading it had when it was parsed."""
+    loader.issues.extend(entry.issues)
+    if entry.read_as is not None:
+        loader.read_as[relpath] = entry.read_as
+    return entry.result
 
 
 def stat_fingerprint(relpath: str, path: Path) -> Hashable | None:

@@ -6,6 +6,7 @@ means the same thing wherever it is written.
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -16,8 +17,9 @@ from typing import Any
 from opsroom.catalog.naming import is_valid_name, normalize_name
 from opsroom.catalog.parsers.base import Problem
 from opsroom.config import parse_duration
+from opsroom.model.languages import CommentSyntax
 
-_DIRECTIVE = re.compile(r"^\s*#\s*opsroom\s*:(?P<rest>.*)$", re.IGNORECASE)
+HASH_COMMENTS = CommentSyntax()
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _DOCSTRING_START = re.compile("^[rRuUbBfF]{0,2}(\"\"\"|'''|\"|')")
@@ -117,6 +119,12 @@ VALIDATORS: Mapping[str, Callable[[object], Any]] = MappingProxyType(
 DIRECTIVE_KEYS = frozenset(VALIDATORS)
 
 
+@functools.cache
+def _directive(comment: str) -> re.Pattern[str]:
+    """`<comment> opsroom: <rest>`, any case, spaces optional."""
+    return re.compile(rf"^\s*{re.escape(comment)}\s*opsroom\s*:(?P<rest>.*)$", re.IGNORECASE)
+
+
 def validate_directive(key: str, value: object) -> Any:
     """The normalised value of directive `key`; KeyError if unknown, ValueError if bad."""
     validator = VALIDATORS.get(key)
@@ -134,16 +142,17 @@ class Directives:
     problems: tuple[Problem, ...] = ()
 
 
-def _header_lines(source: str, *, python: bool) -> list[tuple[int, str]]:
+def _header_lines(source: str, comments: CommentSyntax) -> list[tuple[int, str]]:
     """The comment lines of the header: before the first code line (shebang allowed).
 
-    For Python the module docstring is stepped over, so directives may sit on either side.
-    PowerShell block comments (`<# ... #>`) are stepped over too.
+    The language's block comments (PowerShell's `<# ... #>`) and module docstring (Python's)
+    are stepped over, so directives may sit on either side of the help.
     """
     out: list[tuple[int, str]] = []
     lines = source.splitlines()
     i = 0
     seen_docstring = False
+    opens, closes = comments.block or ("", "")
     in_block = False
     while i < len(lines):
         raw = lines[i]
@@ -151,18 +160,18 @@ def _header_lines(source: str, *, python: bool) -> list[tuple[int, str]]:
         lineno = i + 1
         i += 1
         if in_block:
-            if "#>" in stripped:
+            if closes in stripped:
                 in_block = False
             continue
-        if not stripped:
+        if not stripped or (lineno == 1 and stripped.startswith("#!")):
             continue
-        if stripped.startswith("<#"):
-            in_block = "#>" not in stripped[2:]
+        if opens and stripped.startswith(opens):
+            in_block = closes not in stripped[len(opens) :]
             continue
-        if stripped.startswith("#"):
+        if stripped.startswith(comments.line):
             out.append((lineno, raw))
             continue
-        m = _DOCSTRING_START.match(stripped) if python and not seen_docstring else None
+        m = _DOCSTRING_START.match(stripped) if comments.docstring and not seen_docstring else None
         if m is None:
             break
         seen_docstring = True
@@ -176,13 +185,14 @@ def _header_lines(source: str, *, python: bool) -> list[tuple[int, str]]:
     return out
 
 
-def read_directives(source: str, *, python: bool = False) -> Directives:
-    """Read and validate the `# opsroom:` lines of a script's header."""
+def read_directives(source: str, comments: CommentSyntax = HASH_COMMENTS) -> Directives:
+    """Read and validate the `# opsroom:` lines of a script's header (in its comment syntax)."""
     values: dict[str, Any] = {}
     where: dict[str, int] = {}
     problems: list[Problem] = []
-    for lineno, raw in _header_lines(source, python=python):
-        m = _DIRECTIVE.match(raw)
+    directive = _directive(comments.line)
+    for lineno, raw in _header_lines(source, comments):
+        m = directive.match(raw)
         if m is None:
             continue
         rest = m.group("rest").strip()

@@ -12,6 +12,8 @@ import codecs
 import re
 from pathlib import Path
 
+from opsroom.model.languages import for_suffix
+
 # Longest BOM first: the UTF-32 LE BOM starts with the UTF-16 LE one.
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
@@ -68,4 +70,7 @@ def decode_script(data: bytes, *, python: bool = False) -> str:
 def read_script_text(path: Path | str) -> str:
     """Read and decode one script file (OSError when it cannot be read)."""
     p = Path(path)
-    return decode_script(p.read_bytes(), python=p.suffix.lower() == ".py")
+    language = for_suffix(p.suffix)
+    return decode_script(
+        p.read_bytes(), python=language is not None and language.coding_declaration
+    )

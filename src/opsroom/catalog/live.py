@@ -2,11 +2,14 @@
 
 A version is loaded, checked and (by the deployer, `opsroom.deploy`) swapped in whole; this
 module only loads. Both kinds keep a `ParseCache` across loads, so a reload parses only the
-scripts that changed: a folder by file size and times, a git commit by blob id.
+scripts that changed: a folder by file size and times, a git commit by blob id. Given a
+cache folder (`[catalog] cache`), the parses are also kept on disk (catalog/stored.py), so a
+process start parses only the scripts that changed since the last one.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +17,7 @@ from pathlib import Path
 from opsroom.catalog.cache import ParseCache, stat_fingerprint
 from opsroom.catalog.scan import load_catalog
 from opsroom.catalog.source import CommitInfo, GitSource, Tree
+from opsroom.catalog.stored import StoredParses
 from opsroom.model.catalog import Catalog
 
 
@@ -36,24 +40,33 @@ class Version:
 class FolderCatalog:
     """A `[catalog] path` (or `--catalog DIR`) folder, read again when it changes."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, cache_dir: Path | None = None) -> None:
         self.root = root
         self.cache = ParseCache(stat_fingerprint)
+        if cache_dir is not None:
+            # Keyed by the folder's real path: one cache file per catalog folder.
+            self.cache.stored = StoredParses(cache_dir, f"folder:{os.path.realpath(root)}")
 
     def load(self) -> Version:
-        """Read the folder; unchanged scripts come from the previous load."""
+        """Read the folder; unchanged scripts come from the previous load (or process)."""
         self.cache.begin()
         catalog = load_catalog(self.root, cache=self.cache)
+        if self.cache.stored is not None:
+            self.cache.stored.save()
         return Version(catalog, self.root, parsed=tuple(self.cache.parsed))
 
 
 class GitCatalog:
     """A `[catalog] git` repository: each commit is read in a work tree of its own."""
 
-    def __init__(self, source: GitSource) -> None:
+    def __init__(self, source: GitSource, *, cache_dir: Path | None = None) -> None:
         self.source = source
         self._blobs: dict[str, str] = {}
         self.cache = ParseCache(self._fingerprint)
+        if cache_dir is not None:
+            # Blob ids are content hashes already; commits are parsed whole ("thorough").
+            where = f"git:{os.path.realpath(source.home)}:{source.url}#{source.branch}"
+            self.cache.stored = StoredParses(cache_dir, where, content=None)
 
     def load(self, sha: str) -> Version:
         """Check out `sha` in a free work tree and read it; unchanged blobs are not parsed."""
@@ -67,6 +80,8 @@ class GitCatalog:
             )
             self.cache.begin()
             catalog = load_catalog(tree.path, commit=sha, cache=self.cache, thorough=True)
+            if self.cache.stored is not None:
+                self.cache.stored.save()
         except BaseException:
             self.source.release(tree)
             raise

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from fnmatch import fnmatchcase
 
-SCRIPT_SUFFIXES: dict[str, str] = {".ps1": "powershell", ".py": "python", ".sh": "shell"}
+from opsroom.model.languages import for_suffix
+
 SIDECAR_SUFFIX = ".opsroom.toml"
 FOLDER_DEFAULTS = "defaults.opsroom.toml"
 
@@ -22,16 +24,17 @@ def _suffix(filename: str) -> str:
 
 
 def script_suffix(filename: str) -> str | None:
-    """The script extension (`.ps1`, `.py`, `.sh`) of `filename`, or None for any other file."""
+    """The suffix of `filename` when a script language owns it (`.sh`), else None."""
     suffix = _suffix(filename)
-    return suffix if suffix in SCRIPT_SUFFIXES else None
+    return suffix if for_suffix(suffix) is not None else None
 
 
 def is_candidate(relpath: str, *, has_sidecar: bool = False, executable: bool = False) -> bool:
     """Whether the file at `relpath` (relative, POSIX) is a command under §3.1.
 
-    Scripts qualify by extension; any other file only when it is executable and a
-    `<file>.opsroom.toml` sidecar sits beside it.
+    Scripts qualify by the suffix of their language (model/languages.py), tests beside them
+    excepted; any other file only when it is executable and a `<file>.opsroom.toml` sidecar
+    sits beside it.
     """
     parts = [p for p in relpath.split("/") if p]
     if not parts or any(is_hidden_name(p) for p in parts):
@@ -40,10 +43,9 @@ def is_candidate(relpath: str, *, has_sidecar: bool = False, executable: bool = 
     lower = filename.lower()
     if lower.endswith(SIDECAR_SUFFIX) or lower == FOLDER_DEFAULTS:
         return False
-    if lower.endswith(".tests.ps1") or (lower.startswith("test_") and lower.endswith(".py")):
-        return False
-    if script_suffix(filename) is not None:
-        return True
+    language = for_suffix(_suffix(filename))
+    if language is not None:  # a script, unless it is one of the tests beside the scripts
+        return not any(fnmatchcase(lower, pattern) for pattern in language.test_files)
     return has_sidecar and executable
 
 

@@ -17,6 +17,7 @@ the output and documents the JSON.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -26,18 +27,12 @@ from typing import Any
 from opsroom.catalog.naming import SIDECAR_SUFFIX, script_suffix
 from opsroom.model.catalog import Catalog, CatalogIssue, Severity
 from opsroom.model.commands import Language
+from opsroom.model.languages import for_suffix, language_support, languages
 
-# (key, label) in the order shown; every report has all four, so the JSON shape is fixed.
-LANGUAGES = (
-    ("powershell", "PowerShell"),
-    ("python", "Python"),
-    ("shell", "shell"),
-    ("other", "other"),
-)
 EXAMPLES = 3
-_BY_SUFFIX = {".ps1": "powershell", ".py": "python", ".sh": "shell"}
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-_PATHISH = re.compile(r"[\w./\\-]+\.(?:ps1|psm1|psd1|py|sh|toml)\b", re.IGNORECASE)
+# Files named in messages besides scripts: PowerShell modules and manifests, sidecars.
+_OTHER_FILES = ("psm1", "psd1", "toml")
 _NUMBER = re.compile(r"\b\d+\b")
 _VARIABLE = re.compile(r"\$[A-Za-z_]\w*(?::\w+)?")  # PowerShell's `$Name` in messages
 
@@ -94,10 +89,25 @@ class Report:
         return t.adopted / candidates if candidates else None
 
 
+def rows() -> tuple[tuple[str, str], ...]:
+    """(key, label) of each row in the order shown: every script language, then `other`.
+
+    Every report has all of them, so the JSON shape is fixed for a given set of languages.
+    """
+    scripts = tuple((r.language.value, r.label) for r in languages() if r.suffixes)
+    return (*scripts, ("other", "other"))
+
+
+@functools.cache
+def _pathish(suffixes: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(rf"[\w./\\-]+\.(?:{'|'.join(map(re.escape, suffixes))})\b", re.IGNORECASE)
+
+
 def reason_of(message: str) -> str:
     """An issue message with what varies from file to file blanked, for grouping."""
     text = _QUOTED.sub(lambda m: m.group(0)[0] + "…" + m.group(0)[0], message)
-    text = _PATHISH.sub("…", text)
+    scripts = (s[1:] for r in languages() for s in r.suffixes)
+    text = _pathish(tuple(sorted({*scripts, *_OTHER_FILES}))).sub("…", text)
     text = _VARIABLE.sub("$…", text)
     return _NUMBER.sub("N", text)
 
@@ -109,11 +119,12 @@ def _is_missing_help(issue: CatalogIssue) -> bool:
 
 
 def _language_key(language: Language | None, path: str) -> str:
-    if language is Language.EXECUTABLE:
-        return "other"
-    if language is not None:
-        return language.value if language.value in _BY_SUFFIX.values() else "other"
-    return _BY_SUFFIX.get(script_suffix(path.rsplit("/", 1)[-1]) or "", "other")
+    if language is None:  # refused before it was read: known by its suffix
+        support = for_suffix(script_suffix(path.rsplit("/", 1)[-1]) or "")
+    else:
+        support = language_support(language)
+    # programs (no suffix) and built-ins are `other`
+    return support.language.value if support is not None and support.suffixes else "other"
 
 
 def _group(items: Iterable[tuple[str, str]]) -> tuple[Reason, ...]:
@@ -154,7 +165,7 @@ def build_report(catalog: Catalog) -> Report:
         commands = Counter(c.path for c in catalog.commands)
 
     out = []
-    for key, label in LANGUAGES:
+    for key, label in rows():
         files = sorted(p for p, lang in language.items() if lang == key)
         specs = [c for c in catalog.commands if _language_key(c.language, c.path) == key]
         adopted = library = fell_back = failed = 0

@@ -7,11 +7,15 @@ that §3.1 never takes it for a command (`*.Tests.ps1`, `test_*.py`, `_test_*.sh
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from opsroom.catalog.languages import resolve
 from opsroom.catalog.naming import command_name
+from opsroom.errors import CatalogError
+from opsroom.model.languages import languages
 
-LANGUAGES = ("powershell", "python", "shell")
 _WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 _PYTHON = '''\
@@ -126,6 +130,49 @@ Describe '{name}' {{
 """
 
 
+def _snake(word: str) -> str:
+    return word.lower().replace("-", "_")
+
+
+def _verb_noun(word: str) -> str:
+    # PowerShell's Verb-Noun convention: Get-Status.ps1
+    return "-".join(part[:1].upper() + part[1:] for part in word.replace("_", "-").split("-"))
+
+
+@dataclass(frozen=True, slots=True)
+class Scaffold:
+    """What `opsroom new` writes for one language (a record's `scaffold` names one).
+
+    `script` and `test` are file names with `{stem}`; the bodies are `str.format` templates
+    given `name` (the command), `script_file`, `test_file` and `module` (the stem as a
+    Python identifier).
+    """
+
+    script: str
+    test: str
+    body: str
+    test_body: str
+    stem: Callable[[str], str] = _snake  # the last word of the name → the file's stem
+    executable: bool = False  # both files are marked executable (chmod 755)
+
+
+SHELL = Scaffold("{stem}.sh", "_test_{stem}.sh", _SHELL, _SHELL_TEST, executable=True)
+PYTHON = Scaffold("{stem}.py", "test_{stem}.py", _PYTHON, _PYTHON_TEST)
+POWERSHELL = Scaffold("{stem}.ps1", "{stem}.Tests.ps1", _POWERSHELL, _PESTER, stem=_verb_noun)
+
+
+def scaffolds() -> dict[str, Scaffold]:
+    """Language name → its scaffold, for every language whose record has one."""
+    found = {}
+    for support in languages():
+        if support.scaffold is not None:
+            made = resolve(support.scaffold)
+            if not isinstance(made, Scaffold):
+                raise CatalogError(f"{support.scaffold} is not a Scaffold")
+            found[support.language.value] = made
+    return found
+
+
 def _words(name: str) -> list[str]:
     words = [w for w in re.split(r"[\s/]+", name.strip()) if w]
     if not words:
@@ -139,45 +186,20 @@ def _words(name: str) -> list[str]:
     return words
 
 
-def _stem(word: str, language: str) -> str:
-    if language == "powershell":
-        # PowerShell's Verb-Noun convention: Get-Status.ps1
-        return "-".join(part[:1].upper() + part[1:] for part in word.replace("_", "-").split("-"))
-    return word.lower().replace("-", "_")
-
-
 def scaffold(language: str, name: str, directory: Path) -> list[Path]:
     """Write a new script and its test under `directory`; return both paths.
 
     Raises ValueError for an unknown language or a bad name, FileExistsError rather than
     overwrite anything.
     """
-    if language not in LANGUAGES:
-        raise ValueError(f"unknown language {language!r} (one of: {', '.join(LANGUAGES)})")
+    known = scaffolds()
+    template = known.get(language)
+    if template is None:
+        raise ValueError(f"unknown language {language!r} (one of: {', '.join(sorted(known))})")
     words = _words(name)
     folder = Path(directory).joinpath(*(w.lower() for w in words[:-1]))
-    stem = _stem(words[-1], language)
-    if language == "python":
-        script, test, body, test_body = (
-            f"{stem}.py",
-            f"test_{stem}.py",
-            _PYTHON,
-            _PYTHON_TEST,
-        )
-    elif language == "shell":
-        script, test, body, test_body = (
-            f"{stem}.sh",
-            f"_test_{stem}.sh",
-            _SHELL,
-            _SHELL_TEST,
-        )
-    else:
-        script, test, body, test_body = (
-            f"{stem}.ps1",
-            f"{stem}.Tests.ps1",
-            _POWERSHELL,
-            _PESTER,
-        )
+    stem = template.stem(words[-1])
+    script, test = template.script.format(stem=stem), template.test.format(stem=stem)
     relpath = "/".join([*(w.lower() for w in words[:-1]), script])
     cmd = command_name(relpath)
     paths = [folder / script, folder / test]
@@ -191,9 +213,9 @@ def scaffold(language: str, name: str, directory: Path) -> list[Path]:
         "module": stem.replace("-", "_"),
     }
     folder.mkdir(parents=True, exist_ok=True)
-    for path, template in zip(paths, (body, test_body), strict=True):
+    for path, body in zip(paths, (template.body, template.test_body), strict=True):
         with path.open("x", encoding="utf-8", newline="\n") as f:
-            f.write(template.format(**values))
-        if path.suffix == ".sh":
+            f.write(body.format(**values))
+        if template.executable:
             path.chmod(0o755)
     return paths

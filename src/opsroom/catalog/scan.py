@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import os
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from opsroom.catalog.directives import Directives, read_directives
 from opsroom.catalog.encoding import decode_script
+from opsroom.catalog.languages import reader_of
 from opsroom.catalog.naming import (
     FOLDER_DEFAULTS,
     SIDECAR_SUFFIX,
@@ -39,7 +40,15 @@ from opsroom.catalog.sidecar import (
 )
 from opsroom.errors import CatalogError
 from opsroom.model.catalog import Catalog, CatalogIssue, ScriptFile, Severity
-from opsroom.model.commands import ArgvStyle, CommandSpec, Language, ParamSpec, ParamType
+from opsroom.model.commands import (
+    ArgvStyle,
+    Builtin,
+    CommandSpec,
+    Language,
+    ParamSpec,
+    ParamType,
+)
+from opsroom.model.languages import PROGRAM, LanguageSupport, Passing, for_suffix, language_support
 from opsroom.model.patterns import PatternError, check_pattern
 
 if TYPE_CHECKING:
@@ -47,22 +56,7 @@ if TYPE_CHECKING:
     from opsroom.catalog.psmodule import ModuleCommand
 
 # Single-word names the router answers itself (SPEC §4.3); a script may not shadow them.
-BUILTIN_NAMES = frozenset(
-    {
-        "help",
-        "jobs",
-        "job",
-        "cancel",
-        "approve",
-        "deny",
-        "pending",
-        "whoami",
-        "schedule",
-        "version",
-        "reload",
-    }
-)
-_LANGUAGES = {".ps1": Language.POWERSHELL, ".py": Language.PYTHON, ".sh": Language.SHELL}
+BUILTIN_NAMES = frozenset(b.value for b in Builtin)
 # Marks folder defaults that were refused: the scripts beneath are not loaded without them
 # (they may carry an approval), rather than loaded as if the folder had none.
 _REFUSED_DEFAULTS = "\0refused"
@@ -98,33 +92,8 @@ def catalog_commit(root: Path) -> str | None:
     return lines[1].strip()
 
 
-def _parse_powershell(source: str, name: str | None = None) -> ParsedScript:
-    # Imported on first use: tree-sitter is only loaded for catalogs holding PowerShell.
-    from opsroom.catalog.parsers.powershell import parse_powershell
-
-    return parse_powershell(source, name)
-
-
-def _parse_python(source: str) -> ParsedScript:
-    from opsroom.catalog.parsers.python import parse_python
-
-    return parse_python(source, whole=_THOROUGH.get())
-
-
-def _parse_shell(source: str) -> ParsedScript:
-    from opsroom.catalog.parsers.shell import parse_shell
-
-    return parse_shell(source)
-
-
 # Set by load_catalog for the parsers it calls (see its `thorough`).
 _THOROUGH: ContextVar[bool] = ContextVar("opsroom_thorough_parse", default=False)
-
-_PARSERS: dict[Language, Callable[[str], ParsedScript]] = {
-    Language.POWERSHELL: _parse_powershell,
-    Language.PYTHON: _parse_python,
-    Language.SHELL: _parse_shell,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +189,7 @@ class _Loader:
             if entry.is_symlink() and self.escapes(entry.path):
                 self.issue(relpath, Problem(1, _outside("file")))
                 continue
-            language = _LANGUAGES[suffix] if suffix else Language.EXECUTABLE
+            language = (for_suffix(suffix or "") or PROGRAM).language
             sidecar = Path(entry.path + SIDECAR_SUFFIX) if has_sidecar else None
             yield _Found(relpath, Path(entry.path), language, sidecar, defaults)
 
@@ -276,6 +245,7 @@ class _Loader:
             return None, []
         problems: list[Problem] = []
         sidecar_problems: list[Problem] = []
+        support = language_support(found.language) or PROGRAM
         unit = found.unit
         try:
             data = unit.data if unit is not None else found.path.read_bytes()
@@ -287,16 +257,14 @@ class _Loader:
         if unit is not None:  # read with its module
             parsed = unit.parsed
             problems += parsed.problems
-            directives = read_directives(unit.directives_source, python=False)
+            directives = read_directives(unit.directives_source, support.comments)
             problems += directives.problems
-        elif found.language is not Language.EXECUTABLE:
-            source = decode_script(data, python=found.language is Language.PYTHON)
-            if found.language is Language.POWERSHELL:  # a function file is named for it
-                parsed = _parse_powershell(source, found.path.name.rsplit(".", 1)[0])
-            else:
-                parsed = _PARSERS[found.language](source)
+        elif (read := reader_of(support)) is not None:
+            source = decode_script(data, python=support.coding_declaration)
+            stem = found.path.name.rsplit(".", 1)[0]
+            parsed = read(source, stem=stem, thorough=_THOROUGH.get())
             problems += parsed.problems
-            directives = read_directives(source, python=found.language is Language.PYTHON)
+            directives = read_directives(source, support.comments)
             problems += directives.problems
         if parsed.library:  # PowerShell functions only, none of them the command: a warning
             self.read_as[rel] = parsed.read_as
@@ -324,7 +292,7 @@ class _Loader:
                     for p in problems
                     if p.severity is Severity.ERROR or "missing" not in p.message.lower()
                 ]
-        if found.language is Language.EXECUTABLE and not sidecar.fields.get("summary"):
+        if support.parser is None and not sidecar.fields.get("summary"):
             sidecar_problems.append(
                 Problem(1, "missing summary (set `summary` in the sidecar)", Severity.WARNING)
             )
@@ -374,14 +342,13 @@ class _Loader:
             problem
             for p in params
             if p.name not in sidecar_patterns and f"pattern {p.pattern!r}" not in said
-            for problem in _pattern_problems(p, found.language)
+            for problem in _pattern_problems(p, support)
         ]
 
         argv_style = sidecar.fields.get("argv")
         if argv_style is not None:
-            sidecar_problems += _argv_problems(argv_style, params, found.language, from_sidecar)
-        executable = found.language is Language.EXECUTABLE
-        self.read_as[rel] = parsed.read_as or ("sidecar" if executable else "")
+            sidecar_problems += _argv_problems(argv_style, params, support, from_sidecar)
+        self.read_as[rel] = parsed.read_as or ("sidecar" if support.parser is None else "")
         for problem in problems:
             self.issue(rel, problem)
         for problem in sidecar_problems:
@@ -510,11 +477,11 @@ def _apply_choices_from(
 def _argv_problems(
     style: ArgvStyle,
     params: tuple[ParamSpec, ...],
-    language: Language,
+    support: LanguageSupport,
     sidecar_lines: Mapping[str, int],
 ) -> list[Problem]:
     """What stops the runner building this argv (sidecar `argv`, docs/adopting.md)."""
-    if language not in (Language.SHELL, Language.EXECUTABLE):
+    if support.launch.passing is not Passing.ENV:  # the values go to a bootstrap instead
         return [Problem(1, "argv applies to shell scripts and other executables only")]
     out = []
     positional = sorted(
@@ -547,12 +514,12 @@ def _outside(kind: str) -> str:
     return f"symlink to a {kind} outside the catalog folder: refused"
 
 
-def _pattern_problems(p: ParamSpec, language: Language) -> list[Problem]:
+def _pattern_problems(p: ParamSpec, support: LanguageSupport) -> list[Problem]:
     """A pattern chat values could not be matched against in linear time (model.patterns)."""
     if p.pattern is None:
         return []
     try:
-        check_pattern(p.pattern, ignore_case=language is Language.POWERSHELL)
+        check_pattern(p.pattern, ignore_case=support.pattern_search)
     except PatternError as e:
         return [Problem(p.line or 1, f"parameter '{p.name}': {e}")]
     return []

@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -61,6 +62,47 @@ class CommitInfo:
     def short(self) -> str:
         """The abbreviated id people quote."""
         return self.sha[:8]
+
+
+@dataclass(frozen=True, slots=True)
+class FileChange:
+    """When a script last changed: its last commit, or only the file's time outside git."""
+
+    commit: str | None
+    author: str | None
+    at: datetime
+
+
+def last_change(root: Path, path: str) -> FileChange | None:
+    """The last commit touching `path` in the catalog checkout at `root`, else its mtime.
+
+    Works for a `[catalog] git` work tree and for a `path` catalog that is a git checkout;
+    None when the file is gone. Blocking (it runs `git log`): call it off the event loop.
+    """
+    if not path:
+        return None
+    try:
+        done = subprocess.run(
+            ["git", "log", "-1", "--no-show-signature", "--format=%H%x00%an%x00%aI", "--", path],
+            cwd=root,
+            env=_local_env(os.environ),  # never credentials: this does not reach a remote
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=10,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        fields = done.stdout.strip().split("\0")
+    except (OSError, subprocess.SubprocessError):
+        fields = []
+    if len(fields) == 3 and fields[0]:
+        return FileChange(fields[0], fields[1], datetime.fromisoformat(fields[2]))
+    try:
+        mtime = (root / path).stat().st_mtime
+    except OSError:
+        return None
+    return FileChange(None, None, datetime.fromtimestamp(mtime, UTC))
 
 
 @dataclass(frozen=True, slots=True)

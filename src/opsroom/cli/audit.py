@@ -162,7 +162,7 @@ def export(
 
 async def _open(config_path: str | None, store_url: str | None) -> Store:
     """The store holding the audit log, or a clear message and exit 2."""
-    from opsroom.errors import StoreError
+    from opsroom.errors import ConfigError, StoreError
     from opsroom.store import Store
     from opsroom.store.url import sqlite_path
 
@@ -174,7 +174,11 @@ async def _open(config_path: str | None, store_url: str | None) -> Store:
         click.echo(f"opsroom: no audit log: the store {path} does not exist", err=True)
         sys.exit(2)
     try:
-        return await Store.open(url)
+        password = None if store_url else settings.store.password_value()
+        return await Store.open(url, password=password)
+    except ConfigError as e:
+        click.echo(f"opsroom: cannot open the store: [store] password {e}", err=True)
+        sys.exit(2)
     except StoreError as e:
         click.echo(f"opsroom: {e}", err=True)
         sys.exit(2)

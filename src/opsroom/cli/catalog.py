@@ -8,10 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from opsroom.model.languages import languages
+
 if TYPE_CHECKING:
     from opsroom.model.catalog import Catalog
     from opsroom.model.commands import CommandSpec
 
+# Every language whose record (model/languages.py) has a scaffold, named as in the record.
+_SCAFFOLDED = [r.language.value for r in languages() if r.scaffold is not None]
 _DIR = click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 
 
@@ -280,7 +284,7 @@ def adopt(file: Path) -> None:
 
 
 @click.command()
-@click.argument("language", type=click.Choice(["powershell", "python", "shell"]))
+@click.argument("language", type=click.Choice(_SCAFFOLDED))
 @click.argument("name")
 @_DIR
 def new(language: str, name: str, directory: Path | None) -> None:

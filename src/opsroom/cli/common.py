@@ -48,6 +48,21 @@ def load_settings_or_exit(config_path: str | None) -> Any:
         sys.exit(2)
 
 
+def check_adapters_or_exit(settings: Any) -> None:
+    """Every `[adapters.<name>]` can run on this host, or one clear line and exit code 2."""
+    from opsroom.engine.adapters import check_adapters
+    from opsroom.errors import ConfigError, MissingExtra
+
+    try:
+        check_adapters(settings)
+    except MissingExtra as e:
+        click.echo(f"opsroom: {e}", err=True)  # "install opsroom[slack] to use [adapters.slack]"
+        sys.exit(2)
+    except ConfigError as e:
+        click.echo(f"opsroom: configuration error: {e}", err=True)
+        sys.exit(2)
+
+
 def local_principal() -> str:
     """`local:<user>` for whoever runs the CLI."""
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from opsroom.cli.common import load_settings_or_exit
+from opsroom.cli.common import check_adapters_or_exit, load_settings_or_exit
 
 
 @click.group()
@@ -30,6 +30,7 @@ def check(config_path: str | None) -> None:
     from opsroom.config import dump_settings
 
     settings = load_settings_or_exit(config_path)
+    check_adapters_or_exit(settings)  # a platform whose extra is missing: one line, exit 2
     click.echo(dump_settings(settings))
     # On stderr: stdout stays the configuration, as JSON for tools.
     for line in job_isolation(settings):

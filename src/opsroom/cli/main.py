@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os.path
 from typing import Any
 
 import click
@@ -28,6 +29,12 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "bench": ("opsroom.cli.bench", "bench", "Run the benchmark suite and print its figures."),
     "audit": ("opsroom.cli.audit", "audit", "Verify or export the tamper-evident audit log."),
     "user": ("opsroom.cli.user", "user", "Add local accounts of the web console."),
+    "worker": (
+        "opsroom.cli.worker",
+        "worker",
+        "Run the jobs of one queue on this host (PostgreSQL store).",
+    ),
+    "workers": ("opsroom.cli.worker", "workers", "List workers and what they run."),
 }
 
 
@@ -36,7 +43,7 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """All subcommand names, sorted."""
-        return sorted(_COMMANDS)
+        return _listed()
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """Import the module holding `cmd_name` and return its click command."""
@@ -49,9 +56,17 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """List subcommands from the static table, without importing them."""
-        rows = [(name, _COMMANDS[name][2]) for name in sorted(_COMMANDS)]
+        rows = [(name, _COMMANDS[name][2]) for name in _listed()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def _listed() -> list[str]:
+    """The subcommands to list: `bench` only in a source checkout (cli/bench.py)."""
+    # The same test as cli/bench.py's, without importing it (nor pathlib: --help stays fast).
+    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+    checkout = os.path.isfile(os.path.join(os.path.dirname(src), "bench", "run.py"))
+    return sorted(n for n in _COMMANDS if n != "bench" or checkout)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,4 +81,11 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the console script."""
-    return cli.main(args=argv, prog_name="opsroom")
+    from opsroom.errors import MissingExtra
+
+    try:
+        return cli.main(args=argv, prog_name="opsroom")
+    except MissingExtra as e:
+        # A configured feature whose extra is not installed: one line, never a traceback.
+        click.echo(f"opsroom: {e}", err=True)
+        raise SystemExit(2) from None

@@ -8,7 +8,12 @@ from typing import Any
 
 import click
 
-from opsroom.cli.common import engine_options, load_settings_or_exit, open_app
+from opsroom.cli.common import (
+    check_adapters_or_exit,
+    engine_options,
+    load_settings_or_exit,
+    open_app,
+)
 
 
 @click.command()
@@ -41,6 +46,8 @@ def serve(
     from opsroom.web.server import parse_listen
 
     settings = demo_settings(load_settings_or_exit(config_path))
+    # A platform whose extra is missing stops here, before the store is even opened.
+    check_adapters_or_exit(settings)
     try:
         where = parse_listen(listen or settings.web.listen)
     except ValueError as e:

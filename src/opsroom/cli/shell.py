@@ -73,8 +73,8 @@ def _save_history(path: Path) -> None:
 def _loop(runner: asyncio.Runner, app: object, who: str, room: str) -> None:
     """Read lines here (readline, Ctrl-C), hand them to the terminal adapter's bridge."""
     from opsroom.adapters.terminal import TerminalAdapter
-    from opsroom.bridge import Bridge
     from opsroom.cli.common import interrupted_reply
+    from opsroom.engine.bridge import Bridge
 
     adapter = TerminalAdapter(principal=who, room=room, output=sys.stdout)
     bridge = Bridge(adapter, app.dispatcher)  # type: ignore[attr-defined]

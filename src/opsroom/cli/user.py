@@ -44,13 +44,20 @@ def add(name: str, admin: bool, config_path: str | None, store_url: str | None) 
 
 
 async def _add(username: str, admin: bool, config_path: str | None, store_url: str | None) -> str:
-    from opsroom.errors import StoreError
+    from opsroom.errors import ConfigError, StoreError
     from opsroom.store import Store
     from opsroom.web.passwords import hash_password, new_password
 
     settings = load_settings_or_exit(config_path)
     try:
-        store = await Store.open(store_url or settings.store.url)
+        if store_url:
+            store = await Store.open(store_url)
+        else:
+            password = settings.store.password_value()
+            store = await Store.open(settings.store.url, password=password)
+    except ConfigError as e:
+        click.echo(f"opsroom: cannot open the store: [store] password {e}", err=True)
+        sys.exit(2)
     except StoreError as e:
         click.echo(f"opsroom: {e}", err=True)
         sys.exit(2)

@@ -29,7 +29,6 @@ from opsroom.model.jobs import (
 )
 from opsroom.policy.masking import Masker
 from opsroom.router.builtins import format_duration
-from opsroom.runner.attachments import AttachmentRefused, read_attachment
 
 if TYPE_CHECKING:
     from opsroom.engine.output import OutputWriter
@@ -109,6 +108,9 @@ class Collector:
                 self.blocks.append(Status(text, level))
                 self.events.append({"type": "status", "text": text, "level": level})
             case AttachmentEvent(name=name, content_type=ctype):
+                # Imported on the first attachment: most jobs attach nothing (start-up cost).
+                from opsroom.runner.attachments import AttachmentRefused, read_attachment
+
                 name = self.mask(name)
                 # Read now: the working folder is removed when the job ends. Re-opened
                 # without following symlinks: the script may have swapped the file since.
@@ -138,6 +140,8 @@ class Collector:
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
+            from opsroom.runner.attachments import AttachmentRefused
+
             # Masking would corrupt it without telling anyone: refuse it instead.
             raise AttachmentRefused(
                 "it holds a secret and is not text, so it cannot be masked"

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from opsroom.config import Settings
 from opsroom.engine.approvals import ApprovalDesk
+from opsroom.engine.remote import check_remote
 from opsroom.engine.schedules import ScheduleDesk
 from opsroom.engine.supervisor import JobRequest, Supervisor, local_secrets
 from opsroom.errors import RefusedError, StoreError, UserError
 from opsroom.model.approvals import VoteDecision
 from opsroom.model.audit import AuditEvent
 from opsroom.model.blocks import Choices, Code, File, Progress, Reply, Status, Table, Text
-from opsroom.model.commands import CommandSpec, Invocation, Language
+from opsroom.model.commands import Builtin, CommandSpec, Invocation, Language
 from opsroom.model.jobs import Job, JobState
 from opsroom.model.messages import Inbound
 from opsroom.policy.groups import GroupResolver
@@ -60,7 +61,7 @@ from opsroom.router.parser import (
     tokenize,
 )
 from opsroom.router.registry import Registry
-from opsroom.runner.argv import arg_env_name, build_launch, powershell_available
+from opsroom.runner.argv import arg_env_name, build_launch, missing_runtime
 
 if TYPE_CHECKING:
     from opsroom.store import Store
@@ -156,8 +157,6 @@ class Dispatcher:
             return await self._handle_message(inbound, send, dep)
 
     async def _handle_message(self, inbound: Inbound, send: Send, dep: Deployment) -> Outcome:
-        if inbound.refusal:
-            return await self._adapter_refused(inbound, send)
         if too_long(inbound.text):
             return await self._oversized(inbound, send)
         text = normalize(inbound.text)
@@ -220,12 +219,6 @@ class Dispatcher:
                 await self._audit_refusal(inbound, trail, why)
             await send(Reply((Status(shown, "error"),), kind="error"))
             return Outcome("refused", output=shown)
-
-    async def _adapter_refused(self, inbound: Inbound, send: Send) -> Outcome:
-        """The adapter refused the message itself (an IRC user without an account)."""
-        await self._audit_refusal(inbound, _Trail(), inbound.refusal)
-        await send(Reply((Status(inbound.refusal, "warning"),)))
-        return Outcome("refused", output=inbound.refusal)
 
     async def _oversized(self, inbound: Inbound, send: Send) -> Outcome:
         """Refuse a message over MAX_MESSAGE_BYTES unread — if it was meant for the bot."""
@@ -423,13 +416,13 @@ class Dispatcher:
         send: Send,
         dep: Deployment,
     ) -> Outcome:
-        if spec.name in ("approve", "deny"):
+        if spec.name in (Builtin.APPROVE, Builtin.DENY):
             return await self.approvals.vote(inbound, rest, VoteDecision(spec.name), send)
-        if spec.name == "pending":
+        if spec.name == Builtin.PENDING:
             reply = await self.approvals.pending(inbound)
-        elif spec.name == "schedule":
+        elif spec.name == Builtin.SCHEDULE:
             reply = await self.schedules.command(inbound, rest, groups)
-        elif spec.name == "cancel":
+        elif spec.name == Builtin.CANCEL:
             ctx = self._builtin_ctx(inbound, groups, dep)
             try:
                 job = await cancel_target(ctx, rest)
@@ -543,11 +536,11 @@ class Dispatcher:
         )
 
     def spec_notes(self, spec: CommandSpec) -> tuple[str, ...]:
-        """Warnings shown with a command's help, e.g. no PowerShell runtime on this host."""
-        if spec.language is Language.POWERSHELL and not powershell_available(
-            self.ctx.settings.runner
-        ):
-            return ("No PowerShell runtime (pwsh) on this host: this command cannot run here.",)
+        """Warnings shown with a command's help (and on its web page), e.g. no PowerShell
+        runtime on this host: its language's record says what it needs."""
+        missing = missing_runtime(spec.language, self.ctx.settings.runner)
+        if missing is not None:
+            return (f"No {missing} on this host: this command cannot run here.",)
         return ()
 
     # -- running a catalog command ---------------------------------------------------------
@@ -556,6 +549,11 @@ class Dispatcher:
         self, spec: CommandSpec, invocation: Invocation, inbound: Inbound, dep: Deployment
     ) -> None:
         """Raise RefusedError before a job exists when the runner could never start it."""
+        queue = self.supervisor.queue_of(spec)
+        if queue is not None:
+            # Its worker resolves the secrets and builds the launch, on the host it needs.
+            check_remote(spec, invocation, self.ctx.store, queue)
+            return
         missing = [n for n in spec.secrets if n not in self.ctx.settings.secrets]
         if missing:
             raise RefusedError(

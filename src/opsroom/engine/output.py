@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from opsroom.errors import StoreError
+from opsroom.retry import Backoff
 
 if TYPE_CHECKING:
     from opsroom.store import Store
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 FLUSH_SECONDS = 0.5
 MAX_PENDING = 20_000  # lines waiting before a producer writes them itself (bounded memory)
 RETRY_MAX_SECONDS = 5.0  # between attempts while the store refuses writes
+_STORE_RETRY = Backoff(first=2 * FLUSH_SECONDS, cap=RETRY_MAX_SECONDS, jitter=0)
 
 log = logging.getLogger("opsroom.jobs")
 
@@ -98,13 +100,12 @@ class OutputWriter:
         await self.flush()
 
     async def _later(self) -> None:
-        delay = FLUSH_SECONDS
-        while True:
-            await asyncio.sleep(delay)
+        await asyncio.sleep(FLUSH_SECONDS)
+        for wait in _STORE_RETRY.delays():
             try:
                 await self.flush()
                 return
             except StoreError as e:
                 # Kept queued (see flush); tried again, less often, until the store is back.
                 log.warning("could not keep job output yet (%s); retrying", e)
-                delay = min(delay * 2, RETRY_MAX_SECONDS)
+            await asyncio.sleep(wait)

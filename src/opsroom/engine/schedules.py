@@ -28,11 +28,11 @@ from opsroom.policy.groups import GroupResolver
 from opsroom.policy.masking import Masker
 from opsroom.policy.rbac import decide, is_admin
 from opsroom.router.bounded import bounded_params, shorten
-from opsroom.router.cron import Cron, parse_cron
 from opsroom.router.parser import bind_arguments, normalize, tokenize
 from opsroom.router.registry import Registry
 
 if TYPE_CHECKING:
+    from opsroom.router.cron import Cron
     from opsroom.store import Store
 
 log = logging.getLogger("opsroom.schedules")
@@ -132,6 +132,8 @@ class ScheduleDesk:
 
     def cron_of(self, schedule: Schedule) -> Cron:
         """A stored schedule's cron (ParseError if this opsroom can no longer read it)."""
+        from opsroom.router.cron import parse_cron  # croniter: only once schedules are used
+
         return parse_cron(schedule.cron, schedule.tz)
 
     def command_name(self, text: str) -> str:
@@ -196,6 +198,8 @@ class ScheduleDesk:
         if not words:
             raise ParseError("give the command to run after the cron expression", usage=self.usage)
         words, tz = self._trailing_tz(words, tz)
+        from opsroom.router.cron import parse_cron
+
         cron = parse_cron(expr, tz or self.settings.bot.timezone)
         text = shlex.join(words)
         await self.check(inbound.principal, inbound.room, text, groups)

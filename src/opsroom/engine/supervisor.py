@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from opsroom.config import Settings
 from opsroom.engine.collector import Collector
 from opsroom.engine.output import OutputWriter
+from opsroom.engine.remote import Remote, queue_for
 from opsroom.errors import RefusedError, StoreError
 from opsroom.model.audit import AuditEvent
 from opsroom.model.blocks import Reply, Status
@@ -28,19 +29,22 @@ from opsroom.model.commands import CommandSpec, Invocation, Language
 from opsroom.model.jobs import ExitEvent, Job, JobState
 from opsroom.policy.masking import Masker
 from opsroom.policy.secrets import fetch_secrets, parse_source
+from opsroom.retry import Backoff
 from opsroom.router.bounded import bounded_params
 from opsroom.router.deployment import Deployment, Live
 from opsroom.router.outcome import Outcome
 from opsroom.runner.argv import build_launch
 from opsroom.runner.local import run_local
 from opsroom.runner.pep723 import ensure_environment, environments_dir
+from opsroom.runner.pool import PythonPool
 from opsroom.runner.tree import new_token
 from opsroom.store import Limits
-from opsroom.store.store import ORPHANED
+from opsroom.store.queue import ORPHANED
 
 log = logging.getLogger("opsroom.jobs")
 T = TypeVar("T")
 STORE_RETRY_MAX = 5.0  # seconds between attempts to keep a job's end, at most
+_STORE_RETRY = Backoff(first=0.1, cap=STORE_RETRY_MAX, jitter=0)
 
 if TYPE_CHECKING:
     from opsroom.store import Store
@@ -88,13 +92,20 @@ class Supervisor:
         self.workdir_root = workdir_root
         self._running: dict[int, _Running] = {}
         self._poller: asyncio.Task[None] | None = None
+        # Set in a worker (`opsroom worker --queue NAME`): it runs here every job its queue
+        # hands it. Elsewhere jobs whose command names a queue go to that queue's workers.
+        self.worker_queue: str | None = None
+        self.remote = Remote(settings, store)
         self.output = OutputWriter(store, cap_bytes=settings.runner.output_cap)
+        # Python jobs forked from a warm interpreter ([runner] python_pool; 0: none).
+        self.python_pool = PythonPool(settings.runner.python_pool)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Stop polling for cancel requests; keep the output still buffered."""
+        """Stop polling for cancel requests; keep the output still buffered; stop the pool."""
         await self.output.close()
+        await self.python_pool.close()
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -127,11 +138,31 @@ class Supervisor:
             owner=ORPHANED if detached else self.owner,
         )
 
+    def queue_of(self, spec: CommandSpec) -> str | None:
+        """The queue whose workers run `spec`; None: this process runs it."""
+        return None if self.worker_queue is not None else queue_for(spec, self.settings)
+
+    def stop(self, job_id: int, *, by: str) -> bool:
+        """End a job this process runs, as a cancel by `by` would; False if it runs none."""
+        running = self._running.get(job_id)
+        if running is None:
+            return False
+        running.cancelled_by = running.cancelled_by or by
+        running.cancel.set()
+        return True
+
     def _deployment(self, req: JobRequest) -> Deployment:
         return req.deployment or self.live.current
 
     async def execute(self, job: Job, req: JobRequest, send: Send) -> Outcome:
-        """Wait for capacity, run the job, and report; returns when it has ended."""
+        """Wait for capacity, run the job, and report; returns when it has ended.
+
+        A job whose command runs on a queue's workers (SPEC §8) is handed to that queue
+        and followed there; it never runs in this process.
+        """
+        queue = self.queue_of(req.spec)
+        if queue is not None:
+            return await self.remote.execute(job, queue, send)
         # Its catalog version's files stay as they are until the job has ended.
         with self.live.hold(self._deployment(req)):
             return await self._execute(job, req, send)
@@ -261,6 +292,9 @@ class Supervisor:
         running = self._running[job.id] = _Running()
         self._ensure_poller()
         try:
+            queue = self.queue_of(req.spec)
+            if queue is not None:  # the last guard: a queue's job never runs on the bot's host
+                raise RefusedError(f"{req.spec.name} runs on queue {queue}, not here")
             python = await self._python_for(req.spec)
             token = new_token()
             launch = build_launch(
@@ -293,6 +327,7 @@ class Supervisor:
                     on_start=on_start,
                     max_attachment=runner.attachment_cap,
                     masker=collector.masker,
+                    pool=self.python_pool,
                 )
             )
             wait = 0.0 if req.spec.background else runner.foreground_seconds
@@ -412,14 +447,13 @@ async def until_stored(write: Callable[[], Awaitable[T]], what: str) -> T:
     `running` for as long as this process lives. Retries back off to STORE_RETRY_MAX seconds
     and are logged; only cancelling the caller (shutdown) stops them.
     """
-    delay = 0.1
-    while True:
+    for delay in _STORE_RETRY.delays():
         try:
             return await write()
         except StoreError as e:
             log.warning("could not keep %s yet (%s); retrying in %.1f s", what, e, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, STORE_RETRY_MAX)
+    raise AssertionError("unreachable: the waits never end")  # pragma: no cover
 
 
 async def local_secrets(settings: Settings) -> dict[str, str]:

@@ -21,14 +21,10 @@ class ConnectionState(StrEnum):
 class Capabilities:
     """What a platform can do; the bridge and renderers adapt to it."""
 
-    threads: bool = False
-    edits: bool = False
-    buttons: bool = False
-    reactions: bool = False
-    uploads: bool = False
+    threads: bool = False  # replies go in the request's thread
+    edits: bool = False  # a job's status message is edited in place, else re-sent
+    buttons: bool = False  # clicks arrive as `Interaction`s, else people type the answer
     max_message_length: int = 4000  # characters of one message, after rendering
-    markdown: str = "plain"  # plain | commonmark | slack-mrkdwn | html | irc
-    messages_per_second: float = 1.0  # sustained rate the platform tolerates per room
     edits_per_second: float = 1.0  # how often one message may be edited
     # Without edits, every progress update is a new message: at most one per this many
     # seconds (a terminal can take them every second; a busy chat room cannot).

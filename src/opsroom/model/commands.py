@@ -2,22 +2,76 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import TypeAlias
+from typing import ClassVar, TypeAlias
 
 
-class Language(StrEnum):
-    """How a command is run."""
+class Language(str):
+    """What runs a command: a script language, a program with a sidecar, or a built-in.
 
-    POWERSHELL = "powershell"
-    PYTHON = "python"
-    SHELL = "shell"
-    EXECUTABLE = "executable"
-    BUILTIN = "builtin"
+    An open set rather than an enum: a script language is added by its LanguageSupport
+    record (model/languages.py) alone. Values are interned, so `spec.language is
+    Language.SHELL` holds, and `.value` is the name, as it was for the enum.
+    """
+
+    __slots__ = ()
+    _known: ClassVar[dict[str, Language]] = {}
+
+    POWERSHELL: ClassVar[Language]
+    PYTHON: ClassVar[Language]
+    SHELL: ClassVar[Language]
+    EXECUTABLE: ClassVar[Language]
+    BUILTIN: ClassVar[Language]
+
+    def __new__(cls, name: str) -> Language:
+        """The one Language called `name` (lower-case letters, digits and `-`)."""
+        known = cls._known.get(name)
+        if known is not None:
+            return known
+        if _LANGUAGE_NAME.fullmatch(name) is None:
+            raise ValueError(f"not a language name: {name!r} (lower-case letters, digits, '-')")
+        return cls._known.setdefault(name, super().__new__(cls, name))
+
+    @property
+    def value(self) -> str:
+        """The name as shown and stored (`shell`)."""
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"Language({str.__str__(self)!r})"
+
+
+_LANGUAGE_NAME = re.compile(r"[a-z][a-z0-9-]*")
+Language.POWERSHELL = Language("powershell")
+Language.PYTHON = Language("python")
+Language.SHELL = Language("shell")
+Language.EXECUTABLE = Language("executable")
+Language.BUILTIN = Language("builtin")
+
+
+class Builtin(StrEnum):
+    """The commands opsroom answers itself (SPEC §4.3): the one list of their names.
+
+    The router gives each its spec and handler, the catalog refuses a script that would
+    shadow one, and policy names those open to every role holder — all from this list.
+    """
+
+    HELP = "help"
+    WHOAMI = "whoami"
+    VERSION = "version"
+    JOBS = "jobs"
+    JOB = "job"
+    CANCEL = "cancel"
+    APPROVE = "approve"
+    DENY = "deny"
+    PENDING = "pending"
+    RELOAD = "reload"
+    SCHEDULE = "schedule"
 
 
 class ArgvStyle(StrEnum):

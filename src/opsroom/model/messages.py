@@ -25,6 +25,3 @@ class Inbound:
     # False when the asker will not wait (`opsroom run --no-wait`): the job is queued for a
     # long-lived opsroom process (`serve`) to run.
     wait: bool = True
-    # Set by an adapter that refuses the message itself (an IRC user without a services
-    # account): the engine only records the refusal in the audit log and answers with it.
-    refusal: str = ""

@@ -26,6 +26,8 @@ import functools
 import re
 from typing import Any
 
+from opsroom.errors import OpsroomError
+
 __all__ = ["PatternError", "check_pattern", "pattern_matches"]
 
 # What each construct RE2 refuses is, for the catalog's author. Keys are the start of the
@@ -42,7 +44,7 @@ _BACKREFERENCE = re.compile(r"\\(?:[1-9]|g)")  # `\1`, `\g<name>`
 _POSSESSIVE = re.compile(r"(?:[*+?]|\{[0-9,]*\})\+")  # `a++`, `a{2}+`
 
 
-class PatternError(ValueError):
+class PatternError(OpsroomError, ValueError):
     """A pattern opsroom will not match; the message says why, for the catalog's author."""
 
 

@@ -1,8 +1,10 @@
-"""Replies as plain JSON data and back, losslessly (kept replies outlive the process).
+"""Replies as plain JSON data and back, losslessly: the one serialised form of a reply.
 
 `dump_reply` gives a dict of JSON types only; `load_reply(dump_reply(r)) == r` for every
-block type. `load_reply` checks what it reads: data kept by an older or damaged store
-gives a ValueError naming the bad field, never a half-built Reply.
+block type. It is what every path writes: replies kept for a platform that is down, the
+web chat's events, the JSON API's answers and `opsroom run --json` (those three add the
+reply as plain text, `render.text.reply_to_dict`). `load_reply` checks what it reads:
+damaged data gives a ValueError naming the bad field, never a half-built Reply.
 """
 
 from __future__ import annotations
@@ -55,14 +57,13 @@ def dump_block(block: Block) -> dict[str, Any]:
                 "content_type": content_type,
             }
         case Choices(prompt=prompt, options=options, menu_id=menu_id):
-            return {
-                "type": "choices",
-                "prompt": prompt,
-                "options": list(options),
-                "menu_id": menu_id,
-            }
+            # `menu` is what a click sends back as `menu_id` (POST .../choose).
+            return {"type": "choices", "prompt": prompt, "options": list(options), "menu": menu_id}
         case Actions(buttons=buttons):
-            return {"type": "actions", "buttons": [[label, value] for label, value in buttons]}
+            return {
+                "type": "actions",
+                "buttons": [{"label": label, "value": value} for label, value in buttons],
+            }
     raise TypeError(f"not a block: {block!r}")  # pragma: no cover - Block is closed
 
 
@@ -117,23 +118,31 @@ def load_block(data: Any, where: str = "block") -> Block:
                 content_type=_str(data, "content_type", where),
             )
         case "choices":
+            # Replies kept by an earlier version name the menu `menu_id`.
+            menu = "menu_id" if "menu_id" in data and "menu" not in data else "menu"
             return Choices(
                 _str(data, "prompt", where),
                 _strs(data, "options", where),
-                _str(data, "menu_id", where),
+                _str(data, menu, where),
             )
         case "actions":
             buttons = data.get("buttons")
             if not isinstance(buttons, list):
                 raise ValueError(f"{where}.buttons: expected a list")
-            pairs = []
-            for i, button in enumerate(buttons):
-                pair = _strs({"b": button}, "b", f"{where}.buttons[{i}]")
-                if len(pair) != 2:
-                    raise ValueError(f"{where}.buttons[{i}]: expected [label, value]")
-                pairs.append((pair[0], pair[1]))
-            return Actions(tuple(pairs))
+            return Actions(
+                tuple(_button(b, f"{where}.buttons[{i}]") for i, b in enumerate(buttons))
+            )
     raise ValueError(f"{where}.type: unknown block type {kind!r}")
+
+
+def _button(data: Any, where: str) -> tuple[str, str]:
+    """A button: `{"label": ..., "value": ...}`, or an earlier version's `[label, value]`."""
+    if isinstance(data, Mapping):
+        return _str(data, "label", where), _str(data, "value", where)
+    pair = _strs({"b": data}, "b", where)
+    if len(pair) != 2:
+        raise ValueError(f"{where}: expected {{label, value}}")
+    return pair[0], pair[1]
 
 
 def _str(data: Mapping[str, Any], key: str, where: str) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opsroom.config import LdapSettings, resolve_reference
-from opsroom.errors import ConfigError
+from opsroom.errors import ConfigError, OpsroomError
 
 # Active Directory's LDAP_MATCHING_RULE_IN_CHAIN: member of, through any depth of nesting.
 IN_CHAIN_RULE = "1.2.840.113556.1.4.1941"
@@ -39,13 +39,13 @@ def ldap3_module() -> Any:
     # about ldap3's code, not ours, and nothing a user of opsroom can act on.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        import ldap3  # type: ignore[import-untyped]
-        import ldap3.core.exceptions  # type: ignore[import-untyped]
+        import ldap3
+        import ldap3.core.exceptions
 
     return ldap3
 
 
-class DirectoryError(Exception):
+class DirectoryError(OpsroomError):
     """The directory could not answer; says which server, at which step, and why."""
 
     def __init__(self, url: str, stage: str, detail: str) -> None:

@@ -2,15 +2,18 @@
 
 Rules, in order:
 
-0. A command with a `rooms` directive (SPEC §3.5) runs only in a room matching one of its
+0. Someone the chat platform cannot vouch for — a principal whose id begins with `~`, like
+   `irc:~guest`, an IRC nick with no services account (`~` begins no account name) — may
+   ask for `help` and nothing else: anyone could be typing under that name.
+1. A command with a `rooms` directive (SPEC §3.5) runs only in a room matching one of its
    globs, whoever asks and whatever the roles say: `help` in another room does not list it.
-1. No `[[roles]]` at all (SPEC §6.2): only `local:` and `web:` principals may run anything.
-2. The requester's roles are those whose `members` match the principal (a glob) or name a
+2. No `[[roles]]` at all (SPEC §6.2): only `local:` and `web:` principals may run anything.
+3. The requester's roles are those whose `members` match the principal (a glob) or name a
    group the principal is in (`group:<name>`; static `[groups]` are resolved here, directory
    groups are resolved beforehand and passed in). Holding none → denied.
-3. Deny wins: any held role whose `deny` matches the command refuses it, whatever the room.
-4. The open built-ins are allowed to every role holder.
-5. Otherwise one held role must allow the command (`allow`), in this room (`rooms`, when the
+4. Deny wins: any held role whose `deny` matches the command refuses it, whatever the room.
+5. The open built-ins are allowed to every role holder.
+6. Otherwise one held role must allow the command (`allow`), in this room (`rooms`, when the
    role has them) and with these values (`where`). Every denial names the rule that applied.
 
 `where` limits: each listed parameter's value must match one of the allowed values (globs
@@ -25,20 +28,35 @@ check before the arguments are bound) `where` is not evaluated; the decision is 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
 from opsroom.config import RoleSettings, Settings, scalar_text
-from opsroom.model.commands import CommandSpec, Language
+from opsroom.model.commands import Builtin, CommandSpec, Language
 from opsroom.policy.groups import static_groups_of
 
 # Principals that sit at the machine itself; with no roles configured only they may run
 # anything (SPEC §6.2).
 _TRUSTED_WITHOUT_ROLES = ("local", "web")
+# Built-ins open to every role holder (SPEC §6.1); `schedule` and `reload` follow `allow`.
 OPEN_BUILTINS = frozenset(
-    {"help", "whoami", "version", "jobs", "job", "pending", "approve", "deny", "cancel"}
+    {
+        Builtin.HELP,
+        Builtin.WHOAMI,
+        Builtin.VERSION,
+        Builtin.JOBS,
+        Builtin.JOB,
+        Builtin.PENDING,
+        Builtin.APPROVE,
+        Builtin.DENY,
+        Builtin.CANCEL,
+    }
+)
+UNVERIFIED_DENIAL = (
+    "denied: only `help` works without an account — log in to the network's services "
+    "(NickServ) and ask again"
 )
 NO_ROLES_DENIAL = (
     "denied: no roles are configured, so only local and web users may run commands — "
@@ -59,6 +77,11 @@ class Decision:
 
 def _adapter(principal: str) -> str:
     return principal.partition(":")[0]
+
+
+def is_unverified(principal: str) -> bool:
+    """Is this someone the platform could not vouch for (no account behind the name)?"""
+    return principal.partition(":")[2].startswith("~")
 
 
 def _held_groups(principal: str, settings: Settings, groups: Collection[str]) -> frozenset[str]:
@@ -97,27 +120,54 @@ def decide(
     params: Mapping[str, Any] | None = None,
 ) -> Decision:
     """May `principal` run `spec` in `room` (with `params`, when known)?"""
-    if spec.rooms and not any(fnmatchcase(room, r) for r in spec.rooms):
+    mine = _my_roles(principal, settings, groups) if settings.roles else []
+    return _decide(principal, room, spec, settings, mine, params)
+
+
+def decide_each(
+    principal: str,
+    room: str,
+    specs: Iterable[CommandSpec],
+    settings: Settings,
+    *,
+    groups: Collection[str] = (),
+) -> list[Decision]:
+    """`decide` for many commands (a catalog listing), the asker's roles looked up once."""
+    mine = _my_roles(principal, settings, groups) if settings.roles else []
+    return [_decide(principal, room, spec, settings, mine, None) for spec in specs]
+
+
+def _decide(
+    principal: str,
+    room: str,
+    spec: CommandSpec,
+    settings: Settings,
+    mine: list[RoleSettings],
+    params: Mapping[str, Any] | None,
+) -> Decision:
+    if is_unverified(principal) and not (
+        spec.language is Language.BUILTIN and spec.name == Builtin.HELP
+    ):
+        return Decision(False, UNVERIFIED_DENIAL)
+    if spec.rooms and not _in_rooms(room, spec.rooms):
         return Decision(False, f"denied: {spec.name} may run only in {', '.join(spec.rooms)}")
     if not settings.roles:
         if _adapter(principal) in _TRUSTED_WITHOUT_ROLES:
             return Decision(True, "no roles configured: local and web users may run everything")
         return Decision(False, NO_ROLES_DENIAL)
-    mine = _my_roles(principal, settings, groups)
     if not mine:
         return Decision(False, f"denied: {principal} holds no role")
     for role in mine:
-        for pattern in role.deny:
-            if fnmatchcase(spec.name, pattern):
-                return Decision(False, f"denied: role {role.name} denies {pattern}")
-    if spec.language is Language.BUILTIN and spec.name in OPEN_BUILTINS:
+        if (pattern := _denying(role, spec)) is not None:
+            return Decision(False, f"denied: role {role.name} denies {pattern}")
+    if _open_builtin(spec):
         return Decision(True, "built-in open to every role holder", role=mine[0].name)
     first_miss: str | None = None
     for role in mine:
-        granted = next((p for p in role.allow if fnmatchcase(spec.name, p)), None)
+        granted = _allowing(role, spec)
         if granted is None:
             continue
-        if role.rooms is not None and not any(fnmatchcase(room, r) for r in role.rooms):
+        if role.rooms is not None and not _in_rooms(room, role.rooms):
             first_miss = first_miss or (
                 f"denied: role {role.name} may run {granted} only in {', '.join(role.rooms)}"
             )
@@ -135,6 +185,68 @@ def decide(
     names = ", ".join(r.name for r in mine)
     plural = "role" if len(mine) == 1 else "roles"
     return Decision(False, f"denied: no rule allows {spec.name} (your {plural}: {names})")
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A role whose members may run a command: in which rooms, with which values only."""
+
+    role: str
+    members: tuple[str, ...]
+    rooms: tuple[str, ...] | None  # the role's own `rooms`; None: wherever the command runs
+    where: tuple[tuple[str, tuple[str, ...]], ...]  # a parameter, and the values allowed
+
+
+@dataclass(frozen=True, slots=True)
+class WhoMayRun:
+    """Everyone's answer for one command, by the rules `decide` applies to each person.
+
+    A person may run it in a room when they hold a `grants` role whose rooms match, hold
+    none of the `denials` roles, and the room matches the command's own `rooms`.
+    """
+
+    roles_configured: bool  # False: local and web users may run it, nobody else (SPEC §6.2)
+    rooms: tuple[str, ...]  # the command's own `rooms` directive: nowhere else, whoever asks
+    grants: tuple[Grant, ...]
+    denials: tuple[tuple[str, str], ...]  # (role, pattern): holding it refuses the command
+
+
+def who_may_run(spec: CommandSpec, settings: Settings) -> WhoMayRun:
+    """Which roles let their members run `spec` and which refuse it (the catalog page)."""
+    denials = tuple(
+        (role.name, pattern)
+        for role in settings.roles
+        if (pattern := _denying(role, spec)) is not None
+    )
+    grants = tuple(
+        Grant(
+            role.name,
+            tuple(role.members),
+            None if _open_builtin(spec) or role.rooms is None else tuple(role.rooms),
+            () if _open_builtin(spec) else tuple(_where_limits(role, spec)),
+        )
+        for role in settings.roles
+        if _denying(role, spec) is None and (_open_builtin(spec) or _allowing(role, spec))
+    )
+    return WhoMayRun(bool(settings.roles), tuple(spec.rooms), grants, denials)
+
+
+def _allowing(role: RoleSettings, spec: CommandSpec) -> str | None:
+    """The first of the role's `allow` patterns naming the command, if any."""
+    return next((p for p in role.allow if fnmatchcase(spec.name, p)), None)
+
+
+def _denying(role: RoleSettings, spec: CommandSpec) -> str | None:
+    """The first of the role's `deny` patterns naming the command, if any."""
+    return next((p for p in role.deny if fnmatchcase(spec.name, p)), None)
+
+
+def _open_builtin(spec: CommandSpec) -> bool:
+    return spec.language is Language.BUILTIN and spec.name in OPEN_BUILTINS
+
+
+def _in_rooms(room: str, rooms: Collection[str]) -> bool:
+    return any(fnmatchcase(room, r) for r in rooms)
 
 
 def _where_limits(role: RoleSettings, spec: CommandSpec) -> list[tuple[str, tuple[str, ...]]]:

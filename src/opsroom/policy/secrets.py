@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -153,7 +154,7 @@ def _read_vault(
     wanted: Mapping[str, SecretSource], vault: VaultSettings, url: str, token: str
 ) -> dict[str, str]:
     # Imported here: only runs that use Vault pay for loading them.
-    import hvac  # type: ignore[import-untyped]
+    import hvac
     import requests
     from hvac import exceptions as vault_errors
 
@@ -162,7 +163,8 @@ def _read_vault(
         token=token,
         namespace=vault.namespace,
         verify=vault.ca_cert or True,
-        timeout=vault.timeout,
+        # hvac's timeout is whole seconds; rounding up never cuts a request short.
+        timeout=math.ceil(vault.timeout),
     )
     documents: dict[str, dict[str, Any] | None] = {}
     values: dict[str, str] = {}

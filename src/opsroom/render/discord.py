@@ -218,43 +218,48 @@ def _parts(reply: Reply, limit: int) -> tuple[list[str], list[Component]]:
     return paragraphs, components
 
 
-def render(reply: Reply, *, max_length: int = MAX_LENGTH) -> list[DiscordMessage]:
-    """A reply as one or more messages, each within `max_length` characters and 5 rows."""
-    limit = min(max_length, MAX_LENGTH)
-    paragraphs, components = _parts(reply, limit)
-    contents: list[str] = []
-    current = ""
-    for paragraph in paragraphs:
-        joined = f"{current}\n{paragraph}" if current else paragraph
-        if current and len(joined) > limit:
-            contents.append(current)
-            joined = paragraph
-        current = joined
-    contents.append(current or " ")
-    rows = [components[i : i + ROWS_LIMIT] for i in range(0, len(components), ROWS_LIMIT)]
-    messages = [DiscordMessage(c) for c in contents[:-1]]
-    # The buttons go with the last piece, below everything they are about.
-    messages.append(DiscordMessage(contents[-1], tuple(rows[0]) if rows else ()))
-    messages.extend(DiscordMessage("…", tuple(more)) for more in rows[1:])
-    return messages
+@dataclass(frozen=True, slots=True)
+class DiscordRenderer:
+    """Replies as messages of at most `max_length` characters (a `Renderer`)."""
 
+    max_length: int = MAX_LENGTH
 
-def render_single(reply: Reply, *, max_length: int = MAX_LENGTH) -> DiscordMessage:
-    """A reply as exactly one message (for an edit): the end kept when it must shrink."""
-    limit = min(max_length, MAX_LENGTH)
-    paragraphs, components = _parts(reply, limit)
-    content = "\n".join(paragraphs) or " "
-    if len(content) > limit:
-        note = "… earlier lines left out"
-        kept: list[str] = []
-        used = len(note)
-        for paragraph in reversed(paragraphs):
-            if used + len(paragraph) + 1 > limit:
-                break
-            kept.append(paragraph)
-            used += len(paragraph) + 1
-        content = "\n".join([note, *reversed(kept)])
-    return DiscordMessage(content, tuple(components[:ROWS_LIMIT]))
+    def render(self, reply: Reply) -> list[DiscordMessage]:
+        """A reply as one or more messages, each within `max_length` characters and 5 rows."""
+        limit = min(self.max_length, MAX_LENGTH)
+        paragraphs, components = _parts(reply, limit)
+        contents: list[str] = []
+        current = ""
+        for paragraph in paragraphs:
+            joined = f"{current}\n{paragraph}" if current else paragraph
+            if current and len(joined) > limit:
+                contents.append(current)
+                joined = paragraph
+            current = joined
+        contents.append(current or " ")
+        rows = [components[i : i + ROWS_LIMIT] for i in range(0, len(components), ROWS_LIMIT)]
+        messages = [DiscordMessage(c) for c in contents[:-1]]
+        # The buttons go with the last piece, below everything they are about.
+        messages.append(DiscordMessage(contents[-1], tuple(rows[0]) if rows else ()))
+        messages.extend(DiscordMessage("…", tuple(more)) for more in rows[1:])
+        return messages
+
+    def render_single(self, reply: Reply) -> DiscordMessage:
+        """A reply as exactly one message (for an edit): the end kept when it must shrink."""
+        limit = min(self.max_length, MAX_LENGTH)
+        paragraphs, components = _parts(reply, limit)
+        content = "\n".join(paragraphs) or " "
+        if len(content) > limit:
+            note = "… earlier lines left out"
+            kept: list[str] = []
+            used = len(note)
+            for paragraph in reversed(paragraphs):
+                if used + len(paragraph) + 1 > limit:
+                    break
+                kept.append(paragraph)
+                used += len(paragraph) + 1
+            content = "\n".join([note, *reversed(kept)])
+        return DiscordMessage(content, tuple(components[:ROWS_LIMIT]))
 
 
 def visible_text(message: DiscordMessage | Mapping[str, Any]) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from opsroom.model.blocks import (
     Actions,
@@ -146,28 +147,37 @@ def _block(block: Block, *, max_bytes: int) -> list[str]:
     return lines
 
 
-def render(
-    reply: Reply,
-    *,
-    max_bytes: int = MAX_LINE_BYTES,
-    max_lines: int = DEFAULT_MAX_LINES,
-    max_reply_lines: int = MAX_REPLY_LINES,
-    prefix: str = "!",
-) -> list[str]:
-    """The lines (one PRIVMSG each) that show `reply` on IRC."""
-    lines: list[str] = []
-    outcome: list[str] = []  # a job's last status line(s): never the ones left out
-    for i, block in enumerate(reply.blocks):
-        if isinstance(block, Code):
-            lines.extend(
-                _code(block, reply, max_bytes=max_bytes, max_lines=max_lines, prefix=prefix)
-            )
-        elif i == len(reply.blocks) - 1 and isinstance(block, Status):
-            outcome = _block(block, max_bytes=max_bytes)
-        else:
-            lines.extend(_block(block, max_bytes=max_bytes))
-    if len(lines) + len(outcome) > max_reply_lines:
-        room = max(0, max_reply_lines - 1 - len(outcome))
-        hidden = len(lines) - room
-        lines = [*lines[:room], _more(hidden, reply, _page_link(reply), prefix)]
-    return [*lines, *outcome]
+@dataclass(frozen=True, slots=True)
+class IrcRenderer:
+    """Replies as IRC lines (a `Renderer`): each line one PRIVMSG of at most `max_bytes`.
+
+    `max_lines` lines of script output are shown, `max_reply_lines` lines in all; the
+    marker for what is left out names `prefix`'s `job N` command when no web page exists.
+    """
+
+    max_bytes: int = MAX_LINE_BYTES
+    max_lines: int = DEFAULT_MAX_LINES
+    max_reply_lines: int = MAX_REPLY_LINES
+    prefix: str = "!"
+
+    def render(self, reply: Reply) -> list[str]:
+        """The lines (one PRIVMSG each) that show `reply` on IRC."""
+        max_bytes, prefix = self.max_bytes, self.prefix
+        lines: list[str] = []
+        outcome: list[str] = []  # a job's last status line(s): never the ones left out
+        for i, block in enumerate(reply.blocks):
+            if isinstance(block, Code):
+                lines.extend(
+                    _code(
+                        block, reply, max_bytes=max_bytes, max_lines=self.max_lines, prefix=prefix
+                    )
+                )
+            elif i == len(reply.blocks) - 1 and isinstance(block, Status):
+                outcome = _block(block, max_bytes=max_bytes)
+            else:
+                lines.extend(_block(block, max_bytes=max_bytes))
+        if len(lines) + len(outcome) > self.max_reply_lines:
+            room = max(0, self.max_reply_lines - 1 - len(outcome))
+            hidden = len(lines) - room
+            lines = [*lines[:room], _more(hidden, reply, _page_link(reply), prefix)]
+        return [*lines, *outcome]

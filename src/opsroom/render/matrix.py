@@ -189,16 +189,23 @@ def _content(parts: list[_Part], msgtype: str) -> dict[str, Any]:
     }
 
 
-def render_reply(reply: Reply, *, max_length: int = MAX_LENGTH) -> list[dict[str, Any]]:
-    """A reply as one or more `m.room.message` contents, each within `max_length` chars."""
-    # A question the person must answer is a message; everything else a bot says is a notice.
-    msgtype = "m.text" if any(isinstance(b, Choices) for b in reply.blocks) else "m.notice"
-    parts = _all_parts(_shorten_code(reply.blocks, max_length))
-    messages: list[list[_Part]] = [[]]
-    for part in parts:
-        pieces = [part] if _fits([part], max_length) else _split_part(part, max_length)
-        for piece in pieces:
-            if messages[-1] and not _fits([*messages[-1], piece], max_length):
-                messages.append([])
-            messages[-1].append(piece)
-    return [_content(m, msgtype) for m in messages]
+@dataclass(frozen=True, slots=True)
+class MatrixRenderer:
+    """Replies as `m.room.message` contents of at most `max_length` characters (a `Renderer`)."""
+
+    max_length: int = MAX_LENGTH
+
+    def render(self, reply: Reply) -> list[dict[str, Any]]:
+        """A reply as one or more `m.room.message` contents, each within `max_length` chars."""
+        max_length = self.max_length
+        # A question the person must answer is a message; everything else a bot says is a notice.
+        msgtype = "m.text" if any(isinstance(b, Choices) for b in reply.blocks) else "m.notice"
+        parts = _all_parts(_shorten_code(reply.blocks, max_length))
+        messages: list[list[_Part]] = [[]]
+        for part in parts:
+            pieces = [part] if _fits([part], max_length) else _split_part(part, max_length)
+            for piece in pieces:
+                if messages[-1] and not _fits([*messages[-1], piece], max_length):
+                    messages.append([])
+                messages[-1].append(piece)
+        return [_content(m, msgtype) for m in messages]

@@ -265,43 +265,49 @@ def _parts(
     return parts or [" "], attachments
 
 
-def render(
-    reply: Reply, *, max_length: int = MAX_LENGTH, integration: Integration | None = None
-) -> list[MattermostPost]:
-    """A reply as one or more posts, each within `max_length`; buttons on the last one."""
-    limit = min(max_length, MAX_LENGTH)
-    parts, attachments = _parts(reply, limit, integration)
-    messages: list[str] = []
-    current = ""
-    for part in parts:
-        candidate = f"{current}{_SEPARATOR}{part}" if current else part
-        if current and len(candidate) > limit:
-            messages.append(current)
-            current = part
-        else:
-            current = candidate
-    messages.append(current)
-    posts = [MattermostPost(m) for m in messages]
-    posts[-1] = MattermostPost(posts[-1].message, tuple(attachments))
-    return posts
+@dataclass(frozen=True, slots=True)
+class MattermostRenderer:
+    """Replies as posts of at most `max_length` characters (a `Renderer`).
 
+    With an `integration`, buttons and menus post their clicks to it; without one a
+    menu is a numbered list people answer by typing.
+    """
 
-def render_single(
-    reply: Reply, *, max_length: int = MAX_LENGTH, integration: Integration | None = None
-) -> MattermostPost:
-    """A reply as exactly one post (for an edit): the end kept when it must shrink."""
-    limit = min(max_length, MAX_LENGTH)
-    parts, attachments = _parts(reply, limit, integration)
-    whole = _SEPARATOR.join(parts)
-    if len(whole) <= limit:
-        return MattermostPost(whole, tuple(attachments))
-    note = "_… earlier lines left out_"
-    kept: list[str] = []
-    used = len(note)
-    for part in reversed(parts):
-        if used + len(part) + len(_SEPARATOR) > limit:
-            break
-        kept.append(part)
-        used += len(part) + len(_SEPARATOR)
-    kept.reverse()
-    return MattermostPost(_SEPARATOR.join([note, *kept]), tuple(attachments))
+    max_length: int = MAX_LENGTH
+    integration: Integration | None = None
+
+    def render(self, reply: Reply) -> list[MattermostPost]:
+        """A reply as one or more posts, each within `max_length`; buttons on the last one."""
+        limit = min(self.max_length, MAX_LENGTH)
+        parts, attachments = _parts(reply, limit, self.integration)
+        messages: list[str] = []
+        current = ""
+        for part in parts:
+            candidate = f"{current}{_SEPARATOR}{part}" if current else part
+            if current and len(candidate) > limit:
+                messages.append(current)
+                current = part
+            else:
+                current = candidate
+        messages.append(current)
+        posts = [MattermostPost(m) for m in messages]
+        posts[-1] = MattermostPost(posts[-1].message, tuple(attachments))
+        return posts
+
+    def render_single(self, reply: Reply) -> MattermostPost:
+        """A reply as exactly one post (for an edit): the end kept when it must shrink."""
+        limit = min(self.max_length, MAX_LENGTH)
+        parts, attachments = _parts(reply, limit, self.integration)
+        whole = _SEPARATOR.join(parts)
+        if len(whole) <= limit:
+            return MattermostPost(whole, tuple(attachments))
+        note = "_… earlier lines left out_"
+        kept: list[str] = []
+        used = len(note)
+        for part in reversed(parts):
+            if used + len(part) + len(_SEPARATOR) > limit:
+                break
+            kept.append(part)
+            used += len(part) + len(_SEPARATOR)
+        kept.reverse()
+        return MattermostPost(_SEPARATOR.join([note, *kept]), tuple(attachments))

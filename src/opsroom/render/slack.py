@@ -271,27 +271,32 @@ def _all_blocks(reply: Reply, limit: int) -> list[SlackBlock]:
     return blocks or [_section(" ")]
 
 
-def render(reply: Reply, *, max_length: int = 4000) -> list[SlackMessage]:
-    """A reply as one or more messages, each within `max_length` characters and 50 blocks."""
-    limit = min(max_length, TEXT_LIMIT)
-    return [_message(chunk) for chunk in _messages(_all_blocks(reply, limit), limit)]
+@dataclass(frozen=True, slots=True)
+class SlackRenderer:
+    """Replies as Block Kit messages of at most `max_length` characters (a `Renderer`)."""
 
+    max_length: int = 4000
 
-def render_single(reply: Reply, *, max_length: int = 4000) -> SlackMessage:
-    """A reply as exactly one message (for chat.update): the end kept when it must shrink."""
-    limit = min(max_length, TEXT_LIMIT)
-    blocks = _all_blocks(reply, limit)
-    chunks = list(_messages(blocks, limit))
-    if len(chunks) == 1:
-        return _message(chunks[0])
-    note = _context("… earlier lines left out")
-    kept: list[SlackBlock] = []
-    used = len(block_text(note)) + 1
-    for block in reversed(blocks):
-        size = len(block_text(block)) + 1
-        if used + size > limit or len(kept) >= BLOCK_LIMIT - 1:
-            break
-        kept.append(block)
-        used += size
-    kept.reverse()
-    return _message([note, *kept])
+    def render(self, reply: Reply) -> list[SlackMessage]:
+        """A reply as one or more messages, each within `max_length` characters and 50 blocks."""
+        limit = min(self.max_length, TEXT_LIMIT)
+        return [_message(chunk) for chunk in _messages(_all_blocks(reply, limit), limit)]
+
+    def render_single(self, reply: Reply) -> SlackMessage:
+        """A reply as exactly one message (for chat.update): the end kept when it must shrink."""
+        limit = min(self.max_length, TEXT_LIMIT)
+        blocks = _all_blocks(reply, limit)
+        chunks = list(_messages(blocks, limit))
+        if len(chunks) == 1:
+            return _message(chunks[0])
+        note = _context("… earlier lines left out")
+        kept: list[SlackBlock] = []
+        used = len(block_text(note)) + 1
+        for block in reversed(blocks):
+            size = len(block_text(block)) + 1
+            if used + size > limit or len(kept) >= BLOCK_LIMIT - 1:
+                break
+            kept.append(block)
+            used += size
+        kept.reverse()
+        return _message([note, *kept])

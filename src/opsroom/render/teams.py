@@ -238,40 +238,47 @@ def _parts(reply: Reply, limit: int) -> list[str]:
     return [p for p in (block_markdown(b, budget=min(budget, limit)) for b in reply.blocks) if p]
 
 
-def render(reply: Reply, *, max_length: int = MAX_LENGTH) -> list[TeamsMessage]:
-    """A reply as one or more messages, each within `max_length` characters."""
-    if _interactive(reply):
-        content = card(reply, max_length=max_length)
-        return [TeamsMessage(text=card_text(content), card=content)]
-    messages: list[str] = []
-    current = ""
-    for part in _parts(reply, max_length):
-        for piece in _split(part, max_length):
-            joined = f"{current}\n\n{piece}" if current else piece
-            if len(joined) <= max_length:
-                current = joined
-            else:
-                messages.append(current)
-                current = piece
-    messages.append(current or " ")
-    return [TeamsMessage(text=m) for m in messages]
+@dataclass(frozen=True, slots=True)
+class TeamsRenderer:
+    """Replies as message activities of at most `max_length` characters (a `Renderer`)."""
 
+    max_length: int = MAX_LENGTH
 
-def render_single(reply: Reply, *, max_length: int = MAX_LENGTH) -> TeamsMessage:
-    """A reply as exactly one message (for an update in place): the end kept if it must shrink."""
-    messages = render(reply, max_length=max_length)
-    if len(messages) == 1:
-        return messages[0]
-    note = "… earlier lines left out"
-    kept: list[str] = []
-    used = len(note)
-    for message in reversed(messages):
-        for piece in reversed(message.text.split("\n\n")):
-            if used + len(piece) + 2 > max_length:
-                return TeamsMessage(text="\n\n".join([note, *reversed(kept)]))
-            kept.append(piece)
-            used += len(piece) + 2
-    return TeamsMessage(text="\n\n".join([note, *reversed(kept)]))
+    def render(self, reply: Reply) -> list[TeamsMessage]:
+        """A reply as one or more messages, each within `max_length` characters."""
+        max_length = self.max_length
+        if _interactive(reply):
+            content = card(reply, max_length=max_length)
+            return [TeamsMessage(text=card_text(content), card=content)]
+        messages: list[str] = []
+        current = ""
+        for part in _parts(reply, max_length):
+            for piece in _split(part, max_length):
+                joined = f"{current}\n\n{piece}" if current else piece
+                if len(joined) <= max_length:
+                    current = joined
+                else:
+                    messages.append(current)
+                    current = piece
+        messages.append(current or " ")
+        return [TeamsMessage(text=m) for m in messages]
+
+    def render_single(self, reply: Reply) -> TeamsMessage:
+        """A reply as exactly one message (for an update in place): the end kept to fit."""
+        max_length = self.max_length
+        messages = self.render(reply)
+        if len(messages) == 1:
+            return messages[0]
+        note = "… earlier lines left out"
+        kept: list[str] = []
+        used = len(note)
+        for message in reversed(messages):
+            for piece in reversed(message.text.split("\n\n")):
+                if used + len(piece) + 2 > max_length:
+                    return TeamsMessage(text="\n\n".join([note, *reversed(kept)]))
+                kept.append(piece)
+                used += len(piece) + 2
+        return TeamsMessage(text="\n\n".join([note, *reversed(kept)]))
 
 
 def card_text(content: dict[str, Any]) -> str:

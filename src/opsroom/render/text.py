@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from opsroom.model.blocks import (
     Actions,
@@ -23,6 +24,7 @@ from opsroom.model.blocks import (
     Table,
     Text,
 )
+from opsroom.model.wire import dump_reply
 
 DEFAULT_MAX_LINES = 40
 _BAR_WIDTH = 24
@@ -140,40 +142,22 @@ def render_reply(reply: Reply, *, max_lines: int = DEFAULT_MAX_LINES) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True, slots=True)
+class TextRenderer:
+    """Replies as terminal text (a `Renderer`): one message, script output cut at `max_lines`.
+
+    The text is not yet safe to write to a terminal: pass it through `for_terminal`.
+    """
+
+    max_lines: int = DEFAULT_MAX_LINES
+
+    def render(self, reply: Reply) -> list[str]:
+        """The reply as one text."""
+        return [render_reply(reply, max_lines=self.max_lines)]
+
+
 def reply_to_dict(reply: Reply) -> dict[str, object]:
-    """A reply as a JSON-able dict (`opsroom run --json`)."""
-    blocks: list[dict[str, object]] = []
-    for block in reply.blocks:
-        match block:
-            case Text(text=text):
-                blocks.append({"type": "text", "text": text})
-            case Code(lines=lines, more=more, link=link):
-                blocks.append({"type": "code", "lines": list(lines), "more": more, "link": link})
-            case Table(columns=columns, rows=rows):
-                table_rows = [list(r) for r in rows]
-                blocks.append({"type": "table", "columns": list(columns), "rows": table_rows})
-            case Progress(percent=percent, message=message):
-                blocks.append({"type": "progress", "percent": percent, "message": message})
-            case Status(text=text, level=level):
-                blocks.append({"type": "status", "text": text, "level": level})
-            case Actions(buttons=buttons):
-                blocks.append(
-                    {
-                        "type": "actions",
-                        "buttons": [{"label": b[0], "value": b[1]} for b in buttons],
-                    }
-                )
-            case Choices(prompt=prompt, options=options, menu_id=menu_id):
-                blocks.append(
-                    {"type": "choices", "prompt": prompt, "options": list(options), "menu": menu_id}
-                )
-            case File(name=name, size=size, content_type=content_type):
-                blocks.append(
-                    {"type": "file", "name": name, "size": size, "content_type": content_type}
-                )
-    return {
-        "kind": reply.kind,
-        "job_id": reply.job_id,
-        "text": render_reply(reply),
-        "blocks": blocks,
-    }
+    """A reply as JSON data for people and programs: the web chat, the JSON API and
+    `opsroom run --json`. The one serialised form (`model.wire.dump_reply`), plus `text`,
+    the reply as a terminal shows it."""
+    return {**dump_reply(reply), "text": render_reply(reply)}

@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from opsroom.errors import RefusedError
-from opsroom.model.commands import CommandSpec, Language, ParamSpec
+from opsroom.model.commands import CommandSpec, ParamSpec
+from opsroom.model.languages import language_support
 from opsroom.router.parser import option_name
 
 MAX_MESSAGE_BYTES: Final = 64 * 1024
@@ -156,14 +157,6 @@ def exec_limits() -> tuple[int | None, int | None]:
     return string_max, total_max
 
 
-_KIND = {
-    Language.SHELL: "a shell script",
-    Language.PYTHON: "a Python script",
-    Language.POWERSHELL: "a PowerShell script",
-    Language.EXECUTABLE: "a program",
-}
-
-
 def exec_limit_problem(
     spec: CommandSpec,
     params: Mapping[str, Any],
@@ -179,7 +172,8 @@ def exec_limit_problem(
     `env_param` maps the runner's per-parameter variable names (`OPSROOM_ARG_NOTES`) to
     their parameters; `params` are the values as the runner encodes them.
     """
-    kind = _KIND.get(spec.language, "a script")
+    support = language_support(spec.language)
+    kind = support.kind if support is not None else "a script"
     if string_max is not None:
         for name, value in env.items():
             used = size_of(f"{name}={value}") + 1

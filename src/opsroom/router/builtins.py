@@ -16,7 +16,7 @@ from typing import Protocol
 from opsroom import __version__
 from opsroom.errors import ParseError, RefusedError, UnknownCommand
 from opsroom.model.blocks import Code, File, Reply, Status, Table, Text
-from opsroom.model.commands import CommandSpec, Language, ParamSpec, ParamType
+from opsroom.model.commands import Builtin, CommandSpec, Language, ParamSpec, ParamType
 from opsroom.model.jobs import Job, JobState
 from opsroom.router.bounded import shorten
 from opsroom.router.parser import option_name, usage_line
@@ -82,9 +82,9 @@ class BuiltinContext:
 Handler = Callable[[BuiltinContext, list[str]], Awaitable[Reply]]
 
 
-def _spec(name: str, summary: str, *params: ParamSpec, description: str = "") -> CommandSpec:
+def _spec(name: Builtin, summary: str, *params: ParamSpec, description: str = "") -> CommandSpec:
     return CommandSpec(
-        name=name,
+        name=name.value,
         path="",
         language=Language.BUILTIN,
         summary=summary,
@@ -97,37 +97,37 @@ _ID = ParamSpec("id", ParamType.INT, required=True, position=0, help="the job nu
 
 BUILTIN_SPECS: tuple[CommandSpec, ...] = (
     _spec(
-        "help",
+        Builtin.HELP,
         "List the commands you may run here, or show one command's help.",
         ParamSpec("topic", multiple=True, position=0, help="a command name or search words"),
     ),
-    _spec("whoami", "Show who opsroom thinks you are, and your roles."),
-    _spec("version", "Show the opsroom version and the catalog it serves."),
+    _spec(Builtin.WHOAMI, "Show who opsroom thinks you are, and your roles."),
+    _spec(Builtin.VERSION, "Show the opsroom version and the catalog it serves."),
     _spec(
-        "jobs",
+        Builtin.JOBS,
         "List recent jobs.",
         ParamSpec(
             "scope", choices=("all", "mine", "running"), position=0, help="which jobs to list"
         ),
     ),
-    _spec("job", "Show one job: state, duration and its last lines.", _ID),
-    _spec("cancel", "Cancel a job you asked for (admins: any job).", _ID),
-    _spec("approve", "Approve a job that waits for your role's approval.", _ID),
+    _spec(Builtin.JOB, "Show one job: state, duration and its last lines.", _ID),
+    _spec(Builtin.CANCEL, "Cancel a job you asked for (admins: any job).", _ID),
+    _spec(Builtin.APPROVE, "Approve a job that waits for your role's approval.", _ID),
     _spec(
-        "deny",
+        Builtin.DENY,
         "Deny a job that waits for your role's approval.",
         _ID,
         ParamSpec("reason", multiple=True, position=1, help="why, for the requester"),
     ),
-    _spec("pending", "List the jobs waiting for approval."),
+    _spec(Builtin.PENDING, "List the jobs waiting for approval."),
     _spec(
-        "reload",
+        Builtin.RELOAD,
         "Re-read the catalog now (a git catalog is fetched first); admins only.",
         description="Replies with what changed: commands added, changed and removed, "
         "or the errors that kept the new version out.",
     ),
     _spec(
-        "schedule",
+        Builtin.SCHEDULE,
         "Run a command on a cron schedule, posting in this room (SPEC §5.7).",
         ParamSpec(
             "action",
@@ -439,11 +439,11 @@ async def _reload(ctx: BuiltinContext, args: list[str]) -> Reply:
 
 
 HANDLERS: dict[str, Handler] = {
-    "help": _help,
-    "whoami": _whoami,
-    "version": _version,
-    "jobs": _jobs,
-    "job": _job,
-    "cancel": _cancel,
-    "reload": _reload,
+    Builtin.HELP: _help,
+    Builtin.WHOAMI: _whoami,
+    Builtin.VERSION: _version,
+    Builtin.JOBS: _jobs,
+    Builtin.JOB: _job,
+    Builtin.CANCEL: _cancel,
+    Builtin.RELOAD: _reload,
 }

@@ -36,13 +36,13 @@ from opsroom.errors import ParseError
 from opsroom.model.commands import (
     CommandSpec,
     Invocation,
-    Language,
     ParamSpec,
     ParamType,
     ParamValue,
     Scalar,
     parse_iso_datetime,
 )
+from opsroom.model.languages import language_support
 from opsroom.model.patterns import PatternError, pattern_matches
 from opsroom.router.dates import RELATIVE_FORMS, resolve_relative
 
@@ -702,9 +702,9 @@ def _convert(b: _Binder, p: ParamSpec, value: str) -> Scalar:
     if p.range is not None and isinstance(result, int | float) and not isinstance(result, bool):
         _check_range(b, shown, result, p.range)
     if p.pattern is not None:
-        _check_pattern(
-            b, shown, value, p.pattern, powershell=b.spec.language is Language.POWERSHELL
-        )
+        support = language_support(b.spec.language)
+        search = support is not None and support.pattern_search
+        _check_pattern(b, shown, value, p.pattern, search=search)
     if p.length is not None:
         _check_length(b, shown, value, p.length)
     return result
@@ -729,19 +729,20 @@ def _check_range(
     b.fail(f"{shown}: {_number(value)} is more than {_number(hi or 0)}")
 
 
-def _check_pattern(b: _Binder, shown: str, value: str, pattern: str, *, powershell: bool) -> None:
+def _check_pattern(b: _Binder, shown: str, value: str, pattern: str, *, search: bool) -> None:
     """Match like the script's own language would, in time linear in the value (RE2).
 
-    PowerShell's [ValidatePattern()] is `-match`: a case-insensitive search, so the
-    pattern's own anchors decide. Everywhere else a pattern must match the whole value
-    (case-sensitive) — what people mean by a pattern in argc or a sidecar.
+    `search` (the language record's `pattern_search`): PowerShell's [ValidatePattern()] is
+    `-match`, a case-insensitive search, so the pattern's own anchors decide. Everywhere else
+    a pattern must match the whole value (case-sensitive) — what people mean by a pattern in
+    argc or a sidecar.
     """
     # This runs on the event loop, and may: RE2 never backtracks, so the time is linear in
     # the value whatever the pattern, and a value is bounded by the one message it came in.
     # A 50 KB value against `(a+)+$` takes a fraction of a millisecond; see
     # bench/bench_patterns.py for the rare pattern shapes that cost more (model/patterns.py).
     try:
-        ok = pattern_matches(pattern, value, search=powershell, ignore_case=powershell)
+        ok = pattern_matches(pattern, value, search=search, ignore_case=search)
     except PatternError:
         b.fail(f"{shown}: the command's pattern {pattern!r} is invalid; ask its owner to fix it")
     if not ok:

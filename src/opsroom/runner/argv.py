@@ -28,12 +28,12 @@ from opsroom.model.commands import (
     ArgvStyle,
     CommandSpec,
     Invocation,
-    Language,
     ParamSpec,
     ParamType,
     ParamValue,
     Scalar,
 )
+from opsroom.model.languages import Interpreter, LanguageSupport, Passing, language_support
 from opsroom.runner.cli_argv import cli_argv
 from opsroom.runner.limits import NO_LIMITS, Limits
 
@@ -42,7 +42,6 @@ PYTHON_BOOTSTRAP = BOOTSTRAP_DIR / "python_bootstrap.py"
 POWERSHELL_BOOTSTRAP = BOOTSTRAP_DIR / "bootstrap.ps1"
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
-PWSH_FLAGS = ("-NoLogo", "-NoProfile", "-NonInteractive")
 
 # Copied from the bot's environment when present: harmless, and things break without them.
 _POSIX_KEEP = ("HOME", "USER", "LOGNAME", "TZ")
@@ -78,11 +77,25 @@ class Launch:
     env: Mapping[str, str]
     cwd: str
     limits: Limits = NO_LIMITS
+    warm: bool = False  # `argv` is a Python and what it runs: runner/pool.py may fork it
 
 
-def powershell_available(settings: RunnerSettings) -> bool:
-    """True when the configured PowerShell runtime is on this host's PATH."""
-    return shutil.which(settings.pwsh) is not None
+def interpreter_name(interpreter: Interpreter, settings: RunnerSettings) -> str:
+    """The program as configured: its [runner] key, else the record's, else this Python."""
+    configured = getattr(settings, interpreter.setting) if interpreter.setting else None
+    if configured is not None and not isinstance(configured, str):
+        raise TypeError(f"[runner] {interpreter.setting} does not name a program")
+    return configured or interpreter.program or sys.executable
+
+
+def missing_runtime(language: str, settings: RunnerSettings) -> str | None:
+    """`PowerShell runtime (pwsh)` when the language's interpreter is not on this host's
+    PATH; None when it is, or when the language needs none."""
+    support = language_support(language)
+    if support is None or support.launch.interpreter is None:
+        return None
+    name = interpreter_name(support.launch.interpreter, settings)
+    return None if shutil.which(name) else f"{support.label} runtime ({name})"
 
 
 def arg_env_name(name: str) -> str:
@@ -107,55 +120,23 @@ def build_launch(
 ) -> Launch:
     """The launch for one job; RefusedError when it cannot run here or not like that.
 
-    `python` overrides the interpreter for Python scripts (a PEP 723 environment); `token`
-    (OPSROOM_JOB_TOKEN) marks every process of the job so all of them can be found later.
+    How it starts is the language's record (model/languages.py) alone. `python` overrides
+    the interpreter (a PEP 723 environment's Python); `token` (OPSROOM_JOB_TOKEN) marks
+    every process of the job so all of them can be found later.
     """
-    if spec.language is Language.BUILTIN:
+    support = language_support(spec.language)
+    if support is None:
         raise ValueError(f"{spec.name} is a built-in command, not a script")
-    if spec.runs_on is not None:
-        # `runs_on` names the host a script needs (SPEC §8): this process is not a worker for
-        # any queue, so running the job here would run it on the wrong host.
-        raise RefusedError(
-            f"{spec.name}: no worker serves queue {spec.runs_on} (its runs_on); nothing was run"
-        )
+    # `runs_on` (SPEC §8) is the engine's to route: only a worker of that queue gets here.
     _check_dry_run(spec, invocation)
     _check_params(spec, invocation)
     script = _script_path(spec, catalog_root)
     base = os.environ if base_env is None else base_env
     env = _base_env(base, settings, workdir)
 
-    if spec.language is Language.PYTHON and spec.cli_words is not None:
-        # argparse/click/typer (SPEC §3.10): the script reads its own argv, built from values
-        interpreter = python or settings.python or sys.executable
-        argv: tuple[str, ...] = (interpreter, script, *cli_argv(spec, invocation))
-        env["PYTHONUNBUFFERED"] = "1"
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-    elif spec.language is Language.PYTHON:
-        argv = (
-            python or settings.python or sys.executable,
-            str(PYTHON_BOOTSTRAP),
-            script,
-        )
-        env["PYTHONUNBUFFERED"] = "1"
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-    elif spec.language is Language.POWERSHELL:
-        pwsh = shutil.which(settings.pwsh)
-        if pwsh is None:
-            raise RefusedError(
-                f"no PowerShell runtime ({settings.pwsh}) on this host: {spec.name} cannot run here"
-            )
-        argv = (pwsh, *PWSH_FLAGS, "-File", str(POWERSHELL_BOOTSTRAP), script)
-    elif spec.language is Language.SHELL:
-        argv = (
-            shutil.which(settings.bash) or settings.bash,
-            script,
-            *_option_argv(spec, invocation),
-        )
-        env.update(_arg_env(spec, invocation))
-    else:
-        if script.lower().endswith(_BATCH_SUFFIXES):
-            raise RefusedError(f"{spec.name}: batch files cannot take chat arguments safely")
-        argv = (script, *_option_argv(spec, invocation))
+    argv = _argv(spec, invocation, support, script, settings, python)
+    env.update(support.launch.env)
+    if support.launch.passing is Passing.ENV and spec.cli_words is None:
         env.update(_arg_env(spec, invocation))
 
     # A [pscredential] parameter's secret reaches the bootstrap like any declared secret:
@@ -176,14 +157,44 @@ def build_launch(
     )
     for name in [n for n in env if n.startswith("OPSROOM_PS_")]:
         del env[name]  # what the bootstrap reads comes from the spec alone, never a secret
-    if spec.language is Language.POWERSHELL:
+    if support.launch.bootstrap is not None:
         env.update(powershell_env(spec))
     return Launch(
         argv=argv,
         env=MappingProxyType(env),
         cwd=str(workdir),
         limits=Limits.from_settings(settings),
+        warm=support.launch.warm,
     )
+
+
+def _argv(
+    spec: CommandSpec,
+    invocation: Invocation,
+    support: LanguageSupport,
+    script: str,
+    settings: RunnerSettings,
+    python: str | None,
+) -> tuple[str, ...]:
+    """Interpreter and its flags; then the script's own argv (SPEC §3.10: argparse, click,
+    typer read it), or the bootstrap and the script, or the script and its sidecar options."""
+    recipe = support.launch
+    head: tuple[str, ...] = ()
+    if recipe.interpreter is not None:
+        name = python or interpreter_name(recipe.interpreter, settings)
+        found = shutil.which(name)
+        if found is None and recipe.interpreter.required:
+            raise RefusedError(
+                f"no {support.label} runtime ({name}) on this host: {spec.name} cannot run here"
+            )
+        head = (found or name, *recipe.interpreter.flags)
+    elif script.lower().endswith(_BATCH_SUFFIXES):
+        raise RefusedError(f"{spec.name}: batch files cannot take chat arguments safely")
+    if spec.cli_words is not None:
+        return (*head, script, *cli_argv(spec, invocation))
+    if recipe.bootstrap is not None:
+        return (*head, str(BOOTSTRAP_DIR / recipe.bootstrap), script)
+    return (*head, script, *_option_argv(spec, invocation))
 
 
 def powershell_env(spec: CommandSpec) -> dict[str, str]:
@@ -223,7 +234,7 @@ def powershell_env(spec: CommandSpec) -> dict[str, str]:
 def _check_dry_run(spec: CommandSpec, invocation: Invocation) -> None:
     if not invocation.dry_run:
         return
-    if spec.dry_run or (spec.should_process and spec.language is Language.POWERSHELL):
+    if spec.dry_run or spec.should_process:  # only PowerShell's reader finds should_process
         return
     raise RefusedError(f"{spec.name} does not support --dry-run; nothing was run")
 

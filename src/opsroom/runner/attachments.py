@@ -15,6 +15,7 @@ import re
 import stat
 from pathlib import Path
 
+from opsroom.errors import RefusedError
 from opsroom.model.jobs import AttachmentEvent
 
 MAX_ATTACHMENT = 20 * 1024 * 1024
@@ -22,7 +23,7 @@ _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*(;.{0,200})
 _DEFAULT_TYPE = "application/octet-stream"
 
 
-class AttachmentRefused(ValueError):
+class AttachmentRefused(RefusedError):
     """An attachment that may not leave the job; the message says why, for the user."""
 
 

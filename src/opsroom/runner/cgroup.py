@@ -30,18 +30,22 @@ import errno
 import functools
 import os
 import re
+import select
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from opsroom.errors import OpsroomError
 from opsroom.runner.limits import Limits, format_bytes
 
 PREFIX = "opsroom-job-"
 _TOKEN = re.compile(r"^[0-9A-Za-z_-]{8,64}$")
-_POLL = 0.05  # while waiting for TERM to work
-_KILL_POLL = 0.005  # after KILL, processes are gone within milliseconds
+# While TERM works: how often members are listed again, to TERM what forked meanwhile. The
+# wait itself ends the moment the kernel says the cgroup is empty (`_Emptied`).
+_POLL = 0.05
+_KILL_POLL = 0.005  # without cgroup.kill: how often what is left is listed and KILLed again
 _KILL_WAIT = 2.0  # unless stuck in the kernel (D state): then give up on them
 _WALK_DEPTH = 16  # systemd nests slices about 6 deep; containers add a few
 _CPU_USEC = 1_000_000
@@ -51,7 +55,7 @@ _STALE = 60.0
 _swept = False
 
 
-class CgroupError(Exception):
+class CgroupError(OpsroomError):
     """A job's cgroup could not be made; the message says why, for people."""
 
 
@@ -249,6 +253,10 @@ class JobCgroup:
             self.v1["pids"] = folder
         return self
 
+    def procs_fds(self) -> tuple[int, ...]:
+        """The open `cgroup.procs` files a new member writes itself into ("0")."""
+        return tuple(self._procs_fds)
+
     def close_fds(self) -> None:
         """Close the `cgroup.procs` files the child used (once it has started)."""
         for fd in self._procs_fds:
@@ -294,12 +302,13 @@ class JobCgroup:
         ended = set(pids)
         _signal(pids, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        while pids and time.monotonic() < deadline:
-            await asyncio.sleep(_POLL)
-            pids = self.pids()
-            # Forked during the grace (a fork storm): they get the same TERM.
-            _signal([p for p in pids if p not in ended], signal.SIGTERM)
-            ended.update(pids)
+        with _Emptied(self.v2) as emptied:
+            while pids and (left := deadline - time.monotonic()) > 0:
+                await emptied.wait(min(left, _POLL))
+                pids = self.pids()
+                # Forked during the grace (a fork storm): they get the same TERM.
+                _signal([p for p in pids if p not in ended], signal.SIGTERM)
+                ended.update(pids)
         if pids:
             ended.update(await self.kill())
         return sorted(ended)
@@ -309,17 +318,20 @@ class JobCgroup:
         seen: set[int] = set()
         frozen = killed = False
         deadline = time.monotonic() + _KILL_WAIT
-        while (pids := self.pids()) and time.monotonic() < deadline:
-            seen.update(pids)
-            if use_kill and not killed and self.v2 is not None:
-                # The kernel also kills what forks while it does so: once is enough.
-                killed = _write(self.v2, "cgroup.kill", "1", optional=True)
-            if not killed:
-                # No cgroup.kill: freeze first, so nothing forks between listing and KILL.
-                if self.v2 is not None and not frozen:
-                    frozen = _write(self.v2, "cgroup.freeze", "1", optional=True)
-                _signal(pids, signal.SIGKILL)
-            await asyncio.sleep(_KILL_POLL)
+        with _Emptied(self.v2) as emptied:
+            while (pids := self.pids()) and (left := deadline - time.monotonic()) > 0:
+                seen.update(pids)
+                if use_kill and not killed and self.v2 is not None:
+                    # The kernel also kills what forks while it does so: once is enough.
+                    killed = _write(self.v2, "cgroup.kill", "1", optional=True)
+                if not killed:
+                    # No cgroup.kill: freeze first, so nothing forks between listing and KILL.
+                    if self.v2 is not None and not frozen:
+                        frozen = _write(self.v2, "cgroup.freeze", "1", optional=True)
+                    _signal(pids, signal.SIGKILL)
+                # After cgroup.kill only the kernel's word is awaited; without it, what is
+                # left is listed again in case a member slipped past the freeze.
+                await emptied.wait(left if killed else min(left, _KILL_POLL))
         if frozen and self.v2 is not None:
             _write(self.v2, "cgroup.freeze", "0", optional=True)
         return sorted(seen)
@@ -340,6 +352,79 @@ class JobCgroup:
 
 
 _NOTHING = Enforcement(contained=True, memory="", pids="", cpu="")
+
+
+class _Emptied:
+    """Waits for a cgroup v2 to hold no process, on the kernel's word: `cgroup.events` says
+    `populated 0`, and the kernel flags the file (EPOLLPRI) whenever that line changes. The
+    file is watched through an epoll of its own, which the event loop polls like a socket:
+    no sleep, and no listing of members while nothing changes. Without a v2 folder (a v1
+    leftover) or where the file cannot be watched, `wait` just waits out its timeout."""
+
+    def __init__(self, folder: str | None) -> None:
+        self._fd = -1
+        self._epoll: select.epoll | None = None
+        if folder is None:
+            return
+        try:
+            self._fd = os.open(os.path.join(folder, "cgroup.events"), os.O_RDONLY | os.O_CLOEXEC)
+            self._epoll = select.epoll()
+            self._epoll.register(self._fd, select.EPOLLPRI)
+        except OSError:
+            self.close()
+
+    def __enter__(self) -> _Emptied:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the file and the epoll."""
+        if self._epoll is not None:
+            self._epoll.close()
+            self._epoll = None
+        if self._fd != -1:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
+
+    def empty(self) -> bool:
+        """True when `cgroup.events` says no process is left (reading it also re-arms it)."""
+        if self._fd == -1:
+            return False
+        try:
+            return b"populated 0" in os.pread(self._fd, 256, 0)
+        except OSError:
+            return False
+
+    async def wait(self, timeout: float) -> bool:
+        """Return once the cgroup is empty (True) or after `timeout` (False)."""
+        epoll = self._epoll
+        if epoll is None:
+            await asyncio.sleep(timeout)
+            return False
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        changed: asyncio.Future[None] = loop.create_future()
+
+        def ready() -> None:
+            if not changed.done():
+                changed.set_result(None)
+
+        loop.add_reader(epoll.fileno(), ready)
+        try:
+            while True:
+                empty = self.empty()
+                epoll.poll(0)  # after the read: the flag is down, the epoll quiet again
+                if empty:
+                    return True
+                if (left := end - loop.time()) <= 0:
+                    return False
+                await asyncio.wait({changed}, timeout=left)
+                changed = loop.create_future()
+        finally:
+            loop.remove_reader(epoll.fileno())
 
 
 async def end_leftovers(token: str, *, grace: float) -> list[int]:

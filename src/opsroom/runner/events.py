@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from opsroom.errors import OpsroomError
 from opsroom.model.jobs import ProgressEvent, StatusEvent, TableEvent
 
 
@@ -34,7 +35,7 @@ ChannelEvent = ProgressEvent | TableEvent | StatusEvent | AttachmentRequest
 LEVELS = ("info", "success", "warning", "error")
 
 
-class MalformedEvent(ValueError):
+class MalformedEvent(OpsroomError):
     """A line on the event channel that is not a known event."""
 
 

@@ -33,6 +33,7 @@ from opsroom.runner.argv import Launch
 from opsroom.runner.attachments import MAX_ATTACHMENT, AttachmentRefused, resolve_attachment
 from opsroom.runner.events import AttachmentRequest, MalformedEvent, parse_event
 from opsroom.runner.limits import rlimits
+from opsroom.runner.pool import LOST, PoolChild, PoolStart, PythonPool
 
 LINE_LIMIT = 64 * 1024  # longer output lines are split
 EVENT_LIMIT = 4 * 1024 * 1024  # a table can be big; beyond this an event is dropped
@@ -87,6 +88,7 @@ async def run_local(
     max_attachment: int = MAX_ATTACHMENT,
     on_start: StartHandler | None = None,
     masker: Redactor | None = None,
+    pool: PythonPool | None = None,
 ) -> ExitEvent:
     """Run the launch to its end, passing output and events to on_event; never raises for
     a script's failure (a start failure is a FAILED exit with a message).
@@ -96,9 +98,11 @@ async def run_local(
     group and session). `launch.limits` says what the job may use: going past one ends it
     as FAILED with the limit named.
     With a `masker`, every text the runner makes is masked before it is cut or passed on.
+    With a `pool`, a Python launch is forked from a warm interpreter when it can be.
     """
     token = token or launch.env.get(tree.TOKEN_VAR) or tree.new_token()
     run = _Run(launch, on_event, token=token, max_attachment=max_attachment, masker=masker)
+    run.pool = pool
     try:
         return await run.execute(
             timeout=timeout, kill_grace=kill_grace, cancel=cancel, on_start=on_start
@@ -127,7 +131,8 @@ class _Run:
         self.on_event = on_event
         self.token = token
         self.max_attachment = max_attachment
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: asyncio.subprocess.Process | PoolChild | None = None
+        self.pool: PythonPool | None = None
         self.transports: list[asyncio.BaseTransport] = []
         self.pumps: list[asyncio.Task[None]] = []
         self.read_fds: list[int] = []
@@ -206,6 +211,8 @@ class _Run:
         if outcome is None:
             # A process the kernel killed at a limit may have been the script itself.
             reason = self._limit_reached(proc.returncode)
+            if isinstance(proc, PoolChild) and proc.lost:
+                reason = reason or LOST
             if leftovers:
                 await self.emit(OutputLine(Stream.STDERR, _leftover_note(leftovers)))
         return _exit_event(proc.returncode, outcome, timeout, reason)
@@ -279,7 +286,7 @@ class _Run:
         if not self.contained:
             tree.enable_subreaper()
 
-    async def _start(self) -> asyncio.subprocess.Process | ExitEvent:
+    async def _start(self) -> asyncio.subprocess.Process | PoolChild | ExitEvent:
         self._make_cgroup()
         limits = rlimits(
             self.launch.limits, memory=self.how.memory == "rlimit", cpu=self.how.cpu == "rlimit"
@@ -302,7 +309,10 @@ class _Run:
             if preexec is not None:
                 extra["preexec_fn"] = preexec
         try:
-            self.proc = await asyncio.create_subprocess_exec(
+            pooled = await self._pooled(env, write_fds, limits)
+            if isinstance(pooled, str):
+                return ExitEvent(exit_code=None, state=JobState.FAILED, message=pooled)
+            self.proc = pooled or await asyncio.create_subprocess_exec(
                 *self.launch.argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out_w,
@@ -331,6 +341,18 @@ class _Run:
         if ev_r != -1:
             await self._read(ev_r, EVENT_LIMIT, self._event)
         return self.proc
+
+    async def _pooled(
+        self, env: dict[str, str], fds: list[int], limits: list[tuple[int, tuple[int, int]]]
+    ) -> PoolChild | str | None:
+        """The job forked from a warm Python (runner/pool.py): its process, why it could not
+        start, or None to start it the ordinary way."""
+        if self.pool is None or len(fds) != 3 or not self.pool.serves(self.launch, self.token):
+            return None
+        out, err, events = fds
+        procs = self.group.procs_fds() if self.group is not None else ()
+        start = PoolStart(out, err, events, procs, tuple(limits))
+        return await self.pool.start(self.launch, env, start)
 
     async def _read(
         self, fd: int, limit: int, handle: Callable[[bytes, bool], Awaitable[None]]
@@ -528,7 +550,7 @@ def _decode(line: bytes) -> str:
     return line.decode("utf-8", errors="replace")
 
 
-def _signal_group(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+def _signal_group(proc: asyncio.subprocess.Process | PoolChild, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         if _POSIX:
             os.killpg(proc.pid, sig)  # pgid == pid: the child leads its own session

@@ -22,6 +22,11 @@ was killed (it was re-parented to init by then). docs/jobs.md says so.
 Exit statuses of adopted orphans are collected here by pid only: never `waitpid(-1)`, which
 would steal statuses from asyncio's child watcher and subprocess.
 
+Ending a job waits on the kernel, never on a clock: the job's process group being empty and
+opsroom having no child outside its own session mean nothing is left — no /proc scan at all,
+which is the usual end of a job — and while processes are being ended, a pidfd per process
+says when each is gone (polling /proc again only to find what forked meanwhile).
+
 Linux only (it reads /proc); elsewhere nothing is found and only the job's own process is
 signalled by the caller.
 """
@@ -42,7 +47,10 @@ from opsroom.runner.cgroup import end_leftovers
 
 TOKEN_VAR = "OPSROOM_JOB_TOKEN"  # noqa: S105 - a variable name, not a secret
 _PR_SET_CHILD_SUBREAPER = 36
+# While TERM works: how often the job is looked for again, to TERM what forked meanwhile. The
+# wait ends the moment every process looked at is gone (`_gone`).
 _POLL = 0.05
+_PIDFDS = 256  # processes watched one by one at most; beyond that, waiting is by the clock
 _ANY_TOKEN = f"\0{TOKEN_VAR}=".encode()
 # After KILL, processes vanish within milliseconds unless stuck in the kernel (D state).
 _KILL_WAIT = 2.0
@@ -304,6 +312,9 @@ async def end_processes(
     if not sys.platform.startswith("linux"):
         return []
 
+    if adopted and pgid is not None and (sid is None or sid == pgid) and _nothing_left(pgid):
+        return []  # the usual end of a job: no scan, no wait
+
     async def scan(known: Iterable[int] = ()) -> _Snapshot:
         # Scanning /proc takes milliseconds: off the event loop, other jobs keep streaming.
         return await asyncio.to_thread(
@@ -317,22 +328,96 @@ async def end_processes(
     if snap.live:
         _signal(snap.live, snap.groups, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        while snap.live and time.monotonic() < deadline:
-            await asyncio.sleep(_POLL)
+        while snap.live and (left := deadline - time.monotonic()) > 0:
+            await _gone(snap.live, min(left, _POLL))
             reap(snap.zombies)
             snap = await scan(snap.live)
             # Forked during the grace: they get the same TERM.
             _signal(set(snap.live) - ended, (), signal.SIGTERM)
             ended.update(snap.live)
         deadline = time.monotonic() + _KILL_WAIT
-        while snap.live and time.monotonic() < deadline:
+        while snap.live and (left := deadline - time.monotonic()) > 0:
             _signal(snap.live, snap.groups, signal.SIGKILL)
-            await asyncio.sleep(_POLL / 5)
+            await _gone(snap.live, min(left, _POLL / 5))
             reap(snap.zombies)
             snap = await scan(snap.live)
             ended.update(snap.live)
     reap(snap.zombies)
     return sorted(ended)
+
+
+def _nothing_left(pgid: int) -> bool:
+    """True when the kernel shows a finished job left no process, without scanning /proc.
+
+    Every process a job leaves descends from its script. While its parent lives, a
+    process's ancestors lead up to one in the job's process group or to one whose parent
+    died; the orphan is re-parented to opsroom, the subreaper (to its main thread: the kernel
+    picks a reaper's first live thread). So an empty process group and no child of opsroom
+    outside opsroom's own session — its helpers, the scripts of running jobs and the pool's
+    fork servers aside — mean nothing is left. Anything else (or no way to tell) is for the
+    full look.
+    """
+    if not _subreaper:
+        return False  # orphans went to init: only their token can find them
+    try:
+        os.killpg(pgid, 0)
+        return False  # still someone in the job's group
+    except ProcessLookupError:
+        pass
+    except OSError:
+        return False
+    raw = _read(f"{_PROC}/self/task/{os.getpid()}/children", 4096)
+    if raw is None:
+        return False  # a kernel without CONFIG_PROC_CHILDREN
+    own_session = os.getsid(0)
+    for word in raw.split():
+        child = int(word)
+        if child in _managed:
+            continue
+        try:
+            if os.getsid(child) != own_session:
+                return False  # an orphan, of this job or an earlier one
+        except OSError:
+            continue  # gone meanwhile
+    return True
+
+
+async def _gone(pids: Iterable[int], timeout: float) -> bool:
+    """True once every one of `pids` has exited (a pidfd each: readable at exit, even for a
+    process that is not opsroom's child); False after `timeout`, or where pidfds are not."""
+    loop = asyncio.get_running_loop()
+    fds: list[int] = []
+    try:
+        for pid in pids:
+            if len(fds) >= _PIDFDS:
+                await asyncio.sleep(timeout)
+                return False
+            try:
+                fds.append(os.pidfd_open(pid))
+            except ProcessLookupError:
+                continue  # gone already
+            except (OSError, AttributeError):
+                await asyncio.sleep(timeout)  # no pidfds here (Linux < 5.3)
+                return False
+        if not fds:
+            return True
+        waiting = {fd: loop.create_future() for fd in fds}
+        for fd, done in waiting.items():
+            loop.add_reader(fd, _settle, done)
+        try:
+            _, pending = await asyncio.wait(waiting.values(), timeout=timeout)
+        finally:
+            for fd in waiting:
+                loop.remove_reader(fd)
+        return not pending
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _settle(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
 
 
 def _pid_carries(pid: int, token: str) -> bool:

@@ -1,8 +1,7 @@
-"""The SQL of approvals (SPEC §6.3): requests, votes, decisions and expiry.
+"""Approvals (SPEC §6.3): requests, votes, decisions and expiry.
 
-Every function takes a connection inside the caller's transaction. Writers lock the job
-row first (SELECT ... FOR UPDATE on PostgreSQL; SQLite is serialised by BEGIN IMMEDIATE),
-so a vote, an expiry and a cancel of one job never interleave.
+Writers lock the job row first (SELECT ... FOR UPDATE on PostgreSQL; SQLite is serialised
+by BEGIN IMMEDIATE), so a vote, an expiry and a cancel of one job never interleave.
 """
 
 from __future__ import annotations
@@ -22,9 +21,12 @@ from opsroom.model.approvals import (
     ApprovalVote,
     Refusal,
     VoteDecision,
+    VoteResult,
 )
 from opsroom.model.jobs import JobState
-from opsroom.store.schema import approval_votes, approvals, jobs
+from opsroom.store.database import Part
+from opsroom.store.jobs import fetch_job, next_queue_seq
+from opsroom.store.schema import approval_votes, approvals, jobs, utcnow
 
 _WAITING = JobState.AWAITING_APPROVAL.value
 _PENDING = ApprovalState.PENDING.value
@@ -37,9 +39,111 @@ _SETTLED_BY_JOB = {
 }
 
 
+class Approvals(Part):
+    """Jobs waiting for approval, the votes on them, and their expiry."""
+
+    async def request_approval(
+        self,
+        job_id: int,
+        *,
+        role: str,
+        required: int,
+        params_hash: str,
+        requested_by: str,
+        ttl: float,
+        now: datetime | None = None,
+    ) -> ApprovalRequest:
+        """Put a queued (or just created) job up for approval by `required` members of `role`.
+
+        The job waits in `awaiting_approval` until `ttl` seconds from now; the request
+        binds `params_hash` (see `policy.approval.params_hash`).
+        """
+        async with self._db.write(f"put job {job_id} up for approval") as conn:
+            await open_request(
+                conn,
+                job_id,
+                role=role,
+                required=required,
+                params_hash=params_hash,
+                requested_by=requested_by,
+                now=now or utcnow(),
+                ttl=ttl,
+            )
+            request = await load(conn, job_id)
+        assert request is not None
+        return request
+
+    async def approval(self, job_id: int) -> ApprovalRequest | None:
+        """The job's approval request and its votes, or None when it never needed one."""
+        async with self._db.read(f"read the approval of job {job_id}") as conn:
+            return await load(conn, job_id)
+
+    async def pending_approvals(
+        self, *, roles: Collection[str] | None = None, now: datetime | None = None
+    ) -> list[ApprovalRequest]:
+        """Requests still open to votes (not expired), oldest first; optionally for `roles`."""
+        async with self._db.read("list pending approvals") as conn:
+            return await list_pending(conn, roles=roles, now=now or utcnow())
+
+    async def vote(
+        self,
+        job_id: int,
+        *,
+        approver: str,
+        decision: VoteDecision | str,
+        reason: str = "",
+        params_hash: str,
+        now: datetime | None = None,
+    ) -> VoteResult:
+        """Record an approve or deny atomically across processes; the caller checked membership.
+
+        Refused (and not recorded) when the job is not awaiting approval, the request
+        expired (the job is then marked `expired`), the requester votes, the approver
+        already approved, or `params_hash` differs from the one requested. The deny, or the
+        approval that reaches the quorum, settles the job — `denied`, or `queued` at the
+        back of the line — and only that one caller gets `decided=True`.
+        """
+        decision = VoteDecision(decision)
+        async with self._db.write(f"record a vote on job {job_id}") as conn:
+            cast = await cast_vote(
+                conn,
+                job_id,
+                approver=approver,
+                decision=decision,
+                reason=reason,
+                params_hash=params_hash,
+                now=now or utcnow(),
+                queue_seq=next_queue_seq(),
+            )
+            job = await fetch_job(conn, job_id)
+        assert job is not None
+        return VoteResult(
+            accepted=cast.accepted,
+            decided=cast.decided,
+            approved=cast.approved,
+            job=job,
+            reason=cast.reason,
+            refusal=cast.refusal,
+        )
+
+    async def expire_approvals(self, *, now: datetime | None = None) -> list[int]:
+        """Mark waiting jobs whose approval ran out `expired`; returns their ids."""
+        now = now or utcnow()
+        # Every opsroom start calls this: look first, take the write lock only when due.
+        async with self._db.read("look for expired approvals") as conn:
+            due = await any_due(conn, now=now)
+        if not due:
+            return []
+        async with self._db.write("expire approvals") as conn:
+            return await expire_due(conn, now=now)
+
+
+# --- the SQL, each inside the caller's transaction ----------------------------------------
+
+
 @dataclass(frozen=True)
 class Cast:
-    """What `cast_vote` did; the store adds the job as it now stands."""
+    """What `cast_vote` did; `Approvals.vote` adds the job as it now stands."""
 
     accepted: bool
     decided: bool

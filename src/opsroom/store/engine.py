@@ -1,12 +1,31 @@
-"""The async engine, with SQLite set up so several opsroom processes can share one file."""
+"""What differs between the databases the store runs on, kept in this one module.
+
+SQLite: the connection PRAGMAs, BEGIN IMMEDIATE for writers, synchronous=FULL around
+durable commits, refusing in-memory databases, and telling why a file cannot be opened.
+PostgreSQL: advisory locks, synchronous_commit and unbounded text. Every other store module writes
+dialect-neutral SQLAlchemy Core; a further backend changes only this module.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import String, Table, Text, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.types import TypeEngine
+
+from opsroom.errors import StoreError
+from opsroom.store.url import sqlite_path
 
 BUSY_TIMEOUT_MS = 10_000
 """How long a SQLite writer waits for another process's write lock before giving up."""
@@ -14,13 +33,20 @@ BUSY_TIMEOUT_MS = 10_000
 _BEGIN_OPTION = "opsroom_begin"
 
 
-def make_engine(url: str) -> AsyncEngine:
-    """An async engine for an already async URL (see `url.async_url`)."""
+def make_engine(url: str, *, password: str | None = None) -> AsyncEngine:
+    """An async engine for an already async URL (see `url.async_url`).
+
+    `password` (PostgreSQL) goes to the driver beside the URL, so it is never part of a
+    URL that could be shown; without it libpq's own PGPASSWORD and ~/.pgpass apply.
+    """
     if url.startswith("sqlite"):
+        if password is not None:
+            raise StoreError("a store password applies to PostgreSQL only, not SQLite")
         engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         _setup_sqlite(engine)
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    connect_args = {} if password is None else {"password": password}
+    return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 def for_writing(engine: AsyncEngine) -> AsyncEngine:
@@ -53,3 +79,127 @@ def _setup_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(_BEGIN_OPTION, "")
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def any_length(length: int) -> TypeEngine[str]:
+    """The type of a column holding names from outside: rooms, principals, commands, files.
+
+    VARCHAR(length) on SQLite, which never enforces the length; TEXT on PostgreSQL, which
+    would refuse a longer value that SQLite keeps. So both accept the same values, and a
+    long room name never stops a command for want of its audit entry.
+    """
+    return String(length).with_variant(Text(), "postgresql")
+
+
+# --- serialising and durable writes -------------------------------------------------------
+
+
+async def serialise(conn: AsyncConnection, key: int) -> None:
+    """Hold the lock `key` until the transaction ends, so writers under it take turns.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: nothing to do, the write
+    transaction (BEGIN IMMEDIATE) already holds the one database-wide write lock.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+@asynccontextmanager
+async def durable_transaction(writer: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A write transaction whose commit reaches the disk before it returns.
+
+    SQLite: synchronous=FULL for this transaction only; PostgreSQL: synchronous_commit=on.
+    """
+    async with writer.connect() as conn, _fully_synchronous(conn), conn.begin():
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SET LOCAL synchronous_commit = on"))
+        yield conn
+
+
+@asynccontextmanager
+async def _fully_synchronous(conn: AsyncConnection) -> AsyncIterator[None]:
+    """On SQLite, fsync each commit made inside (synchronous=FULL); NORMAL again after.
+
+    SQLite refuses to change the safety level inside a transaction, so it is set on the
+    driver's connection around it. Other writes sharing the pool (job output) keep NORMAL,
+    which under WAL survives a crash of the process, though not a power loss.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    try:
+        await (await driver.execute("PRAGMA synchronous = FULL")).close()
+    except sqlite3.Error as e:
+        raise StoreError(f"could not make the audit write durable: {e}") from None
+    try:
+        yield
+    finally:
+        try:
+            await (await driver.execute("PRAGMA synchronous = NORMAL")).close()
+        except sqlite3.Error:
+            # Never hand a FULL connection back to the pool: it would slow every write.
+            await conn.invalidate()
+
+
+def insert_new(conn: AsyncConnection, table: Table, values: Mapping[str, Any], key: str) -> Insert:
+    """INSERT that does nothing when a row with the same `key` exists (rowcount 0)."""
+    statement: Insert
+    if conn.dialect.name == "postgresql":
+        statement = postgresql.insert(table).values(**values)
+        statement = statement.on_conflict_do_nothing(index_elements=[key])
+    else:
+        statement = sqlite.insert(table).values(**values)
+        statement = statement.on_conflict_do_nothing(index_elements=[key])
+    # SQLAlchemy reads an INSERT's rowcount only when asked; without this psycopg says -1.
+    return statement.execution_options(preserve_rowcount=True)
+
+
+# --- opening ------------------------------------------------------------------------------
+
+
+def refuse_unshareable(url: str, full: str) -> None:
+    """StoreError for a database other opsroom processes cannot reach (in-memory SQLite)."""
+    if full.startswith("sqlite") and sqlite_path(url) is None:
+        # Every pooled connection would see its own empty database.
+        raise StoreError(
+            f"store url {url!r} is an in-memory SQLite database, which opsroom processes "
+            "cannot share; give a file, e.g. sqlite:///opsroom.db"
+        )
+
+
+async def discard(engine: AsyncEngine, threads_before: set[threading.Thread]) -> None:
+    """Dispose of an engine that failed to open, and let its driver threads finish.
+
+    When aiosqlite fails to connect, its worker thread reports its own shutdown to the
+    event loop a moment later; if the loop has closed by then (a CLI exiting on the
+    error) the thread dies with "Event loop is closed". Waiting here avoids that.
+    """
+    await engine.dispose()
+    for thread in set(threading.enumerate()) - threads_before:
+        if "_connection_worker_thread" in thread.name:
+            await asyncio.to_thread(thread.join, 1.0)
+
+
+def open_hint(url: str, reason: str) -> str:
+    """Why a SQLite file could not be opened, from the file system's side ("" if unknown)."""
+    path = sqlite_path(url)
+    if path is None:
+        return ""
+    file = Path(path).absolute()
+    folder = file.parent
+    if file.is_dir():
+        return f"{file} is a folder, not a database file"
+    if not folder.is_dir():
+        return f"the folder {folder} does not exist"
+    if "not a database" in reason:
+        return f"{file} is not a SQLite database"
+    if "readonly" in reason or "read-only" in reason or not os.access(folder, os.W_OK):
+        return (
+            f"{file} or its folder is read-only; opsroom writes the file and its "
+            "-wal and -shm companions beside it"
+        )
+    if "unable to open" in reason:
+        return f"check that {file} can be created and written"
+    return ""

@@ -9,10 +9,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsroom.errors import StoreError
-from opsroom.store.engine import for_writing
+from opsroom.store.engine import for_writing, serialise
 from opsroom.store.schema import HEAD_REVISION
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+_MIGRATE_LOCK_KEY = 0x6F70736D69677261  # "opsmigra": one migrating process at a time
 
 
 def current_revision(conn: Connection) -> str | None:
@@ -28,9 +29,11 @@ async def ensure_schema(engine: AsyncEngine) -> None:
         revision = await conn.run_sync(current_revision)
     if revision == HEAD_REVISION:
         return
-    # One process migrates at a time: the others wait on the write lock, then find
-    # the work done (Alembic re-reads the version inside the same transaction).
+    # One process migrates at a time: the others wait on the lock (SQLite: the write lock;
+    # PostgreSQL: an advisory lock, as its DDL takes no lock that would make them wait),
+    # then find the work done (Alembic re-reads the version inside the same transaction).
     async with for_writing(engine).begin() as conn:
+        await serialise(conn, _MIGRATE_LOCK_KEY)
         await conn.run_sync(upgrade_to_head)
 
 

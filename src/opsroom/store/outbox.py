@@ -1,4 +1,4 @@
-"""The SQL of the outbox: replies kept while a chat platform is unreachable (SPEC §5.2).
+"""The outbox: replies kept while a chat platform is unreachable (SPEC §5.2).
 
 Rows are delivered oldest first and deleted once delivered. A live view of a job (its
 status message, or its latest progress) replaces the undelivered older views of the same
@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import Row, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from opsroom.store.schema import outbox
+from opsroom.store.database import Part
+from opsroom.store.schema import outbox, utcnow
 
 LIMIT = 500  # replies kept per adapter; the oldest go first when more arrive
 
@@ -34,6 +35,51 @@ class KeptReply:
     live: bool
     reply: Mapping[str, Any]
     created_at: datetime
+
+
+class Outbox(Part):
+    """Replies waiting for their chat platform."""
+
+    async def outbox_put(
+        self,
+        adapter: str,
+        room: str,
+        thread_id: str | None,
+        reply: Mapping[str, Any],
+        *,
+        job_id: int | None = None,
+        live: bool = False,
+    ) -> int:
+        """Keep a reply (wire JSON) for `adapter`; a live view replaces older ones of its job."""
+        async with self._db.write(f"keep a reply for {adapter}") as conn:
+            return await put(
+                conn,
+                adapter=adapter,
+                room=room,
+                thread_id=thread_id,
+                reply=reply,
+                job_id=job_id,
+                live=live,
+                now=utcnow(),
+            )
+
+    async def outbox_pending(self, adapter: str, *, limit: int = 100) -> list[KeptReply]:
+        """Replies waiting for `adapter`, oldest first."""
+        async with self._db.read(f"read the replies kept for {adapter}") as conn:
+            return await pending(conn, adapter=adapter, limit=limit)
+
+    async def outbox_count(self, adapter: str) -> int:
+        """How many replies wait for `adapter`."""
+        async with self._db.read(f"count the replies kept for {adapter}") as conn:
+            return await count(conn, adapter=adapter)
+
+    async def outbox_done(self, ids: Collection[int]) -> None:
+        """Forget kept replies that were delivered."""
+        async with self._db.write("forget delivered replies") as conn:
+            await done(conn, ids)
+
+
+# --- the SQL, each inside the caller's transaction ----------------------------------------
 
 
 async def put(

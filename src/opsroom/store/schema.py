@@ -23,7 +23,9 @@ from sqlalchemy import (
     false,
 )
 
-HEAD_REVISION = "0007"
+from opsroom.store.engine import any_length
+
+HEAD_REVISION = "0009"
 """The newest migration; `open` skips Alembic when the database already says this."""
 
 GENESIS_HASH = "0" * 64
@@ -73,25 +75,25 @@ jobs = Table(
     "jobs",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("command", String(200), nullable=False),
+    Column("command", any_length(200), nullable=False),
     Column("params", Text, nullable=False),  # JSON object
     Column("state", String(32), nullable=False),
-    Column("requester", String(300), nullable=False),
-    Column("room", String(300), nullable=False),
+    Column("requester", any_length(300), nullable=False),
+    Column("room", any_length(300), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime, nullable=True),
     Column("finished_at", UTCDateTime, nullable=True),
     Column("exit_code", Integer, nullable=True),
     Column("catalog_commit", String(64), nullable=True),
     Column("script_hash", String(128), nullable=True),
-    Column("owner", String(300), nullable=True),
+    Column("owner", any_length(300), nullable=True),
     Column("dry_run", Boolean, nullable=False, default=False),
     Column("error", Text, nullable=True),
     # --- 0002: job control across processes -------------------------------------------------
     Column("pid", Integer, nullable=True),
     Column("process_token", String(128), nullable=True),
     Column("cancel_requested_at", UTCDateTime, nullable=True),
-    Column("cancel_requested_by", String(300), nullable=True),
+    Column("cancel_requested_by", any_length(300), nullable=True),
     Column("output_lines", BigInteger, nullable=False, default=0, server_default="0"),
     Column("output_bytes", BigInteger, nullable=False, default=0, server_default="0"),
     # Bytes actually kept in job_output, measured the same way, so the cap needs no SUM().
@@ -132,8 +134,8 @@ attachments = Table(
     Column(
         "job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, index=True
     ),
-    Column("name", String(300), nullable=False),
-    Column("content_type", String(200), nullable=False),
+    Column("name", any_length(300), nullable=False),
+    Column("content_type", any_length(200), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("data", LargeBinary, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -148,9 +150,9 @@ audit = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("at", UTCDateTime, nullable=False),
     Column("action", String(64), nullable=False),
-    Column("principal", String(300), nullable=False),
-    Column("room", String(300), nullable=False),
-    Column("command", String(200), nullable=False),
+    Column("principal", any_length(300), nullable=False),
+    Column("room", any_length(300), nullable=False),
+    Column("command", any_length(200), nullable=False),
     Column("params", Text, nullable=True),  # JSON, secrets already masked by the caller
     Column("job_id", Integer, nullable=True),  # no foreign key: the trail outlives jobs
     Column("outcome", String(64), nullable=False),
@@ -168,10 +170,10 @@ approvals = Table(
     "approvals",
     metadata,
     Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
-    Column("role", String(200), nullable=False),
+    Column("role", any_length(200), nullable=False),
     Column("required", Integer, nullable=False),
     Column("params_hash", String(64), nullable=False),
-    Column("requested_by", String(300), nullable=False),
+    Column("requested_by", any_length(300), nullable=False),
     Column("requested_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("state", String(16), nullable=False),  # ApprovalState
@@ -185,7 +187,7 @@ approval_votes = Table(
     metadata,
     Column("job_id", Integer, ForeignKey("approvals.job_id", ondelete="CASCADE"), primary_key=True),
     Column("seq", Integer, primary_key=True, autoincrement=False),
-    Column("approver", String(300), nullable=False),
+    Column("approver", any_length(300), nullable=False),
     Column("decision", String(16), nullable=False),  # VoteDecision
     Column("reason", Text, nullable=False),
     Column("at", UTCDateTime, nullable=False),
@@ -198,8 +200,8 @@ messages = Table(
     metadata,
     # The id is the event's `seq`: SSE `id:` and `Last-Event-ID` resume from it.
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("room", String(300), nullable=False),
-    Column("author", String(300), nullable=False),
+    Column("room", any_length(300), nullable=False),
+    Column("author", any_length(300), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("payload", Text, nullable=False),  # JSON object
     Column("created_at", UTCDateTime, nullable=False),
@@ -210,7 +212,7 @@ messages = Table(
 web_users = Table(
     "web_users",
     metadata,
-    Column("username", String(100), primary_key=True),
+    Column("username", any_length(100), primary_key=True),
     Column("password_hash", String(300), nullable=False),  # scrypt, salted; never the password
     Column("admin", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -222,7 +224,7 @@ web_sessions = Table(
     Column("token_hash", String(64), primary_key=True),  # sha256 of the cookie value
     Column(
         "username",
-        String(100),
+        any_length(100),
         ForeignKey("web_users.username", ondelete="CASCADE"),
         nullable=False,
     ),
@@ -235,10 +237,10 @@ api_tokens = Table(
     "api_tokens",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(200), nullable=False),
+    Column("name", any_length(200), nullable=False),
     Column(
         "username",
-        String(100),
+        any_length(100),
         ForeignKey("web_users.username", ondelete="CASCADE"),
         nullable=False,
     ),
@@ -253,7 +255,7 @@ api_tokens = Table(
 deliveries = Table(
     "deliveries",
     metadata,
-    Column("key", String(300), primary_key=True),  # e.g. slack:<team>:<channel>:<ts>
+    Column("key", any_length(300), primary_key=True),  # e.g. slack:<team>:<channel>:<ts>
     Column("received_at", UTCDateTime, nullable=False),
     Index(None, "received_at"),
 )
@@ -265,8 +267,8 @@ outbox = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),  # delivery order
     Column("adapter", String(64), nullable=False),
-    Column("room", String(300), nullable=False),
-    Column("thread_id", String(300), nullable=True),
+    Column("room", any_length(300), nullable=False),
+    Column("thread_id", any_length(300), nullable=True),
     Column("job_id", Integer, nullable=True),  # no foreign key: a reply outlives a pruned job
     # A live view of a job (its status message, or its latest progress) replaces the
     # older undelivered views of that job in the same room.
@@ -284,11 +286,11 @@ schedules = Table(
     "schedules",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("cron", String(200), nullable=False),
+    Column("cron", any_length(200), nullable=False),
     Column("tz", String(64), nullable=False),
     Column("command", Text, nullable=False),  # as typed, without the prefix
-    Column("room", String(300), nullable=False),
-    Column("creator", String(300), nullable=False),
+    Column("room", any_length(300), nullable=False),
+    Column("creator", any_length(300), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("paused", Boolean, nullable=False, default=False),
     # Due times up to the cursor were dealt with; a claim moves it forward only if
@@ -301,4 +303,47 @@ schedules = Table(
     Index(None, "room"),
     Index(None, "creator"),
     sqlite_autoincrement=True,  # an old `schedule rm 3` never hits a newer schedule
+)
+
+# --- 0009: workers on other hosts (SPEC §8) ------------------------------------------------
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", any_length(200), nullable=False),
+    Column("queue", any_length(200), nullable=False),
+    Column("host", any_length(300), nullable=False),
+    Column("os", any_length(200), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("catalog_commit", String(64), nullable=True),
+    # The worker process as `jobs.owner` names it: its running jobs are those it owns.
+    Column("owner", any_length(300), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    # Written with the database's clock, so hosts whose clocks differ compare fairly.
+    Column("last_heartbeat", UTCDateTime, nullable=False),
+    Column("lost_at", UTCDateTime, nullable=True),  # stopped beating: its jobs interrupted
+    Column("stopped_at", UTCDateTime, nullable=True),  # stopped cleanly
+    Index(None, "queue"),
+    Index(None, "owner"),
+    sqlite_autoincrement=True,
+)
+
+remote_jobs = Table(
+    "remote_jobs",
+    metadata,
+    # A job handed to the workers of a queue, and its task in the workers' job queue.
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("queue", any_length(200), nullable=False),
+    Column("task_id", BigInteger, nullable=True),
+    Column("deferred_at", UTCDateTime, nullable=False),
+)
+
+job_replies = Table(
+    "job_replies",
+    metadata,
+    # What a worker said in the job's room, in order, for the bot to pass on.
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("reply", Text, nullable=True),  # JSON (opsroom.model.wire); NULL: the worker is done
 )

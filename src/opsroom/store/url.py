@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from opsroom.errors import StoreError
+from opsroom.errors import StoreError, require_extra
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
-    "postgresql": "postgresql+asyncpg",
-    "postgres": "postgresql+asyncpg",
+    # psycopg 3: the one PostgreSQL driver, shared with the workers' job queue.
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
 }
 
 
 def async_url(url: str) -> str:
-    """The URL with its async driver (`sqlite+aiosqlite`, `postgresql+asyncpg`) filled in."""
+    """The URL with its async driver (`sqlite+aiosqlite`, `postgresql+psycopg`) filled in."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise StoreError(f"store url {url!r} is not a URL (expected e.g. sqlite:///opsroom.db)")
@@ -22,6 +23,9 @@ def async_url(url: str) -> str:
         raise StoreError(
             f"store url scheme {scheme!r} is not supported (use sqlite:/// or postgresql://)"
         )
+    if backend in ("postgresql", "postgres"):
+        # The driver is an extra; without it SQLAlchemy would fail deep inside engine set-up.
+        require_extra("psycopg", "postgres", "a postgresql:// [store] url")
     return f"{driver}://{rest}"
 
 

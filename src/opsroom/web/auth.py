@@ -23,6 +23,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from starlette.requests import HTTPConnection
 from starlette.responses import RedirectResponse
 
+from opsroom.errors import OpsroomError
 from opsroom.web.passwords import new_token, token_hash, verify_password
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ async def check_csrf(request: Request, identity: Identity) -> None:
         raise HTTPException(403, "missing or wrong CSRF token")
 
 
-class LoginRequired(Exception):
+class LoginRequired(OpsroomError):
     """A page was asked for without a session: the handler redirects to /login."""
 
     def __init__(self, next_path: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from opsroom.adapters.base import Event, Interaction
 from opsroom.adapters.web import WebChatAdapter
-from opsroom.bridge import Bridge
+from opsroom.engine.bridge import Bridge
 from opsroom.engine.dispatch import Dispatcher
 from opsroom.model.blocks import Reply
 from opsroom.model.jobs import Job

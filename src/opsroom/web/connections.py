@@ -24,7 +24,7 @@ class AdapterStatus:
 def adapter_statuses(ctx: WebContext) -> list[AdapterStatus]:
     """Every running chat adapter, the web chat first, then by name."""
     statuses = [
-        AdapterStatus(name, str(bridge.adapter.state.value), bridge.waiting)
+        AdapterStatus(name, str(bridge.adapter.state.value), bridge.outbox.waiting)
         for name, bridge in ctx.bridges.items()
     ]
     return sorted(statuses, key=lambda s: (s.name != "web", s.name))

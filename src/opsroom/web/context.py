@@ -16,7 +16,7 @@ from opsroom.web.metrics import Metrics
 
 if TYPE_CHECKING:
     from opsroom.app import App
-    from opsroom.bridge import Bridge
+    from opsroom.engine.bridge import Bridge
     from opsroom.engine.dispatch import Send
     from opsroom.router.outcome import Outcome
     from opsroom.web.chat import WebChatBridge

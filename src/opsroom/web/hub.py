@@ -16,7 +16,7 @@ from opsroom.render.text import reply_to_dict
 
 if TYPE_CHECKING:
     from opsroom.store import Store
-    from opsroom.store.web import WebMessage
+    from opsroom.store.messages import WebMessage
 
 HISTORY = 200  # events a page load or a first connect shows
 _QUEUE = 1000  # live events a slow subscriber may lag behind before it is dropped

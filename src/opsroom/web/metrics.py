@@ -2,15 +2,61 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from opsroom.store import Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _DURATIONS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 14400)
+
+
+class PoolFigures(Protocol):
+    """What the warm Python pool did so far (the runner's PoolStats)."""
+
+    @property
+    def size(self) -> int:
+        """Fork servers running."""
+        ...
+
+    @property
+    def hits(self) -> int:
+        """Python jobs forked from a warm server."""
+        ...
+
+    @property
+    def misses(self) -> int:
+        """Python jobs started cold."""
+        ...
+
+
+class _PoolCollector(Collector):
+    """The pool's figures as they were at the last render (counters kept by the runner)."""
+
+    def __init__(self) -> None:
+        self.figures: PoolFigures | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        """The three families, once figures were given."""
+        f = self.figures
+        if f is None:
+            return
+        yield GaugeMetricFamily(
+            "opsroom_python_pool_size", "Warm Python fork servers running.", value=f.size
+        )
+        yield CounterMetricFamily(
+            "opsroom_python_pool_hits", "Python jobs forked from a warm server.", value=f.hits
+        )
+        yield CounterMetricFamily(
+            "opsroom_python_pool_misses",
+            "Python jobs started as a fresh interpreter (no warm server ready).",
+            value=f.misses,
+        )
 
 
 class Metrics:
@@ -49,9 +95,13 @@ class Metrics:
         self.http_requests = Counter(
             "opsroom_http_requests", "HTTP requests served.", ["method", "status"], registry=r
         )
+        self.python_pool = _PoolCollector()
+        r.register(self.python_pool)
 
-    async def render(self, store: Store) -> bytes:
-        """The exposition text, with the job gauges read fresh from the store."""
+    async def render(self, store: Store, python_pool: PoolFigures | None = None) -> bytes:
+        """The exposition text, with the job gauges read fresh from the store (and the
+        warm Python pool's figures, when given)."""
+        self.python_pool.figures = python_pool
         counts = await store.job_counts()
         self.queue_depth.set(counts.get("queued", 0))
         self.running_jobs.set(counts.get("running", 0))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from opsroom.config import OidcSettings, resolve_reference
-from opsroom.errors import ConfigError
+from opsroom.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     import httpx
@@ -37,7 +37,7 @@ CLOCK_LEEWAY = 60
 SSO_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}(?:@[a-z0-9][a-z0-9.-]{0,35})?$")
 
 
-class SsoError(Exception):
+class SsoError(UserError):
     """A sign-in that failed; `message` is safe to show (never a code or a token)."""
 
     def __init__(self, message: str, status: int = 400) -> None:

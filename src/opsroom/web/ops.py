@@ -41,7 +41,8 @@ async def healthz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     """Prometheus exposition format."""
     ctx: WebContext = request.app.state.ctx
-    return Response(await ctx.metrics.render(ctx.store), media_type=CONTENT_TYPE)
+    pool = ctx.engine.dispatcher.supervisor.python_pool.stats()
+    return Response(await ctx.metrics.render(ctx.store, pool), media_type=CONTENT_TYPE)
 
 
 @router.get("/favicon.ico")

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from opsroom.adapters.base import ConnectionState
-from opsroom.bridge import Bridge, create_adapters, engine_services
-from opsroom.errors import ConfigError
+from opsroom.adapters.base import ChatAdapter, ConnectionState
+from opsroom.engine.adapters import create_adapters, engine_services
+from opsroom.engine.bridge import Bridge
+from opsroom.errors import ConfigError, MissingExtra
 from opsroom.model.jobs import JobState
 from opsroom.web.accounts import ADMIN, bootstrap_admin, has_demo_roles
 from opsroom.web.app import context_of, create_app
@@ -150,6 +151,10 @@ async def serve(
         return 2
     try:
         adapters = create_adapters(engine.settings, engine_services(engine.dispatcher))
+    except MissingExtra as e:
+        echo(f"opsroom: {e}")  # one line, as for every other missing extra
+        await engine.close()
+        return 2
     except ConfigError as e:
         echo(f"opsroom: configuration error: {e}")
         await engine.close()
@@ -270,35 +275,21 @@ def opsroom_command(
         return str(exe)
 
 
-def _mount_hooks(web: Any, adapters: list[Any]) -> None:
-    """Platforms that call us over HTTP (Slack's Events API mode, Mattermost) get endpoints."""
+def _mount_hooks(web: Any, adapters: list[ChatAdapter]) -> None:
+    """Platforms that call us over HTTP get the endpoints their plugin names."""
     from starlette.routing import Route
 
+    from opsroom.adapters.plugin import load_plugins
+
+    plugins = load_plugins()
     for adapter in adapters:
-        if adapter.name == "slack" and getattr(adapter.config, "mode", "") == "http":
-            from opsroom.adapters.slack import slack_http_endpoint
-
-            # A route, not a mount: a mount would redirect the bare path. Slack signs
-            # every request; the endpoint verifies it, so no login applies here.
-            web.router.routes.append(
-                Route("/hooks/slack", slack_http_endpoint(adapter), methods=["POST"])
-            )
-        if adapter.name == "teams":
-            from opsroom.adapters.teams import teams_http_endpoint
-
-            # The Bot Connector's JWT is checked by the endpoint before the body is read.
-            web.router.routes.append(
-                Route("/hooks/teams", teams_http_endpoint(adapter), methods=["POST"])
-            )
-        elif adapter.name == "mattermost":
-            from opsroom.adapters.mattermost import mattermost_hook_endpoint
-
-            # `/ops` checks its command token, a click the secret in its button's context.
-            for kind in ("command", "actions"):
-                endpoint = mattermost_hook_endpoint(adapter, kind)
-                web.router.routes.append(
-                    Route(f"/hooks/mattermost/{kind}", endpoint, methods=["POST"])
-                )
+        plugin = plugins.get(adapter.name)
+        if plugin is None or plugin.hooks is None:
+            continue
+        for hook in plugin.hooks(adapter):
+            # A route, not a mount: a mount would redirect the bare path. Each endpoint
+            # verifies its platform's signature or token itself, so no login applies here.
+            web.router.routes.append(Route(hook.path, hook.app, methods=["POST"]))
 
 
 def _scheduler(ctx: WebContext) -> Scheduler:
@@ -332,8 +323,8 @@ async def _adapter_states(ctx: WebContext) -> None:
     for name, bridge in ctx.bridges.items():
         connected = bridge.adapter.state is ConnectionState.CONNECTED
         ctx.metrics.adapter_connected.labels(name).set(1 if connected else 0)
-        if connected and bridge.waiting:
-            await bridge.flush_outbox()
+        if connected and bridge.outbox.waiting:
+            await bridge.outbox.flush()
 
 
 async def _every(seconds: float, work: Callable[[], Any]) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from opsroom.catalog.directives import read_directives
+from opsroom.model.languages import POWERSHELL, PYTHON, SHELL, LanguageSupport
 
 ALL = """\
 #!/usr/bin/env bash
@@ -85,23 +86,24 @@ def test_directive_given_twice() -> None:
 
 
 @pytest.mark.parametrize(
-    ("source", "python", "expected"),
+    ("source", "language", "expected"),
     [
         # below the first code line: not a directive
-        ('echo hi\n# opsroom: owner = "x"\n', False, {}),
+        ('echo hi\n# opsroom: owner = "x"\n', SHELL, {}),
         # python: either side of the module docstring
-        ('#!/usr/bin/env python3\n# opsroom: owner = "a"\n"""Doc.\n\nMore."""\n', True,
+        ('#!/usr/bin/env python3\n# opsroom: owner = "a"\n"""Doc.\n\nMore."""\n', PYTHON,
          {"owner": "a"}),
-        ('"""Doc.\n\nMore.\n"""\n# opsroom: owner = "b"\nimport os\n', True, {"owner": "b"}),
-        ('"""Doc."""\nimport os\n# opsroom: owner = "c"\n', True, {}),
+        ('"""Doc.\n\nMore.\n"""\n# opsroom: owner = "b"\nimport os\n', PYTHON, {"owner": "b"}),
+        ('"""Doc."""\nimport os\n# opsroom: owner = "c"\n', PYTHON, {}),
         # powershell: around the comment-based help block
-        ('<#\n.SYNOPSIS\n  Hi\n#>\n# opsroom: owner = "d"\nparam()\n', False, {"owner": "d"}),
-        ('# OpsRoom: owner = "e"\n', False, {"owner": "e"}),
+        ('<#\n.SYNOPSIS\n  Hi\n#>\n# opsroom: owner = "d"\nparam()\n', POWERSHELL,
+         {"owner": "d"}),
+        ('# OpsRoom: owner = "e"\n', SHELL, {"owner": "e"}),
     ],
 )  # fmt: skip
 def test_only_header_comment_lines_count(
-    source: str, python: bool, expected: dict[str, Any]
+    source: str, language: LanguageSupport, expected: dict[str, Any]
 ) -> None:
-    d = read_directives(source, python=python)
+    d = read_directives(source, language.comments)
     assert d.problems == ()
     assert dict(d.values) == expected

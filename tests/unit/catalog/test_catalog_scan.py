@@ -6,7 +6,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -200,19 +199,17 @@ def test_bundled_catalog_loads_cleanly() -> None:
     assert cat.errors == ()
 
 
-def test_ten_thousand_scripts_load_fast(tmp_path: Path) -> None:
+def test_ten_thousand_scripts_all_load(tmp_path: Path) -> None:
+    # How fast: bench/bench_catalog.py (10,000 scripts cold, budget 5 s).
     for team in range(50):
         (tmp_path / f"team{team}").mkdir()
     for i in range(5000):
         folder = tmp_path / f"team{i % 50}"
         (folder / f"py_{i}.py").write_text(GOOD_PY.replace('"ss"', f'"ss{i}"'))
         (folder / f"sh_{i}.sh").write_text(GOOD_SH)
-    start = time.perf_counter()
     cat = load_catalog(tmp_path, commit="x")
-    elapsed = time.perf_counter() - start
     assert len(cat.commands) == 10_000
     assert cat.issues == ()
-    assert elapsed < 5.0
 
 
 def test_powershell_mandatory_default_is_reported_once(tmp_path: Path) -> None:

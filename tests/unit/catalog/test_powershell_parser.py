@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -550,12 +549,10 @@ def test_parsing_from_many_threads_gives_the_same_result() -> None:
     assert threaded == [parse_powershell(s) for s in sources]
 
 
-def test_repeated_parses_agree_and_are_fast() -> None:
+def test_repeated_parses_agree() -> None:
+    # How fast: bench/bench_powershell.py (500 function files, cold).
     sources = [p.read_text(encoding="utf-8") for p in sorted(FIXTURES.glob("*.ps1"))]
     first = [parse_powershell(s) for s in sources]
-    rounds = 200
-    start = time.perf_counter()
-    for _ in range(rounds):
+    assert len(first) >= 5
+    for _ in range(20):
         assert [parse_powershell(s) for s in sources] == first
-    per_script = (time.perf_counter() - start) / (rounds * len(sources))
-    print(f"\nparse_powershell: {per_script * 1e6:.0f} µs per fixture script")

@@ -63,8 +63,10 @@ def test_a_reply_with_every_block_round_trips() -> None:
         ({"type": "file", "name": "x", "size": True, "content_type": "a/b"}, "block.size"),
         (
             {"type": "actions", "buttons": [["only a label"]]},
-            "block.buttons[0]: expected [label, value]",
+            "block.buttons[0]: expected {label, value}",
         ),
+        ({"type": "actions", "buttons": [{"label": "Go"}]}, "block.buttons[0].value: expected a"),
+        ({"type": "choices", "prompt": "?", "options": []}, "block.menu: expected a string"),
         ("text", "block: expected an object"),
     ],
 )
@@ -76,3 +78,38 @@ def test_damaged_data_is_refused_with_the_field_named(data: Any, message: str) -
 def test_a_reply_without_blocks_is_refused() -> None:
     with pytest.raises(ValueError, match=re.escape("reply.blocks: expected a list")):
         load_reply({"kind": "reply", "job_id": None})
+
+
+def test_replies_kept_by_the_earlier_version_still_load() -> None:
+    # Before one serialiser served every path, kept replies wrote pairs and `menu_id`.
+    kept = {
+        "kind": "reply",
+        "job_id": 12,
+        "blocks": [
+            {"type": "choices", "prompt": "Which env?", "options": ["dev"], "menu_id": "m-1"},
+            {"type": "actions", "buttons": [["Approve", "approve:12"], ["Deny", "deny:12"]]},
+        ],
+    }
+    assert load_reply(kept) == Reply(
+        (
+            Choices("Which env?", ("dev",), "m-1"),
+            Actions((("Approve", "approve:12"), ("Deny", "deny:12"))),
+        ),
+        job_id=12,
+    )
+
+
+def test_the_web_and_cli_json_is_the_one_serialised_form_plus_its_text() -> None:
+    from opsroom.render.text import render_reply, reply_to_dict
+
+    reply = Reply(tuple(BLOCKS), job_id=7, kind="job")
+    shown = json.loads(json.dumps(reply_to_dict(reply)))
+    assert shown == {**dump_reply(reply), "text": render_reply(reply)}
+    # What the web chat and the API publish is read back whole: nothing is lost on the way.
+    assert load_reply(shown) == reply
+    assert shown["blocks"][-2:] == [
+        {"type": "choices", "prompt": "Which env?", "options": ["dev", "test", "prod"],
+         "menu": "m-3f2a"},
+        {"type": "actions", "buttons": [{"label": "Approve", "value": "approve:12"},
+                                        {"label": "Deny", "value": "deny:12"}]},
+    ]  # fmt: skip

@@ -19,7 +19,7 @@ from opsroom.runner.argv import (
     Launch,
     arg_env_name,
     build_launch,
-    powershell_available,
+    missing_runtime,
 )
 
 ROOT = Path("/srv/catalog")
@@ -254,7 +254,9 @@ def test_a_path_outside_the_catalog_is_refused() -> None:
 
 def test_powershell_without_pwsh_is_refused_naming_the_runtime() -> None:
     settings = RunnerSettings(pwsh="pwsh-not-installed-here")
-    assert not powershell_available(settings)
+    assert missing_runtime(Language.POWERSHELL, settings) == (
+        "PowerShell runtime (pwsh-not-installed-here)"
+    )
     with pytest.raises(RefusedError) as err:
         launch(spec(Language.POWERSHELL, "network/Get-Status.ps1"), settings=settings)
     assert str(err.value) == (
@@ -274,7 +276,7 @@ def fake_pwsh(tmp_path: Path) -> str:
 
 def test_powershell_argv_is_exact(fake_pwsh: str) -> None:
     settings = RunnerSettings(pwsh=fake_pwsh)
-    assert powershell_available(settings)
+    assert missing_runtime(Language.POWERSHELL, settings) is None
     got = launch(
         spec(Language.POWERSHELL, "network/Get-Status.ps1"),
         {"target-host": TRICKY, "hosts": ("a", "b"), "force": True},

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -74,32 +73,30 @@ def test_finds_carriers_their_group_and_descendants_only(
     os.kill(dropped, 9)
 
 
-def test_scanning_a_busy_host_is_quick(procs: list[subprocess.Popen[bytes]]) -> None:
+def test_a_busy_host_yields_only_the_job(procs: list[subprocess.Popen[bytes]]) -> None:
+    # How fast one scan is on such a host: bench/bench_supervision.py.
     token = new_token()
     for _ in range(300):
         sleeper(procs, {"X": "y"})
     mine = sleeper(procs, {TOKEN_VAR: token})
-    job_processes(token)
-    started = time.perf_counter()
-    for _ in range(10):
-        assert job_processes(token) == [mine]
-    assert (time.perf_counter() - started) / 10 < 0.05
+    assert job_processes(token) == [mine]
 
 
 async def test_end_processes_terms_kills_and_reports(procs: list[subprocess.Popen[bytes]]) -> None:
     token = new_token()
     stubborn = subprocess.Popen(
-        ["bash", "-c", "trap '' TERM; while true; do sleep 0.05; done"],
+        ["bash", "-c", "trap '' TERM; echo trapped; while true; do sleep 0.05; done"],
         env={"PATH": "/usr/bin:/bin", TOKEN_VAR: token},
         start_new_session=True,
+        stdout=subprocess.PIPE,
     )
     procs.append(stubborn)
     manage(stubborn.pid)
     polite = sleeper(procs, {TOKEN_VAR: token})
-    time.sleep(0.1)  # let bash set its trap
-    started = time.monotonic()
+    assert stubborn.stdout is not None
+    assert stubborn.stdout.readline() == b"trapped\n"  # the trap is set: TERM is ignored now
+    stubborn.stdout.close()
     ended = await end_processes(token, pgid=None, grace=0.5)
-    assert time.monotonic() - started < 0.5 + 1
     assert {stubborn.pid, polite} <= set(ended)
     assert stubborn.wait(timeout=2) == -9  # ignored TERM, so KILLed after the grace
     assert procs[-1].wait(timeout=2) == -15

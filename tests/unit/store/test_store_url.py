@@ -15,9 +15,9 @@ from opsroom.store.url import async_url, redacted, sqlite_path
         ("sqlite:////var/lib/opsroom/o.db", "sqlite+aiosqlite:////var/lib/opsroom/o.db"),
         ("sqlite+pysqlite:///o.db", "sqlite+aiosqlite:///o.db"),
         ("sqlite+aiosqlite:///o.db", "sqlite+aiosqlite:///o.db"),
-        ("postgresql://ops:pw@db:5432/ops", "postgresql+asyncpg://ops:pw@db:5432/ops"),
-        ("postgres://db/ops", "postgresql+asyncpg://db/ops"),
-        ("postgresql+psycopg://db/ops", "postgresql+asyncpg://db/ops"),
+        ("postgresql://ops:pw@db:5432/ops", "postgresql+psycopg://ops:pw@db:5432/ops"),
+        ("postgres://db/ops", "postgresql+psycopg://db/ops"),
+        ("postgresql+asyncpg://db/ops", "postgresql+psycopg://db/ops"),
     ],
 )
 def test_async_url(given: str, expected: str) -> None:

@@ -1,7 +1,7 @@
 """Discord: the gateway (websocket) for events, the REST API for messages.
 
-`create(table, settings)` builds the adapter `opsroom serve` starts for
-`[adapters.discord]`.
+`plugin` is the entry point (`opsroom.adapters`): `create(table, settings)` builds the
+adapter `opsroom serve` starts for `[adapters.discord]`.
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from opsroom.adapters.base import AdapterServices
+from opsroom.adapters.discord.settings import DiscordSettings
+from opsroom.adapters.plugin import AdapterPlugin
 from opsroom.config import Settings
 
 if TYPE_CHECKING:
     from opsroom.adapters.discord.adapter import DiscordAdapter
 
-__all__ = ["create"]
+__all__ = ["create", "plugin"]
 
 
 def create(
@@ -34,5 +36,14 @@ def create(
     from opsroom.adapters.discord.settings import parse
 
     config = parse(table, environ)
-    first = services.first_delivery if services and services.first_delivery else None
+    first = services.first_delivery if services else None
     return DiscordAdapter(config, prefix=settings.bot.prefix, first_delivery=first)
+
+
+plugin = AdapterPlugin(
+    name="discord",
+    settings=DiscordSettings,
+    create=create,
+    requires=("aiohttp",),
+    extra="discord",
+)

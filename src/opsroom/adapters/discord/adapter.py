@@ -14,12 +14,10 @@ be started (a DM), the reply answers the request message instead.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote
 
 from opsroom.adapters.base import (
     AdapterUnavailable,
@@ -28,11 +26,12 @@ from opsroom.adapters.base import (
     Event,
     MessageRef,
 )
+from opsroom.adapters.deliveries import Deliveries, FirstDelivery
 from opsroom.adapters.discord import translate
 from opsroom.adapters.discord.settings import DiscordConfig
 from opsroom.adapters.discord.transport import DiscordError, Gateway, RestClient
-from opsroom.model.blocks import Reply, Text
-from opsroom.render.discord import MAX_LENGTH, DiscordMessage, render, render_single
+from opsroom.model.blocks import Reply
+from opsroom.render.discord import MAX_LENGTH, DiscordMessage, DiscordRenderer
 
 log = logging.getLogger("opsroom.adapters.discord")
 
@@ -40,20 +39,13 @@ CAPABILITIES = Capabilities(
     threads=True,
     edits=True,
     buttons=True,
-    reactions=True,
-    uploads=False,  # files stay in the web console; the reply links there
     max_message_length=MAX_LENGTH,
-    markdown="discord-markdown",
-    messages_per_second=1.0,  # well inside the 5 per 5 s a channel's bucket usually allows
     edits_per_second=1.0,
 )
-_RECENT = 2048  # keys (and message channels) remembered in memory
+_RECENT = 2048  # message channels remembered in memory
 _THREAD_EXISTS = 160004  # "A thread has already been created for this message"
 # Interaction callback types.
 _CHANNEL_MESSAGE, _DEFERRED_UPDATE = 4, 6
-_EMOJI = {"white_check_mark": "✅", "x": "❌", "warning": "⚠️", "hourglass": "⏳"}
-
-FirstDelivery = Callable[[str], Awaitable[bool]]
 
 
 class DiscordAdapter:
@@ -61,21 +53,20 @@ class DiscordAdapter:
 
     name = "discord"
     capabilities = CAPABILITIES
+    renderer = DiscordRenderer(CAPABILITIES.max_message_length)
 
     def __init__(
         self, config: DiscordConfig, *, prefix: str = "!", first_delivery: FirstDelivery | None
     ) -> None:
         self.config = config
         self.prefix = prefix
-        self._first_delivery = first_delivery
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        self.deliveries = Deliveries("discord", first_delivery)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self.rest = RestClient(config)
         self.gateway = Gateway(config, self.rest, self._on_dispatch)
         self._threads: dict[str, str] = {}  # thread channel → parent channel
         self._no_thread: set[str] = set()  # request messages that cannot hold a thread
         self._channel_of: OrderedDict[str, str] = OrderedDict()  # message sent → its channel
-        self._on_close: list[Callable[[], Awaitable[None]]] = []
         self._registered = False
 
     # -- events --------------------------------------------------------------------------------
@@ -95,7 +86,7 @@ class DiscordAdapter:
                 prefix=self.prefix,
                 thread_parents=self._threads,
             )
-            if inbound is not None and await self._first(translate.message_key(data)):
+            if inbound is not None and await self.deliveries.first(translate.message_key(data)):
                 self._queue.put_nowait(inbound)
         elif kind == "INTERACTION_CREATE":
             await self._on_interaction(data)
@@ -119,7 +110,7 @@ class DiscordAdapter:
             event = translate.component(data, thread_parents=self._threads)
             answer = {"type": _DEFERRED_UPDATE}  # acknowledged; the message stays as it is
         await self._answer(data, answer)
-        if event is not None and await self._first(translate.interaction_key(data)):
+        if event is not None and await self.deliveries.first(translate.interaction_key(data)):
             self._queue.put_nowait(event)
 
     async def _answer(self, data: dict[str, Any], answer: dict[str, Any]) -> None:
@@ -145,26 +136,6 @@ class DiscordAdapter:
             self._registered = True
         except (DiscordError, AdapterUnavailable) as e:
             log.error("discord refused to register /ops: %s", e)
-
-    async def _first(self, key: str) -> bool:
-        """True only for the first delivery of `key` (in the store when there is one)."""
-        if key in self._recent:
-            log.info("dropped a repeated discord delivery", extra={"key": key})
-            return False
-        self._recent[key] = None
-        while len(self._recent) > _RECENT:
-            self._recent.popitem(last=False)
-        if self._first_delivery is None:
-            return True
-        try:
-            first = await self._first_delivery(key)
-        except Exception:
-            # Acted on: the request itself is audited or refused (no audit, no action).
-            log.exception("could not record a discord delivery")
-            return True
-        if not first:
-            log.info("dropped a repeated discord delivery", extra={"key": key})
-        return first
 
     # -- ChatAdapter -----------------------------------------------------------------------------
 
@@ -217,7 +188,7 @@ class DiscordAdapter:
         self._check_connected()
         channel, answers = await self._target(translate.channel_of(room), thread_id)
         first: MessageRef | None = None
-        for message in render(reply, max_length=self.capabilities.max_message_length):
+        for message in self.renderer.render(reply):
             ref = await self._post(room, channel, message, answers, thread_id)
             first = first or ref
             answers = None  # only the first piece answers the request
@@ -258,40 +229,15 @@ class DiscordAdapter:
         if not ref.id:
             return
         self._check_connected()
-        message = render_single(reply, max_length=self.capabilities.max_message_length)
+        message = self.renderer.render_single(reply)
         path = f"/channels/{self._channel(ref)}/messages/{ref.id}"
         try:
             await self.rest.request("PATCH", path, json_body=message.payload())
         except DiscordError as e:
             log.error("discord refused an edit in %s: %s", ref.room, e)
 
-    async def react(self, ref: MessageRef, emoji: str) -> None:
-        """Add a reaction (`white_check_mark`, `:x:` or the emoji itself) to a message."""
-        if not ref.id:
-            return
-        self._check_connected()
-        name = emoji.strip(":")
-        path = f"/channels/{self._channel(ref)}/messages/{ref.id}/reactions/"
-        try:
-            await self.rest.request("PUT", path + quote(_EMOJI.get(name, name)) + "/@me")
-        except DiscordError as e:
-            log.error("discord refused a reaction in %s: %s", ref.room, e)
-
-    async def upload(
-        self, room: str, name: str, data: bytes, *, thread_id: str | None = None
-    ) -> MessageRef:
-        """Files are not shared in Discord (`capabilities.uploads` is False): say so."""
-        note = f"(file {name} is kept with the job in the web console)"
-        return await self.send(room, Reply((Text(note),)), thread_id=thread_id)
-
-    def on_close(self, callback: Callable[[], Awaitable[None]]) -> None:
-        """Run `callback` when the adapter closes (e.g. release the store)."""
-        self._on_close.append(callback)
-
     async def close(self) -> None:
         """Disconnect for good."""
         await self.gateway.close()
         await self.rest.close()
-        for callback in self._on_close:
-            with contextlib.suppress(Exception):
-                await callback()
+        await self.deliveries.settle()

@@ -34,13 +34,15 @@ import aiohttp
 from opsroom import __version__
 from opsroom.adapters.base import AdapterUnavailable, ConnectionState
 from opsroom.adapters.discord.settings import DiscordConfig
+from opsroom.errors import AdapterError
+from opsroom.retry import Backoff
 
 log = logging.getLogger("opsroom.adapters.discord")
 
 # GUILDS (threads and their parents), GUILD_MESSAGES, DIRECT_MESSAGES, MESSAGE_CONTENT.
 INTENTS = (1 << 0) | (1 << 9) | (1 << 12) | (1 << 15)
-BACKOFF_FIRST = 0.5  # seconds before the first reconnect attempt
-BACKOFF_CAP = 30.0
+# Reconnects (and retried requests) wait 0.5 s, 1 s, 2 s … up to 30 s, jittered.
+BACKOFF = Backoff(first=0.5, cap=30.0)
 RATE_LIMIT_RETRIES = 5  # 429s waited out before giving up on a request
 SERVER_ERROR_RETRIES = 2
 REQUEST_TIMEOUT = 30.0
@@ -68,13 +70,7 @@ DISPATCH, HEARTBEAT, IDENTIFY, RESUME, RECONNECT, INVALID_SESSION, HELLO, HEARTB
 Dispatch = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
-def backoff(attempt: int) -> float:
-    """Seconds to wait before reconnect attempt `attempt` (0-based): doubling, jittered."""
-    delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2.0 ** min(attempt, 32))
-    return delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
-
-
-class DiscordError(Exception):
+class DiscordError(AdapterError):
     """Discord refused a request (4xx other than 429): status, JSON error code, message."""
 
     def __init__(self, status: int, code: int, message: str) -> None:
@@ -204,7 +200,7 @@ class RestClient:
                 server_errors += 1
                 if server_errors > SERVER_ERROR_RETRIES:
                     raise AdapterUnavailable(f"discord {route}: {status}")
-                await asyncio.sleep(backoff(server_errors - 1))
+                await asyncio.sleep(BACKOFF.delay(server_errors - 1))
                 continue
             if status >= 400:
                 code = data.get("code", 0) if isinstance(data, dict) else 0
@@ -328,7 +324,7 @@ class Gateway:
                 self._set(ConnectionState.DISCONNECTED)
                 return
             self._set(ConnectionState.CONNECTING)
-            await asyncio.sleep(backoff(attempt))
+            await asyncio.sleep(BACKOFF.delay(attempt))
             attempt += 1
 
     async def _session(self) -> int | None:

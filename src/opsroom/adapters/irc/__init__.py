@@ -1,4 +1,7 @@
-"""The IRC adapter (SPEC §7.1 `[adapters.irc]`): principals are services accounts."""
+"""The IRC adapter (SPEC §7.1 `[adapters.irc]`): principals are services accounts.
+
+`plugin` is the entry point (`opsroom.adapters`); nothing here imports the `irc` library.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from opsroom.adapters.base import AdapterServices, ChatAdapter
+from opsroom.adapters.irc.settings import IrcSettings
+from opsroom.adapters.plugin import AdapterPlugin
 from opsroom.config import Settings, resolve_reference
 from opsroom.errors import ConfigError
 
@@ -28,3 +33,12 @@ def create(
         except ConfigError as e:
             raise ConfigError(f"adapters.irc.sasl_password: {e}") from None
     return IrcAdapter(config, password=password, prefix=settings.bot.prefix)
+
+
+plugin = AdapterPlugin(
+    name="irc",
+    settings=IrcSettings,
+    create=create,
+    requires=("irc", "jaraco.stream"),
+    extra="irc",
+)

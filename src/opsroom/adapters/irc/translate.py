@@ -7,9 +7,8 @@ services account the server vouches for — from the IRCv3 `account` message tag
 server offers `account-tag`, else from what `account-notify` / `extended-join` told us,
 else from a WHOX lookup (`WHO <nick> %tna`). Someone with no account (or on a network
 without services) is the shared principal `irc:~guest` (`~` cannot occur in an account
-name, so it never collides) and may only ask for `help`: the adapter itself refuses
-anything else with `GUEST_REFUSAL`, handing the engine an Inbound that carries the refusal,
-so it is recorded in the audit log like every other refusal and nothing else happens.
+name, so it never collides). What a guest may do is policy's to decide, not the
+adapter's: `policy.rbac` lets a principal beginning with `~` ask for `help` only.
 
 Rooms: a channel is `irc:#ops` (case-folded); a direct message is `irc:@<account>`, or
 `irc:@~<nick>` for someone without an account.
@@ -24,7 +23,6 @@ from dataclasses import dataclass, field
 from opsroom.model.messages import Inbound
 
 GUEST = "~guest"
-GUEST_REFUSAL = "log in to services (NickServ) to use opsroom; only `help` works without an account"
 WANTED_CAPS = ("account-notify", "account-tag", "extended-join", "message-tags", "sasl")
 WHOX_QUERY_TYPE = "651"
 CHANNEL_TYPES = "#&+!"
@@ -240,30 +238,22 @@ class Handshake:
         return []
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A message the adapter answers itself: `text` goes to `room`."""
+def mention_as_prefix(text: str, *, me: str, prefix: str) -> str:
+    """`ops_: store status` as `!store status`: a leading mention of the bot's nick.
 
-    room: str
-    text: str
-
-
-def addressed_body(text: str, *, prefix: str, me: str, direct: bool) -> str | None:
-    """What follows the prefix or a mention of the bot's nick; None if not addressed."""
+    The nick the bot has now may not be its configured name (`ops_` when `ops` was taken),
+    and only the configured name is known to the engine: a mention of the current nick is
+    handed on in the prefix form the engine always understands. Anything else is unchanged.
+    """
     body = text.lstrip()
     for form, ends in ((f"@{me}", ("", " ", ":", ",")), (me, (":", ","))):
         head, after = body[: len(form)], body[len(form) : len(form) + 1]
         if fold(head) == fold(form) and after in ends:
-            rest = body[len(form) + len(after) :].lstrip()
+            rest = body[len(form) + len(after) :].strip()
             if prefix and rest.startswith(prefix):
                 rest = rest[len(prefix) :].lstrip()
-            return rest.rstrip()
-    if prefix and body.startswith(prefix):
-        rest = body[len(prefix) :]
-        if not direct and (not rest or rest[0].isspace() or rest.startswith(prefix)):
-            return None
-        return rest.strip()
-    return body.strip() if direct else None
+            return f"{prefix}{rest}" if rest else text
+    return text
 
 
 def room_of(msg: IrcMessage, account: str | None, chantypes: str = CHANNEL_TYPES) -> str:
@@ -281,8 +271,8 @@ def to_event(
     account: str | None,
     prefix: str = "!",
     chantypes: str = CHANNEL_TYPES,
-) -> Inbound | Refusal | None:
-    """A PRIVMSG as an Inbound (`refusal` set for a guest's command), or None (ignored)."""
+) -> Inbound | None:
+    """A PRIVMSG as an Inbound, or None (not a message the bot should see)."""
     if msg.command != "PRIVMSG" or len(msg.params) < 2 or not msg.nick:
         return None
     if fold(msg.nick) == fold(me) or "bot" in msg.tags or "draft/bot" in msg.tags:
@@ -290,27 +280,11 @@ def to_event(
     text = msg.params[1]
     if text.startswith("\x01"):
         return None  # CTCP (ACTION, VERSION, ...): not for the bot
-    text = strip_formatting(text)
-    direct = not is_channel(msg.params[0], chantypes)
-    room = room_of(msg, account, chantypes)
-    body = addressed_body(text, prefix=prefix, me=me, direct=direct)
-    mention = addressed_body(text, prefix=prefix, me=me, direct=False)
-    if mention and not text.lstrip().startswith(prefix):
-        # A mention of the bot's current nick (which may not be its configured name):
-        # hand the dispatcher the prefix form it always understands.
-        text = f"{prefix}{mention}"
-    refusal = ""
-    if account is None and body is not None:
-        words = body.split()
-        if words and words[0].casefold() != "help":
-            who = "" if direct else f"{msg.nick}: "
-            refusal = who + GUEST_REFUSAL
     return Inbound(
-        text=text,
+        text=mention_as_prefix(strip_formatting(text), me=me, prefix=prefix),
         principal=f"irc:{account}" if account else f"irc:{GUEST}",
-        room=room,
-        direct=direct,
+        room=room_of(msg, account, chantypes),
+        direct=not is_channel(msg.params[0], chantypes),
         display_name=msg.nick,
         message_id=msg.tags.get("msgid"),
-        refusal=refusal,
     )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -32,7 +31,6 @@ from opsroom.adapters.irc.translate import (
     AccountBook,
     Handshake,
     IrcMessage,
-    Refusal,
     build_line,
     fold,
     is_channel,
@@ -40,9 +38,10 @@ from opsroom.adapters.irc.translate import (
     to_event,
     whox_line,
 )
-from opsroom.model.blocks import Reply, Status
+from opsroom.model.blocks import Reply
 from opsroom.model.messages import Inbound
-from opsroom.render.irc import render
+from opsroom.render.irc import IrcRenderer
+from opsroom.retry import Backoff
 
 log = logging.getLogger("opsroom.adapters.irc")
 
@@ -77,8 +76,6 @@ class IrcAdapter:
             edits=False,
             buttons=False,
             max_message_length=400,
-            markdown="irc",
-            messages_per_second=settings.rate,
         )
         self._password = password
         self._prefix = prefix
@@ -140,12 +137,12 @@ class IrcAdapter:
         """Post a reply as paced lines; AdapterUnavailable when disconnected."""
         del thread_id  # IRC has no threads
         target = self._target(room)
-        lines = render(
-            reply,
+        renderer = IrcRenderer(
             max_bytes=self._line_budget(target),
             max_lines=self.settings.max_lines,
             prefix=self._prefix,
         )
+        lines = renderer.render(reply)
         async with self._send_lock:
             for text in lines:
                 if self._state is not ConnectionState.CONNECTED:
@@ -158,16 +155,6 @@ class IrcAdapter:
     async def edit(self, ref: MessageRef, reply: Reply) -> None:
         """IRC cannot edit: the new content is posted as new lines."""
         await self.send(ref.room, reply)
-
-    async def react(self, ref: MessageRef, emoji: str) -> None:
-        """IRC has no reactions: nothing happens."""
-
-    async def upload(
-        self, room: str, name: str, data: bytes, *, thread_id: str | None = None
-    ) -> MessageRef:
-        """IRC cannot carry files: say so in the room."""
-        note = f"{name} ({len(data)} bytes) cannot be shared on IRC; see the web console"
-        return await self.send(room, Reply((Status(note, "warning"),)))
 
     async def close(self) -> None:
         """Say goodbye and stop reconnecting."""
@@ -192,7 +179,8 @@ class IrcAdapter:
 
     async def _supervise(self) -> None:
         """Connect, wait for the connection to end, back off, repeat."""
-        delay = self._backoff[0]
+        waits = Backoff(*self._backoff)
+        attempt = 0
         while not self._closed:
             registered = False
             try:
@@ -206,8 +194,9 @@ class IrcAdapter:
             self._disconnect()
             if self._closed:
                 return
-            delay = self._backoff[0] if registered else min(delay * 2, self._backoff[1])
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter only
+            # A session that registered was a success: the next failure starts over.
+            attempt = 0 if registered else attempt + 1
+            await asyncio.sleep(waits.delay(attempt))
 
     async def _session(self) -> bool:
         """One connection, from TCP/TLS to its end; True if it got as far as registering."""
@@ -420,19 +409,6 @@ class IrcAdapter:
                 if event.direct:
                     self._dm_nicks[event.room] = msg.nick
                 self._events.put_nowait(event)
-            elif isinstance(event, Refusal):
-                self._dm_nicks.setdefault(event.room, msg.nick)
-                task = asyncio.create_task(self._refuse(event))
-                self._tasks.append(task)
-                task.add_done_callback(self._forget_task)
-
-    def _forget_task(self, task: asyncio.Task[None]) -> None:
-        with contextlib.suppress(ValueError):
-            self._tasks.remove(task)
-
-    async def _refuse(self, refusal: Refusal) -> None:
-        with contextlib.suppress(AdapterUnavailable):
-            await self.send(refusal.room, Reply((Status(refusal.text, "warning"),)))
 
     async def _account_of(self, msg: IrcMessage) -> str | None:
         """The sender's services account: message tag, tracked state, then WHOX."""

@@ -1,4 +1,7 @@
-"""The Matrix adapter: a matrix-nio client that syncs, joins rooms and answers in threads."""
+"""The Matrix adapter: a matrix-nio client that syncs, joins rooms and answers in threads.
+
+`plugin` is the entry point (`opsroom.adapters`); nothing here imports matrix-nio.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,11 @@ from typing import Any
 
 from opsroom.adapters.base import AdapterServices, ChatAdapter
 from opsroom.adapters.matrix.settings import MatrixSettings, load_settings
+from opsroom.adapters.plugin import AdapterPlugin
 from opsroom.config import Settings, resolve_reference
 from opsroom.errors import ConfigError
 
-__all__ = ["MatrixSettings", "create", "holds_a_role", "load_settings"]
+__all__ = ["MatrixSettings", "create", "holds_a_role", "load_settings", "plugin"]
 
 
 def _static_groups(principal: str, table: Mapping[str, Sequence[str]]) -> set[str]:
@@ -79,3 +83,12 @@ def create(
     return MatrixAdapter(
         matrix, password=password, access_token=token, may_invite=holds_a_role(settings)
     )
+
+
+plugin = AdapterPlugin(
+    name="matrix",
+    settings=MatrixSettings,
+    create=create,
+    requires=("nio",),
+    extra="matrix",
+)

@@ -142,19 +142,3 @@ def edit_of(event_id: str, content: Mapping[str, Any]) -> dict[str, Any]:
     if "formatted_body" in content:
         edit["formatted_body"] = f"* {content['formatted_body']}"
     return edit
-
-
-def reaction_to(event_id: str, key: str) -> dict[str, Any]:
-    """An `m.reaction` annotating `event_id` with `key` (an emoji)."""
-    return {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
-
-
-def file_message(name: str, url: str, size: int, mimetype: str) -> dict[str, Any]:
-    """An `m.file` message pointing at uploaded media (`mxc://...`)."""
-    return {
-        "msgtype": "m.file",
-        "body": name,
-        "filename": name,
-        "url": url,
-        "info": {"size": size, "mimetype": mimetype},
-    }

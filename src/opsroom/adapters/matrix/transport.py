@@ -17,10 +17,8 @@ import asyncio
 import contextlib
 import hashlib
 import importlib
-import io
 import json
 import logging
-import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -34,9 +32,10 @@ from opsroom.adapters.base import (
 )
 from opsroom.adapters.matrix import translate
 from opsroom.adapters.matrix.settings import MatrixSettings
-from opsroom.errors import ConfigError
+from opsroom.errors import AdapterError, ConfigError
 from opsroom.model.blocks import Reply
-from opsroom.render.matrix import MAX_LENGTH, render_reply
+from opsroom.render.matrix import MAX_LENGTH, MatrixRenderer
+from opsroom.retry import Backoff
 
 log = logging.getLogger("opsroom.adapters.matrix")
 
@@ -44,15 +43,12 @@ CAPABILITIES = Capabilities(
     threads=True,
     edits=True,
     buttons=False,
-    reactions=True,
-    uploads=True,
     max_message_length=MAX_LENGTH,
-    markdown="html",
-    messages_per_second=5.0,
     edits_per_second=2.0,
 )
 _TIMELINE_LIMIT = 100  # events per room per sync; a longer outage shows up as `limited`
 _SERVER_ERROR_RETRIES = 3
+_SERVER_ERROR_WAIT = Backoff(first=0.5, cap=4.0)  # 0.5 s, 1 s, 2 s, jittered
 
 
 def _nio() -> Any:
@@ -76,7 +72,7 @@ def _raw(event: Any) -> dict[str, Any]:
     return raw
 
 
-class _TooLarge(Exception):
+class _TooLarge(AdapterError):
     """The homeserver refused an event as too large."""
 
 
@@ -218,9 +214,7 @@ class MatrixAdapter:
         if self._state is ConnectionState.CONNECTED:
             log.warning("lost the Matrix homeserver: %s", error)
         self._state = ConnectionState.DISCONNECTED
-        base, ceiling = self._backoff
-        delay = min(ceiling, base * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
-        await asyncio.sleep(delay)
+        await asyncio.sleep(Backoff(*self._backoff).delay(attempt))
 
     async def _login(self) -> None:
         nio = _nio()
@@ -341,7 +335,7 @@ class MatrixAdapter:
             if response.status_code == "M_TOO_LARGE" or status == 413:
                 raise _TooLarge(str(response))
             if status >= 500 and attempt < _SERVER_ERROR_RETRIES:
-                await asyncio.sleep(0.5 * 2**attempt)
+                await asyncio.sleep(_SERVER_ERROR_WAIT.delay(attempt))
                 continue
             if status >= 500 or status == 429:
                 self._txns[fingerprint] = txn
@@ -366,9 +360,7 @@ class MatrixAdapter:
         limit = self.capabilities.max_message_length
         while True:
             try:
-                ids = await self._post_all(
-                    room_id, render_reply(reply, max_length=limit), thread_id
-                )
+                ids = await self._post_all(room_id, MatrixRenderer(limit).render(reply), thread_id)
                 return MessageRef(room=room, id=ids[0] if ids else "", thread_id=thread_id)
             except _TooLarge:
                 if limit < 1000:
@@ -383,7 +375,7 @@ class MatrixAdapter:
             self._deferred_edits[ref.id] = (ref, reply)
             return
         room_id = translate.room_id_of(ref.room)
-        first, *rest = render_reply(reply, max_length=self.capabilities.max_message_length)
+        first, *rest = MatrixRenderer(self.capabilities.max_message_length).render(reply)
         try:
             await self._send_event(room_id, "m.room.message", translate.edit_of(ref.id, first))
         except AdapterUnavailable:
@@ -405,34 +397,3 @@ class MatrixAdapter:
                 await self.edit(ref, reply)
             except Exception:  # one bad edit must not stop the sync loop
                 log.exception("a deferred Matrix edit failed")
-
-    async def react(self, ref: MessageRef, emoji: str) -> None:
-        """Annotate a message with a reaction."""
-        if ref.id:
-            room_id = translate.room_id_of(ref.room)
-            await self._send_event(room_id, "m.reaction", translate.reaction_to(ref.id, emoji))
-
-    async def upload(
-        self, room: str, name: str, data: bytes, *, thread_id: str | None = None
-    ) -> MessageRef:
-        """Upload `data` to the media repository and share it as an `m.file` message."""
-        room_id = translate.room_id_of(room)
-        if self._state is not ConnectionState.CONNECTED or self._client is None:
-            raise AdapterUnavailable("the Matrix homeserver is not reachable")
-        nio = _nio()
-        mimetype = "application/octet-stream"
-        try:
-            response, _ = await self._client.upload(
-                io.BytesIO(data), content_type=mimetype, filename=name, filesize=len(data)
-            )
-        except Exception as error:
-            if isinstance(error, OSError | TimeoutError) or type(error).__module__.startswith(
-                "aiohttp"
-            ):
-                raise AdapterUnavailable(f"uploading to Matrix failed: {error}") from error
-            raise
-        if isinstance(response, nio.UploadError):
-            raise AdapterUnavailable(f"Matrix refused the upload: {response}")
-        content = translate.file_message(name, response.content_uri, len(data), mimetype)
-        ids = await self._post_all(room_id, [content], thread_id)
-        return MessageRef(room=room, id=ids[0], thread_id=thread_id)

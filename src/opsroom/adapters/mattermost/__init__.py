@@ -1,23 +1,26 @@
 """Mattermost: REST v4 and the WebSocket, plus `/ops` and button clicks over HTTP.
 
-`create(table, settings)` builds the adapter `opsroom serve` starts; the web app also
-mounts `mattermost_hook_endpoint(adapter, "command")` at `/hooks/mattermost/command` and
+`plugin` is the entry point (`opsroom.adapters`): `create(table, settings)` builds the
+adapter `opsroom serve` starts; the web app also mounts
+`mattermost_hook_endpoint(adapter, "command")` at `/hooks/mattermost/command` and
 `mattermost_hook_endpoint(adapter, "actions")` at `/hooks/mattermost/actions`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from opsroom.adapters.base import AdapterServices
+from opsroom.adapters.base import AdapterServices, ChatAdapter
+from opsroom.adapters.mattermost.settings import MattermostSettings
+from opsroom.adapters.plugin import AdapterPlugin, Hook
 from opsroom.config import Settings
 
 if TYPE_CHECKING:
     from opsroom.adapters.mattermost.adapter import MattermostAdapter
     from opsroom.adapters.mattermost.http import MattermostHookEndpoint
 
-__all__ = ["create", "mattermost_hook_endpoint"]
+__all__ = ["create", "mattermost_hook_endpoint", "plugin"]
 
 
 def create(
@@ -36,25 +39,8 @@ def create(
     from opsroom.adapters.mattermost.settings import parse
 
     config = parse(table, environ, base_url=settings.web.base_url)
-    first = services.first_delivery if services and services.first_delivery else _InMemory().first
+    first = services.first_delivery if services else None
     return MattermostAdapter(config, prefix=settings.bot.prefix, first_delivery=first)
-
-
-class _InMemory:
-    """Delivery keys seen by this process (bounded)."""
-
-    def __init__(self, limit: int = 100_000) -> None:
-        self.limit = limit
-        self.seen: dict[str, None] = {}
-
-    async def first(self, key: str) -> bool:
-        """True the first time `key` is seen."""
-        if key in self.seen:
-            return False
-        self.seen[key] = None
-        while len(self.seen) > self.limit:
-            del self.seen[next(iter(self.seen))]
-        return True
 
 
 def mattermost_hook_endpoint(adapter: MattermostAdapter, kind: str) -> MattermostHookEndpoint:
@@ -62,3 +48,24 @@ def mattermost_hook_endpoint(adapter: MattermostAdapter, kind: str) -> Mattermos
     from opsroom.adapters.mattermost.http import MattermostHookEndpoint
 
     return MattermostHookEndpoint(adapter, kind)
+
+
+def _hooks(adapter: ChatAdapter) -> Sequence[Hook]:
+    """`/ops` checks its command token, a click the secret in its button's context."""
+    from opsroom.adapters.mattermost.adapter import MattermostAdapter
+
+    assert isinstance(adapter, MattermostAdapter)
+    return tuple(
+        Hook(f"/hooks/mattermost/{kind}", mattermost_hook_endpoint(adapter, kind))
+        for kind in ("command", "actions")
+    )
+
+
+plugin = AdapterPlugin(
+    name="mattermost",
+    settings=MattermostSettings,
+    create=create,
+    requires=("aiohttp",),
+    extra="mattermost",
+    hooks=_hooks,
+)

@@ -16,31 +16,28 @@ nothing runs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any
 
 from opsroom.adapters.base import (
-    AdapterUnavailable,
     Capabilities,
     ConnectionState,
     Event,
     MessageRef,
 )
+from opsroom.adapters.deliveries import Deliveries, FirstDelivery
 from opsroom.adapters.mattermost import translate
 from opsroom.adapters.mattermost.settings import MattermostConfig
 from opsroom.adapters.mattermost.transport import MattermostApiError, MattermostTransport
-from opsroom.model.blocks import File, Reply
+from opsroom.model.blocks import Reply
 from opsroom.render.mattermost import (
     MAX_LENGTH,
     Integration,
     MattermostPost,
-    render,
-    render_single,
+    MattermostRenderer,
 )
 
 log = logging.getLogger("opsroom.adapters.mattermost")
@@ -49,16 +46,10 @@ CAPABILITIES = Capabilities(
     threads=True,
     edits=True,
     buttons=True,
-    reactions=True,
-    uploads=False,
     max_message_length=MAX_LENGTH,
-    markdown="commonmark",
-    messages_per_second=5.0,  # the server's default limit is 10 requests/s per user
     edits_per_second=1.0,
 )
-_RECENT = 2048  # keys remembered in memory in front of the store
 
-FirstDelivery = Callable[[str], Awaitable[bool]]
 Answer = tuple[int, dict[str, Any]]  # HTTP status and JSON body for a hook
 
 
@@ -74,15 +65,9 @@ class MattermostAdapter:
         self.prefix = prefix
         # Without an integration URL Mattermost has nowhere to send a click: no buttons.
         self.capabilities = replace(CAPABILITIES, buttons=config.actions_url is not None)
-        self._first_delivery = first_delivery
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        self.deliveries = Deliveries("mattermost", first_delivery)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self.transport = MattermostTransport(config, self._on_event)
-        self._on_close: list[Callable[[], Awaitable[None]]] = []
-        self._recording = 0  # deliveries being recorded now; close waits for them
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._background: set[asyncio.Task[None]] = set()
 
     # -- inbound -------------------------------------------------------------------------------
 
@@ -123,63 +108,13 @@ class MattermostAdapter:
         if not hmac.compare_digest(given.encode(), expected.encode()):
             return 401, {"error": "invalid action secret"}
         interaction = translate.action(body)
-        if interaction is not None and await self._first(translate.action_key(body)):
+        if interaction is not None and await self.deliveries.first(translate.action_key(body)):
             self._queue.put_nowait(interaction)
         return 200, {}
 
     async def _deliver(self, key: str, event: Event) -> None:
-        if await self._first(key):
+        if await self.deliveries.first(key):
             self._queue.put_nowait(event)
-        else:
-            log.info("dropped a repeated mattermost delivery", extra={"key": key})
-
-    async def _first(self, key: str) -> bool:
-        """True only for the first delivery of `key` (in the store when there is one)."""
-        if key in self._recent:
-            return False
-        self._recent[key] = None
-        while len(self._recent) > _RECENT:
-            self._recent.popitem(last=False)
-        if self._first_delivery is None:
-            return True
-        self._recording += 1
-        self._idle.clear()
-        try:
-            return await self._first_delivery(key)
-        except Exception:
-            # Acted on (the request itself is audited or refused: no audit, no action); the
-            # key is kept as soon as the store takes it, so a redelivery is still caught.
-            log.exception("could not record a mattermost delivery yet; retrying")
-            self._recording += 1
-            task = asyncio.create_task(self._record_later(key))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-            return True
-        finally:
-            self._done_recording()
-
-    def _done_recording(self) -> None:
-        self._recording -= 1
-        if not self._recording:
-            self._idle.set()
-
-    async def _record_later(self, key: str) -> None:
-        """Keep trying to record a delivery key the store refused, backing off to 5 s."""
-        assert self._first_delivery is not None
-        delay = 0.1
-        try:
-            while True:
-                await asyncio.sleep(delay)
-                try:
-                    await self._first_delivery(key)
-                    return
-                except Exception as e:  # the store's own error types vary by backend
-                    log.warning("still could not record a mattermost delivery (%s)", e)
-                    delay = min(delay * 2, 5.0)
-        finally:
-            self._done_recording()
-
-    # -- ChatAdapter -----------------------------------------------------------------------------
 
     @property
     def state(self) -> ConnectionState:
@@ -199,22 +134,21 @@ class MattermostAdapter:
         while True:
             yield await self._queue.get()
 
-    def _integration(self, thread_id: str | None) -> Integration | None:
+    def _renderer(self, thread_id: str | None) -> MattermostRenderer:
+        """Clicks on a post's buttons go to the integration URL, answered in its thread."""
+        limit = self.capabilities.max_message_length
         if self.config.actions_url is None:
-            return None
+            return MattermostRenderer(limit)
         context = {"secret": self.config.action_secret}
         if thread_id:
             context["root_id"] = thread_id  # the click's answer goes in the same thread
-        return Integration(self.config.actions_url, context)
+        return MattermostRenderer(limit, Integration(self.config.actions_url, context))
 
     async def send(self, room: str, reply: Reply, *, thread_id: str | None = None) -> MessageRef:
         """Post a reply (as several posts when it is too big for one)."""
         channel = translate.channel_of(room)
-        integration = self._integration(thread_id)
         first: MessageRef | None = None
-        for post in render(
-            reply, max_length=self.capabilities.max_message_length, integration=integration
-        ):
+        for post in self._renderer(thread_id).render(reply):
             ref = await self._post(channel, room, post, thread_id)
             first = first or ref
         return first or MessageRef(room=room, id="", thread_id=thread_id)
@@ -236,48 +170,14 @@ class MattermostAdapter:
         """Replace a post the bot made (the end of the reply kept when it must shrink)."""
         if not ref.id:
             return
-        post = render_single(
-            reply,
-            max_length=self.capabilities.max_message_length,
-            integration=self._integration(ref.thread_id),
-        )
+        post = self._renderer(ref.thread_id).render_single(reply)
         try:
             await self.transport.call("PUT", f"posts/{ref.id}/patch", post.payload())
         except MattermostApiError as e:
             log.error("mattermost refused an edit in %s: %s", ref.room, e)
 
-    async def react(self, ref: MessageRef, emoji: str) -> None:
-        """Add a reaction (`white_check_mark`, `:x:`) to a post."""
-        if not ref.id:
-            return
-        body = {
-            "user_id": self.transport.identity.get("id", ""),
-            "post_id": ref.id,
-            "emoji_name": emoji.strip(":"),
-        }
-        try:
-            await self.transport.call("POST", "reactions", body)
-        except MattermostApiError as e:
-            log.error("mattermost refused a reaction in %s: %s", ref.room, e)
-
-    async def upload(
-        self, room: str, name: str, data: bytes, *, thread_id: str | None = None
-    ) -> MessageRef:
-        """Files stay in the web console (no `uploads`): the post names the file."""
-        if self.state is not ConnectionState.CONNECTED:
-            raise AdapterUnavailable(f"mattermost is {self.state.value}")
-        return await self.send(room, Reply((File(name, len(data)),)), thread_id=thread_id)
-
-    def on_close(self, callback: Callable[[], Awaitable[None]]) -> None:
-        """Run `callback` when the adapter closes (e.g. release the store)."""
-        self._on_close.append(callback)
-
     async def close(self) -> None:
         """Disconnect for good."""
         await self.transport.close()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), timeout=5)
-        for task in list(self._background):
-            task.cancel()
-        for callback in self._on_close:
-            await callback()
+        # Listeners may still be recording deliveries in the store: let them finish first.
+        await self.deliveries.settle()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -24,11 +23,13 @@ import aiohttp
 from opsroom.adapters.base import AdapterUnavailable, ConnectionState
 from opsroom.adapters.mattermost import translate
 from opsroom.adapters.mattermost.settings import MattermostConfig
+from opsroom.errors import AdapterError
+from opsroom.retry import Backoff
 
 log = logging.getLogger("opsroom.adapters.mattermost")
 
-BACKOFF_FIRST = 0.5  # seconds before the first reconnect attempt
-BACKOFF_CAP = 30.0  # never wait longer than this between attempts
+# Reconnects (and retried requests) wait 0.5 s, 1 s, 2 s … up to 30 s, jittered.
+BACKOFF = Backoff(first=0.5, cap=30.0)
 HEARTBEAT = 10.0  # websocket ping interval; a silent dead link is noticed within ~2 of these
 RATE_LIMIT_RETRIES = 5  # 429s waited out before giving up
 RATE_LIMIT_WAIT_CAP = 60.0  # seconds; a longer wait is given up (the outbox keeps the reply)
@@ -38,19 +39,13 @@ REQUEST_TIMEOUT = 30.0
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-class MattermostApiError(Exception):
+class MattermostApiError(AdapterError):
     """Mattermost refused a request (4xx other than 429): not worth retrying."""
 
     def __init__(self, status: int, error_id: str, message: str) -> None:
         super().__init__(f"{status} {error_id}: {message}")
         self.status = status
         self.error_id = error_id
-
-
-def backoff(attempt: int) -> float:
-    """Seconds to wait before reconnect attempt `attempt` (0-based): doubling, jittered."""
-    delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2.0 ** min(attempt, 32))
-    return delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
 
 
 def retry_after(headers: Mapping[str, str], now: float) -> float:
@@ -164,7 +159,7 @@ class MattermostTransport:
                     if response.status == 429 or response.status >= 500:
                         if response.status >= 500 and failed < SERVER_ERROR_RETRIES:
                             failed += 1
-                            await asyncio.sleep(backoff(failed - 1))
+                            await asyncio.sleep(BACKOFF.delay(failed - 1))
                             continue
                         raise AdapterUnavailable(f"mattermost {path}: {response.status}")
                     data = await response.json(content_type=None)
@@ -177,7 +172,7 @@ class MattermostTransport:
             except (aiohttp.ClientError, TimeoutError, OSError) as e:
                 if failed < SERVER_ERROR_RETRIES and self._state is not ConnectionState.CLOSED:
                     failed += 1
-                    await asyncio.sleep(backoff(failed - 1))
+                    await asyncio.sleep(BACKOFF.delay(failed - 1))
                     continue
                 raise AdapterUnavailable(f"mattermost {path}: {e}") from e
 
@@ -198,7 +193,7 @@ class MattermostTransport:
             if self.closed:
                 return
             self._set(ConnectionState.CONNECTING)
-            await asyncio.sleep(backoff(attempt))
+            await asyncio.sleep(BACKOFF.delay(attempt))
             attempt += 1
 
     async def _socket_session(self) -> bool:

@@ -1,22 +1,25 @@
 """Slack: Socket Mode or the Events API (POST /hooks/slack), through slack_bolt.
 
-`create(table, settings)` builds the adapter `opsroom serve` starts; in HTTP mode the web
-app also mounts `slack_http_endpoint(adapter)` at `/hooks/slack`.
+`plugin` is the entry point (`opsroom.adapters`): `create(table, settings)` builds the
+adapter `opsroom serve` starts; in HTTP mode the web app also mounts
+`slack_http_endpoint(adapter)` at `/hooks/slack`. Nothing here imports slack_bolt.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from opsroom.adapters.base import AdapterServices
+from opsroom.adapters.base import AdapterServices, ChatAdapter
+from opsroom.adapters.plugin import AdapterPlugin, Hook
+from opsroom.adapters.slack.settings import SlackSettings
 from opsroom.config import Settings
 
 if TYPE_CHECKING:
     from opsroom.adapters.slack.adapter import SlackAdapter
     from opsroom.adapters.slack.http import SlackHttpEndpoint
 
-__all__ = ["create", "slack_http_endpoint"]
+__all__ = ["create", "plugin", "slack_http_endpoint"]
 
 
 def create(
@@ -35,25 +38,8 @@ def create(
     from opsroom.adapters.slack.settings import parse
 
     config = parse(table, environ)
-    first = services.first_delivery if services and services.first_delivery else _InMemory().first
+    first = services.first_delivery if services else None
     return SlackAdapter(config, prefix=settings.bot.prefix, first_delivery=first)
-
-
-class _InMemory:
-    """Delivery keys seen by this process (bounded)."""
-
-    def __init__(self, limit: int = 100_000) -> None:
-        self.limit = limit
-        self.seen: dict[str, None] = {}
-
-    async def first(self, key: str) -> bool:
-        """True the first time `key` is seen."""
-        if key in self.seen:
-            return False
-        self.seen[key] = None
-        while len(self.seen) > self.limit:
-            del self.seen[next(iter(self.seen))]
-        return True
 
 
 def slack_http_endpoint(adapter: SlackAdapter) -> SlackHttpEndpoint:
@@ -61,3 +47,24 @@ def slack_http_endpoint(adapter: SlackAdapter) -> SlackHttpEndpoint:
     from opsroom.adapters.slack.http import SlackHttpEndpoint
 
     return SlackHttpEndpoint(adapter)
+
+
+def _hooks(adapter: ChatAdapter) -> Sequence[Hook]:
+    """In HTTP mode Slack posts events to us; in Socket Mode nothing is mounted."""
+    from opsroom.adapters.slack.adapter import SlackAdapter
+
+    assert isinstance(adapter, SlackAdapter)
+    if adapter.config.mode != "http":
+        return ()
+    # Slack signs every request; the endpoint verifies it.
+    return (Hook("/hooks/slack", slack_http_endpoint(adapter)),)
+
+
+plugin = AdapterPlugin(
+    name="slack",
+    settings=SlackSettings,
+    create=create,
+    requires=("slack_bolt", "slack_sdk", "aiohttp"),
+    extra="slack",
+    hooks=_hooks,
+)

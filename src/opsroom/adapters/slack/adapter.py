@@ -11,29 +11,27 @@ across opsroom processes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 
 from opsroom.adapters.base import (
-    AdapterUnavailable,
     Capabilities,
     ConnectionState,
     Event,
     MessageRef,
 )
+from opsroom.adapters.deliveries import Deliveries, FirstDelivery
 from opsroom.adapters.slack import translate
 from opsroom.adapters.slack.settings import SlackConfig
 from opsroom.adapters.slack.transport import SlackTransport
-from opsroom.model.blocks import Reply, Text
-from opsroom.render.slack import SlackMessage, render, render_single
+from opsroom.model.blocks import Reply
+from opsroom.render.slack import SlackMessage, SlackRenderer
 
 log = logging.getLogger("opsroom.adapters.slack")
 
@@ -41,17 +39,10 @@ CAPABILITIES = Capabilities(
     threads=True,
     edits=True,
     buttons=True,
-    reactions=True,
-    uploads=True,
     max_message_length=4000,  # Slack's practical size; 3,000 per section, 40,000 hard cap
-    markdown="slack-mrkdwn",
-    messages_per_second=1.0,  # chat.postMessage: about one per second per channel
     edits_per_second=1.0,
 )
 _TOO_BIG = frozenset({"msg_too_long", "invalid_blocks", "too_many_blocks", "invalid_arguments"})
-_RECENT = 2048  # keys remembered in memory in front of the store
-
-FirstDelivery = Callable[[str], Awaitable[bool]]
 
 
 class SlackAdapter:
@@ -59,21 +50,16 @@ class SlackAdapter:
 
     name = "slack"
     capabilities = CAPABILITIES
+    renderer = SlackRenderer(CAPABILITIES.max_message_length)
 
     def __init__(
         self, config: SlackConfig, *, prefix: str = "!", first_delivery: FirstDelivery | None
     ) -> None:
         self.config = config
         self.prefix = prefix
-        self._first_delivery = first_delivery
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        self.deliveries = Deliveries("slack", first_delivery)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self.transport = SlackTransport(config, self._envelope)
-        self._on_close: list[Callable[[], Awaitable[None]]] = []
-        self._recording = 0  # deliveries being recorded now; close waits for them
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._background: set[asyncio.Task[None]] = set()
         self.bolt = self._bolt_app()
 
     # -- Bolt wiring ---------------------------------------------------------------------------
@@ -128,62 +114,13 @@ class SlackAdapter:
     async def _on_action(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()
         interactions = translate.block_actions(body)
-        if interactions and await self._first(translate.action_key(body)):
+        if interactions and await self.deliveries.first(translate.action_key(body)):
             for interaction in interactions:
                 self._queue.put_nowait(interaction)
 
     async def _deliver(self, key: str, event: Event) -> None:
-        if await self._first(key):
+        if await self.deliveries.first(key):
             self._queue.put_nowait(event)
-        else:
-            log.info("dropped a repeated slack delivery", extra={"key": key})
-
-    async def _first(self, key: str) -> bool:
-        """True only for the first delivery of `key` (in the store when there is one)."""
-        if key in self._recent:
-            return False
-        self._recent[key] = None
-        while len(self._recent) > _RECENT:
-            self._recent.popitem(last=False)
-        if self._first_delivery is None:
-            return True
-        self._recording += 1
-        self._idle.clear()
-        try:
-            return await self._first_delivery(key)
-        except Exception:
-            # Acted on (the request itself is audited or refused: no audit, no action), and
-            # the key is kept as soon as the store takes it, so a redelivery after a restart
-            # or to another process is still recognised.
-            log.exception("could not record a slack delivery yet; retrying in the background")
-            self._recording += 1
-            task = asyncio.create_task(self._record_later(key))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-            return True
-        finally:
-            self._done_recording()
-
-    def _done_recording(self) -> None:
-        self._recording -= 1
-        if not self._recording:
-            self._idle.set()
-
-    async def _record_later(self, key: str) -> None:
-        """Keep trying to record a delivery key the store refused, backing off to 5 s."""
-        assert self._first_delivery is not None
-        delay = 0.1
-        try:
-            while True:
-                await asyncio.sleep(delay)
-                try:
-                    await self._first_delivery(key)
-                    return
-                except Exception as e:  # the store's own error types vary by backend
-                    log.warning("still could not record a slack delivery (%s)", e)
-                    delay = min(delay * 2, 5.0)
-        finally:
-            self._done_recording()
 
     # -- ChatAdapter -----------------------------------------------------------------------------
 
@@ -209,7 +146,7 @@ class SlackAdapter:
         """Post a reply (as several messages when it is too big for one)."""
         channel = translate.channel_of(room)
         first: MessageRef | None = None
-        for message in render(reply, max_length=self.capabilities.max_message_length):
+        for message in self.renderer.render(reply):
             ref = await self._post(channel, room, message, thread_id)
             first = first or ref
         return first or MessageRef(room=room, id="", thread_id=thread_id)
@@ -247,56 +184,15 @@ class SlackAdapter:
         """Replace a message the bot sent (the end of the reply kept when it must shrink)."""
         if not ref.id:
             return
-        message = render_single(reply, max_length=self.capabilities.max_message_length)
+        message = self.renderer.render_single(reply)
         params = {"channel": translate.channel_of(ref.room), "ts": ref.id, **message.payload()}
         try:
             await self.transport.call("chat.update", **params)
         except SlackApiError as e:
             log.error("slack refused an edit in %s: %s", ref.room, e.response.get("error"))
 
-    async def react(self, ref: MessageRef, emoji: str) -> None:
-        """Add a reaction (`white_check_mark`, `:x:`) to a message."""
-        if not ref.id:
-            return
-        params = {"channel": translate.channel_of(ref.room), "timestamp": ref.id}
-        try:
-            await self.transport.call("reactions.add", name=emoji.strip(":"), **params)
-        except SlackApiError as e:
-            if e.response.get("error") != "already_reacted":
-                log.error("slack refused a reaction in %s: %s", ref.room, e.response.get("error"))
-
-    async def upload(
-        self, room: str, name: str, data: bytes, *, thread_id: str | None = None
-    ) -> MessageRef:
-        """Share a file in the room (files.uploadV2: get a URL, upload, complete)."""
-        if self.state is not ConnectionState.CONNECTED:
-            raise AdapterUnavailable(f"slack is {self.state.value}")
-        channel = translate.channel_of(room)
-        try:
-            response = await self.transport.client.files_upload_v2(
-                channel=channel, content=data, filename=name, title=name, thread_ts=thread_id
-            )
-        except SlackApiError as e:
-            if e.response.status_code == 429 or e.response.status_code >= 500:
-                raise AdapterUnavailable(f"slack upload: {e.response.status_code}") from e
-            log.error("slack refused a file in %s: %s", room, e.response.get("error"))
-            return await self.send(room, Reply((Text(f"(could not share {name})"),)))
-        except (OSError, TimeoutError) as e:
-            raise AdapterUnavailable(f"slack upload: {e}") from e
-        files = response.get("files") or [{}]
-        return MessageRef(room=room, id=str(files[0].get("id", "")), thread_id=thread_id)
-
-    def on_close(self, callback: Callable[[], Awaitable[None]]) -> None:
-        """Run `callback` when the adapter closes (e.g. release the store)."""
-        self._on_close.append(callback)
-
     async def close(self) -> None:
         """Disconnect for good."""
         await self.transport.close()
-        with contextlib.suppress(TimeoutError):
-            # Bolt runs listeners in tasks of its own: let their store writes finish first.
-            await asyncio.wait_for(self._idle.wait(), timeout=5)
-        for task in list(self._background):
-            task.cancel()
-        for callback in self._on_close:
-            await callback()
+        # Listeners may still be recording deliveries in the store: let them finish first.
+        await self.deliveries.settle()

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,23 +27,18 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from opsroom.adapters.base import AdapterUnavailable, ConnectionState
 from opsroom.adapters.slack.settings import SlackConfig
+from opsroom.retry import Backoff
 
 log = logging.getLogger("opsroom.adapters.slack")
 
-BACKOFF_FIRST = 0.5  # seconds before the first reconnect attempt
-BACKOFF_CAP = 30.0  # never wait longer than this between attempts
+# Reconnects (and retried requests) wait 0.5 s, 1 s, 2 s … up to 30 s, jittered.
+BACKOFF = Backoff(first=0.5, cap=30.0)
 HEARTBEAT = 10.0  # websocket ping interval; a silent dead link is noticed within ~2 of these
 RATE_LIMIT_RETRIES = 5  # 429s waited out (each for its Retry-After) before giving up
 SERVER_ERROR_RETRIES = 2
 
 # What one Socket Mode envelope is answered with: the ack payload, or None for a bare ack.
 EnvelopeHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
-
-
-def backoff(attempt: int) -> float:
-    """Seconds to wait before reconnect attempt `attempt` (0-based): doubling, jittered."""
-    delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2.0 ** min(attempt, 32))
-    return delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
 
 
 def web_client(config: SlackConfig) -> AsyncWebClient:
@@ -162,7 +156,7 @@ class SlackTransport:
             if self.closed:
                 return
             self._set(ConnectionState.CONNECTING)
-            await asyncio.sleep(backoff(attempt))
+            await asyncio.sleep(BACKOFF.delay(attempt))
             attempt += 1
 
     async def _socket_session(self) -> bool:

@@ -1,23 +1,26 @@
 """Microsoft Teams through the Bot Framework: activities at POST /hooks/teams, replies
 through the Bot Connector REST API (a lean client on httpx; see docs/adapters/teams.md).
 
-`create(table, settings)` builds the adapter `opsroom serve` starts; the web app mounts
-`teams_http_endpoint(adapter)` at `/hooks/teams`.
+`plugin` is the entry point (`opsroom.adapters`): `create(table, settings)` builds the
+adapter `opsroom serve` starts; the web app mounts `teams_http_endpoint(adapter)` at
+`/hooks/teams`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from opsroom.adapters.base import AdapterServices
+from opsroom.adapters.base import AdapterServices, ChatAdapter
+from opsroom.adapters.plugin import AdapterPlugin, Hook
+from opsroom.adapters.teams.settings import TeamsSettings
 from opsroom.config import Settings
 
 if TYPE_CHECKING:
     from opsroom.adapters.teams.adapter import TeamsAdapter
     from opsroom.adapters.teams.http import TeamsHttpEndpoint
 
-__all__ = ["create", "teams_http_endpoint"]
+__all__ = ["create", "plugin", "teams_http_endpoint"]
 
 
 def create(
@@ -41,3 +44,21 @@ def teams_http_endpoint(adapter: TeamsAdapter) -> TeamsHttpEndpoint:
     from opsroom.adapters.teams.http import TeamsHttpEndpoint
 
     return TeamsHttpEndpoint(adapter)
+
+
+def _hooks(adapter: ChatAdapter) -> Sequence[Hook]:
+    """The Bot Connector posts every activity; its JWT is checked before the body is read."""
+    from opsroom.adapters.teams.adapter import TeamsAdapter
+
+    assert isinstance(adapter, TeamsAdapter)
+    return (Hook("/hooks/teams", teams_http_endpoint(adapter)),)
+
+
+plugin = AdapterPlugin(
+    name="teams",
+    settings=TeamsSettings,
+    create=create,
+    requires=("httpx", "joserfc"),
+    extra="teams",
+    hooks=_hooks,
+)

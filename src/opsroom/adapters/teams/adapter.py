@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from opsroom.adapters.base import (
@@ -25,13 +24,14 @@ from opsroom.adapters.base import (
     Event,
     MessageRef,
 )
+from opsroom.adapters.deliveries import Deliveries, FirstDelivery
 from opsroom.adapters.teams import translate
 from opsroom.adapters.teams.auth import Verified
 from opsroom.adapters.teams.settings import TeamsConfig
 from opsroom.adapters.teams.translate import ConversationRef
 from opsroom.adapters.teams.transport import ConnectorRefused, TeamsTransport, activities_path
-from opsroom.model.blocks import Reply, Text
-from opsroom.render.teams import MAX_LENGTH, TeamsMessage, render, render_single
+from opsroom.model.blocks import Reply
+from opsroom.render.teams import MAX_LENGTH, TeamsMessage, TeamsRenderer
 
 log = logging.getLogger("opsroom.adapters.teams")
 
@@ -39,17 +39,10 @@ CAPABILITIES = Capabilities(
     threads=True,
     edits=True,
     buttons=True,
-    reactions=False,  # the Bot Connector cannot add reactions
-    uploads=False,  # files need a consent card (chats) or Graph (channels): not here
     max_message_length=MAX_LENGTH,
-    markdown="commonmark",
-    messages_per_second=1.0,  # Teams allows 7/s per thread in bursts, 1,800 an hour
     edits_per_second=1.0,
 )
-_RECENT = 2048
 INVOKE_OK = {"statusCode": 200, "type": "application/vnd.microsoft.activity.message", "value": "OK"}
-
-FirstDelivery = Callable[[str], Awaitable[bool]]
 
 
 class TeamsAdapter:
@@ -57,6 +50,7 @@ class TeamsAdapter:
 
     name = "teams"
     capabilities = CAPABILITIES
+    renderer = TeamsRenderer(CAPABILITIES.max_message_length)
 
     def __init__(
         self,
@@ -68,12 +62,10 @@ class TeamsAdapter:
     ) -> None:
         self.config = config
         self.prefix = prefix
-        self._first_delivery = first_delivery
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        self.deliveries = Deliveries("teams", first_delivery)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self.transport = TeamsTransport(config, clock)
         self.references: dict[str, ConversationRef] = {}
-        self._on_close: list[Callable[[], Awaitable[None]]] = []
 
     # -- inbound (called by the /hooks/teams endpoint once the token is verified) ----------
 
@@ -101,11 +93,8 @@ class TeamsAdapter:
         event: Event | None = translate.card_action(activity) or translate.message_activity(
             activity, prefix=self.prefix
         )
-        if event is not None:
-            if await self._first(key):
-                self._queue.put_nowait(event)
-            else:
-                log.info("dropped a repeated teams activity", extra={"key": key})
+        if event is not None and await self.deliveries.first(key):
+            self._queue.put_nowait(event)
         if activity.get("type") == "invoke":
             return 200, INVOKE_OK
         return 200, None
@@ -116,23 +105,6 @@ class TeamsAdapter:
         self.references[room] = ref
         while len(self.references) > 10_000:
             del self.references[next(iter(self.references))]
-
-    async def _first(self, key: str) -> bool:
-        """True only for the first delivery of `key` (in the store when there is one)."""
-        if key in self._recent:
-            return False
-        self._recent[key] = None
-        while len(self._recent) > _RECENT:
-            self._recent.popitem(last=False)
-        if self._first_delivery is None:
-            return True
-        try:
-            return await self._first_delivery(key)
-        except Exception:
-            # The request itself is audited or refused (no audit, no action); only a
-            # redelivery after a restart could slip through while the store is away.
-            log.exception("could not record a teams delivery")
-            return True
 
     # -- ChatAdapter -------------------------------------------------------------------------
 
@@ -172,7 +144,7 @@ class TeamsAdapter:
     async def send(self, room: str, reply: Reply, *, thread_id: str | None = None) -> MessageRef:
         """Post a reply (in the reply chain of `thread_id`), split when it is too big."""
         first: MessageRef | None = None
-        for message in render(reply, max_length=self.capabilities.max_message_length):
+        for message in self.renderer.render(reply):
             ref = await self._post(room, message, thread_id)
             first = first or ref
         return first or MessageRef(room=room, id="", thread_id=thread_id)
@@ -197,7 +169,7 @@ class TeamsAdapter:
         if not ref.id:
             return
         where, conversation = self._where(ref.room, ref.thread_id)
-        message = render_single(reply, max_length=self.capabilities.max_message_length)
+        message = self.renderer.render_single(reply)
         body = {**message.payload(), "id": ref.id, "conversation": {"id": conversation}}
         path = activities_path(conversation, ref.id)
         try:
@@ -205,25 +177,7 @@ class TeamsAdapter:
         except ConnectorRefused as e:
             log.error("teams refused an update in %s: %s", ref.room, e.status)
 
-    async def react(self, ref: MessageRef, emoji: str) -> None:
-        """Teams bots cannot react; the outcome is already in the updated message."""
-
-    async def upload(
-        self, room: str, name: str, data: bytes, *, thread_id: str | None = None
-    ) -> MessageRef:
-        """Files are not shared in Teams: the message names the file (it is in the console)."""
-        return await self.send(
-            room,
-            Reply((Text(f"(file {name}: see the job in the web console)"),)),
-            thread_id=thread_id,
-        )
-
-    def on_close(self, callback: Callable[[], Awaitable[None]]) -> None:
-        """Run `callback` when the adapter closes."""
-        self._on_close.append(callback)
-
     async def close(self) -> None:
         """Stop for good."""
         await self.transport.close()
-        for callback in self._on_close:
-            await callback()
+        await self.deliveries.settle()

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from opsroom.adapters.teams.settings import TeamsConfig
+from opsroom.errors import AdapterError
 
 log = logging.getLogger("opsroom.adapters.teams")
 
@@ -36,7 +37,7 @@ SCOPE = "https://api.botframework.com/.default"
 TIMEOUT = 10.0
 
 
-class Unauthorized(Exception):
+class Unauthorized(AdapterError):
     """An inbound token that must get 401; the message names what was wrong, never the token."""
 
 

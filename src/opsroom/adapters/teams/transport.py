@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,27 +21,23 @@ import httpx
 from opsroom.adapters.base import AdapterUnavailable, ConnectionState
 from opsroom.adapters.teams.auth import TIMEOUT, KeyCache, OutboundToken
 from opsroom.adapters.teams.settings import TeamsConfig
+from opsroom.errors import AdapterError
+from opsroom.retry import Backoff
 
 log = logging.getLogger("opsroom.adapters.teams")
 
 RATE_LIMIT_RETRIES = 4
 RETRY_AFTER_CAP = 30.0
-BACKOFF_FIRST = 0.5
-BACKOFF_CAP = 30.0
+# Reconnects (and retried requests) wait 0.5 s, 1 s, 2 s … up to 30 s, jittered.
+BACKOFF = Backoff(first=0.5, cap=30.0)
 
 
-class ConnectorRefused(Exception):
+class ConnectorRefused(AdapterError):
     """The Connector refused a request for good (4xx other than 401/429)."""
 
     def __init__(self, status: int) -> None:
         super().__init__(f"the bot connector answered {status}")
         self.status = status
-
-
-def backoff(attempt: int) -> float:
-    """Seconds before reconnect attempt `attempt`: doubling, jittered, capped."""
-    delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2.0 ** min(attempt, 32))
-    return delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
 
 
 def _retry_after(response: httpx.Response) -> float:
@@ -98,7 +93,7 @@ class TeamsTransport:
                 return
             except (httpx.HTTPError, ValueError, OSError) as e:
                 log.warning("teams: cannot reach the bot framework yet: %s", e)
-            await asyncio.sleep(backoff(attempt))
+            await asyncio.sleep(BACKOFF.delay(attempt))
             attempt += 1
 
     def _lost(self, why: str) -> AdapterUnavailable:

@@ -22,18 +22,14 @@ from opsroom.adapters.base import (
 )
 from opsroom.model.blocks import Reply
 from opsroom.model.messages import Inbound
-from opsroom.render.text import for_terminal, render_reply
+from opsroom.render.text import TextRenderer, for_terminal
 
 ROOM = "local:shell"
 CAPABILITIES = Capabilities(
     threads=False,
     edits=False,
     buttons=False,
-    reactions=False,
-    uploads=False,
     max_message_length=10_000_000,  # a terminal scrolls: nothing needs cutting
-    markdown="plain",
-    messages_per_second=1000.0,
     edits_per_second=1.0,
     progress_every=1.0,  # a progress line a second is what a terminal user wants to see
 )
@@ -44,6 +40,7 @@ class TerminalAdapter:
 
     name = "local"
     capabilities = CAPABILITIES
+    renderer = TextRenderer()
 
     def __init__(
         self, *, principal: str, output: IO[str], input: IO[str] | None = None, room: str = ROOM
@@ -111,23 +108,14 @@ class TerminalAdapter:
         """Print the reply as text, without any control sequence a script printed."""
         if self._state is ConnectionState.CLOSED:
             raise AdapterUnavailable("the terminal is closed")
-        self.output.write(for_terminal(render_reply(reply)) + "\n")
+        for text in self.renderer.render(reply):
+            self.output.write(for_terminal(text) + "\n")
         self.output.flush()
         return MessageRef(room=room, id=str(next(self._ids)))
 
     async def edit(self, ref: MessageRef, reply: Reply) -> None:
         """A terminal cannot change what it printed."""
         raise NotImplementedError("a terminal has no edits")
-
-    async def react(self, ref: MessageRef, emoji: str) -> None:
-        """A terminal has no reactions."""
-        raise NotImplementedError("a terminal has no reactions")
-
-    async def upload(
-        self, room: str, name: str, data: bytes, *, thread_id: str | None = None
-    ) -> MessageRef:
-        """Files stay job attachments (`opsroom jobs show`); a terminal takes no uploads."""
-        raise NotImplementedError("a terminal has no uploads")
 
     async def close(self) -> None:
         """Stop reading; `events()` ends."""

@@ -28,11 +28,7 @@ CAPABILITIES = Capabilities(
     threads=False,
     edits=True,
     buttons=True,
-    reactions=False,
-    uploads=False,  # files are job attachments, linked from the job card
     max_message_length=1_000_000,
-    markdown="plain",
-    messages_per_second=50.0,
     edits_per_second=5.0,  # a progress bar that visibly moves, without flooding the history
 )
 
@@ -124,16 +120,6 @@ class WebChatAdapter:
         self._check()
         payload = {**reply_to_dict(reply), "replaces": int(ref.id)}
         await self.publisher.publish(ref.room, payload, author=BOT, kind=reply.kind)
-
-    async def react(self, ref: MessageRef, emoji: str) -> None:
-        """The web chat has no reactions."""
-        raise NotImplementedError("the web chat has no reactions")
-
-    async def upload(
-        self, room: str, name: str, data: bytes, *, thread_id: str | None = None
-    ) -> MessageRef:
-        """Files are job attachments in the web chat, never uploads."""
-        raise NotImplementedError("the web chat shares files as job attachments")
 
     async def close(self) -> None:
         """Stop: `events()` ends, sends fail."""

@@ -12,6 +12,7 @@ from opsroom.catalog.parsers.base import ParsedScript, Problem
 from opsroom.catalog.parsers.docstrings import Docstring, parse_docstring
 from opsroom.catalog.parsers.pycli import CliRead, Names
 from opsroom.catalog.parsers.pyinterface import interface_source
+from opsroom.errors import OpsroomError
 from opsroom.model.catalog import Severity
 from opsroom.model.commands import ParamSpec, ParamType, ParamValue
 
@@ -31,7 +32,7 @@ _OPTIONALS = {"Optional", "typing.Optional"}
 _UNIONS = {"Union", "typing.Union"}
 
 
-class _UnknownType(Exception):
+class _UnknownType(OpsroomError):
     """An annotation opsroom cannot map to a parameter type."""
 
 

@@ -27,6 +27,7 @@ ROUTERS = (
     "insights",
     "adapters",
     "schedules",
+    "workers",
 )
 
 

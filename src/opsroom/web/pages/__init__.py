@@ -11,7 +11,18 @@ import importlib
 
 from fastapi import APIRouter
 
-PAGES = ("login", "index", "chat", "jobs", "catalog", "approvals", "audit", "insights", "schedules")
+PAGES = (
+    "login",
+    "index",
+    "chat",
+    "jobs",
+    "catalog",
+    "approvals",
+    "audit",
+    "insights",
+    "schedules",
+    "workers",
+)
 
 
 def page_router() -> APIRouter:

@@ -1,46 +1,28 @@
-"""The catalog pages: search as you type, and each command's generated documentation."""
+"""The catalog pages: search as you type, and each command's generated documentation.
+
+Whether someone may run a command is policy's answer (`policy.rbac`), the very function
+the chat asks: the pages show what the person would be told in the web chat's room.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from fnmatch import fnmatchcase
-from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import Response
 
+from opsroom.catalog.source import last_change
 from opsroom.catalog.spec_json import param_to_dict
-from opsroom.config import Settings
-from opsroom.model.commands import CommandSpec, Language
+from opsroom.model.commands import CommandSpec
+from opsroom.policy.rbac import Decision, decide_each, who_may_run
 from opsroom.router.parser import usage_line
+from opsroom.web.api.deps import DEFAULT_ROOM
 from opsroom.web.auth import PageUser
 from opsroom.web.context import WebContext
 from opsroom.web.pages.templating import render
 
 router = APIRouter()
-
-
-@dataclass(frozen=True, slots=True)
-class RoleGrant:
-    """A role that may run a command, and where or with what values only."""
-
-    role: str
-    members: tuple[str, ...]
-    rooms: tuple[str, ...] | None
-    where: tuple[tuple[str, tuple[str, ...]], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """When the script last changed: a commit, or only the file's time outside git."""
-
-    commit: str | None
-    author: str | None
-    at: datetime
 
 
 def search(specs: list[CommandSpec], q: str) -> list[CommandSpec]:
@@ -65,50 +47,13 @@ def _name_hits(spec: CommandSpec, words: list[str]) -> int:
     return sum(1 for w in words if any(n.startswith(w) for n in name_words))
 
 
-def who_may_run(spec: CommandSpec, settings: Settings) -> list[RoleGrant]:
-    """The roles whose `allow` matches the command and whose `deny` does not."""
-    grants = []
-    names = {p.name.casefold(): p.name for p in spec.params}
-    for role in settings.roles:
-        if any(fnmatchcase(spec.name, d) for d in role.deny):
-            continue
-        if not any(fnmatchcase(spec.name, a) for a in role.allow):
-            continue
-        where = tuple(
-            (names[k.casefold()], tuple(v)) for k, v in role.where.items() if k.casefold() in names
-        )
-        rooms = tuple(role.rooms) if role.rooms is not None else None
-        grants.append(RoleGrant(role.name, tuple(role.members), rooms, where))
-    return grants
-
-
-async def last_change(root: Path, path: str) -> Change | None:
-    """The last commit touching `path` in the catalog's git checkout, else the file's mtime."""
-    if not path:
-        return None
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            "git",
-            "log",
-            "-1",
-            "--format=%H%x00%an%x00%aI",
-            "--",
-            path,
-            cwd=root,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout=10)
-    except (OSError, TimeoutError):
-        out = b""
-    fields = out.decode(errors="replace").strip().split("\0")
-    if len(fields) == 3 and fields[0]:
-        return Change(fields[0], fields[1], datetime.fromisoformat(fields[2]))
-    try:
-        mtime = (root / path).stat().st_mtime
-    except OSError:
-        return None
-    return Change(None, None, datetime.fromtimestamp(mtime, UTC))
+async def decisions(
+    ctx: WebContext, principal: str, specs: list[CommandSpec], room: str = DEFAULT_ROOM
+) -> dict[str, Decision]:
+    """What the chat would answer `principal` asking for each command in `room`."""
+    groups = await ctx.engine.dispatcher.groups.groups_of(principal)
+    answers = decide_each(principal, room, specs, ctx.engine.settings, groups=groups)
+    return {spec.name: answer for spec, answer in zip(specs, answers, strict=True)}
 
 
 def _ctx(request: Request) -> WebContext:
@@ -127,11 +72,14 @@ async def catalog(request: Request, user: PageUser, q: str = "") -> Response:
     found = search(_listed(ctx), q)
     partial = request.headers.get("HX-Request") == "true"
     name = "catalog_list.html" if partial else "catalog.html"
+    answers = await decisions(ctx, user.principal, found)
     return render(
         request,
         name,
         user,
         commands=found,
+        refused={n: d.reason for n, d in answers.items() if not d.allowed},
+        room=DEFAULT_ROOM,
         q=q,
         total=len(_listed(ctx)),
         deploy=ctx.engine.deployer.status(),  # a failed fetch or a rejected version, said
@@ -151,9 +99,11 @@ async def command(request: Request, user: PageUser, name: str) -> Response:
         raise HTTPException(404, f"there is no command {name!r}")
     settings = ctx.engine.settings
     prefix = settings.bot.prefix
-    root: Path = ctx.engine.dispatcher.ctx.catalog_root
+    root = ctx.engine.dispatcher.ctx.catalog_root
     usage = usage_line(spec, prefix)
-    no_pwsh = spec.language is Language.POWERSHELL and shutil.which("pwsh") is None
+    [yours] = (await decisions(ctx, user.principal, [spec])).values()
+    # `git log` is the catalog's to run, and blocking: off the event loop.
+    change = await asyncio.to_thread(last_change, root, spec.path)
     return render(
         request,
         "command.html",
@@ -161,11 +111,12 @@ async def command(request: Request, user: PageUser, name: str) -> Response:
         spec=spec,
         usage=usage,
         params=[param_to_dict(p) for p in spec.params],
-        grants=who_may_run(spec, settings),
-        roles_configured=bool(settings.roles),
-        change=await last_change(root, spec.path),
-        no_pwsh=no_pwsh,
+        who=who_may_run(spec, settings),
+        yours=yours,
+        room=DEFAULT_ROOM,
+        change=change,
+        notes=ctx.engine.dispatcher.spec_notes(spec),  # e.g. its interpreter is missing here
         prefix=prefix,
         active="catalog",
-        chat_link=f"/chat/general?say={quote(f'{prefix}{spec.name} ')}",
+        chat_link=f"/chat/{DEFAULT_ROOM.removeprefix('web:')}?say={quote(f'{prefix}{spec.name} ')}",
     )

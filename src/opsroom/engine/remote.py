@@ -1,0 +1,214 @@
+"""Jobs that run on a worker (SPEC §8): handed to their queue, followed through the store.
+
+The bot never runs such a job itself. It records the job, hands it to the queue (one
+Procrastinate task), and then passes on, in order, every reply the worker leaves in the
+store for the job's room — the same replies embedded mode would have sent, since the
+worker runs the job with the same supervisor and runner. A cancel asked for anywhere
+is forwarded as an abort; a job whose worker stops beating is interrupted and its
+requester told, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from opsroom.config import Settings
+from opsroom.errors import RefusedError, StoreError
+from opsroom.model.blocks import Reply, Status
+from opsroom.model.commands import CommandSpec, Invocation
+from opsroom.model.jobs import Job, JobState
+from opsroom.model.wire import load_reply
+from opsroom.model.workers import DEFAULT_QUEUE
+from opsroom.router.outcome import Outcome
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from opsroom.store import Store
+
+    Send = Callable[[Reply], Awaitable[None]]
+
+log = logging.getLogger("opsroom.jobs")
+
+FOLLOW_SECONDS = 0.1  # between looks at the store for a worker's replies
+LAST_WORDS_SECONDS = 10.0  # a job ended: how long its worker's last replies may lag
+
+
+def queue_for(spec: CommandSpec, settings: Settings) -> str | None:
+    """The queue whose workers run `spec`; None when it runs where the bot runs."""
+    if spec.runs_on is not None:
+        return spec.runs_on
+    return None if settings.runner.local else DEFAULT_QUEUE
+
+
+def check_remote(spec: CommandSpec, invocation: Invocation, store: Store, queue: str) -> None:
+    """RefusedError, before a job exists, when no worker could ever run this request."""
+    if not store.has_workers:
+        why = "its runs_on" if spec.runs_on is not None else "[runner] local = false"
+        raise RefusedError(
+            f"{spec.name}: no worker serves queue {queue} ({why}): workers need a "
+            "PostgreSQL store; nothing was run"
+        )
+    # What the worker would refuse anyway, said now rather than after a round trip.
+    if invocation.dry_run and not (spec.dry_run or spec.should_process):
+        raise RefusedError(f"{spec.name} does not support --dry-run; nothing was run")
+
+
+async def interrupt_lost_workers(store: Store, settings: Settings) -> list[Job]:
+    """Interrupt the running jobs of workers that stopped beating (SPEC §8); returns them.
+
+    A job whose worker ran on this host and is gone has its leftover processes ended too
+    (only those proven to be the job's); elsewhere its host's next worker start does it.
+    """
+    from opsroom.runner.tree import end_orphaned_job
+    from opsroom.store.owner import owner_alive
+
+    jobs = await store.interrupt_lost_workers(lost_after=settings.workers.lost_after)
+    for job in jobs:
+        if job.owner and not owner_alive(job.owner):
+            await end_orphaned_job(job.process_token, job.pid, grace=settings.runner.kill_grace)
+    return jobs
+
+
+class Remote:
+    """Hands jobs to their queue and follows them to their end."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+
+    async def execute(self, job: Job, queue: str, send: Send) -> Outcome:
+        """Hand `job` to `queue` (once) and pass on what its worker says until it ends."""
+        if await self.store.hand_to_queue(job.id, queue):
+            task_id = await self.store.defer_job(job.id, queue)
+            await self.store.set_task(job.id, task_id)
+        lost_after = self.settings.workers.lost_after
+        if await self.store.live_workers(queue, lost_after=lost_after) == 0:
+            prefix = self.settings.bot.prefix
+            await send(
+                _status(
+                    f"job {job.id} {job.command} is waiting for a worker on queue {queue} — "
+                    f"`{prefix}cancel {job.id}` to give up",
+                    "info",
+                    job.id,
+                )
+            )
+        return await self.follow(job.id, send)
+
+    async def follow(self, job_id: int, send: Send) -> Outcome:
+        """Pass on the worker's replies for `job_id` in order; returns once the job ended."""
+        loop = asyncio.get_running_loop()
+        state = _Following(next_check=loop.time() + self.settings.workers.heartbeat)
+        while True:
+            try:
+                outcome = await self._look(job_id, send, state)
+            except StoreError as e:
+                # The database is briefly away: the job goes on; follow it once it is back.
+                log.warning("job %d: cannot follow it in the store yet (%s)", job_id, e)
+                await asyncio.sleep(1.0)
+                continue
+            if outcome is not None:
+                return outcome
+            await asyncio.sleep(FOLLOW_SECONDS)
+
+    async def _look(self, job_id: int, send: Send, state: _Following) -> Outcome | None:
+        """One look at the store: new replies passed on; the outcome once the job ended."""
+        loop = asyncio.get_running_loop()
+        for seq, data in await self.store.job_replies(job_id, after=state.seen):
+            state.seen = seq
+            if data is None:  # the worker is done: everything it said came before
+                return await self._outcome(job_id)
+            try:
+                reply = load_reply(data)
+            except ValueError as e:
+                log.warning("job %d: a reply from its worker is unreadable (%s)", job_id, e)
+                continue
+            await send(reply)
+        job = await self.store.get_job(job_id)
+        if job is None:
+            raise StoreError(f"job {job_id} does not exist")
+        if job.cancel_requested_by is not None and not state.aborted:
+            state.aborted = True
+            await self._abort(job_id)
+        if job.state is JobState.INTERRUPTED:
+            return await self._interrupted(job, send)
+        if job.state is JobState.CANCELLED and job.started_at is None:
+            return await self._cancelled_unstarted(job, send)
+        if job.state.finished:
+            # Its end is recorded; the worker's last replies follow at once, unless it died
+            # in between: then the end is said here.
+            if state.ended_at is None:
+                state.ended_at = loop.time()
+            if loop.time() - state.ended_at > LAST_WORDS_SECONDS:
+                words = job.state.value.replace("_", " ")
+                level = "success" if job.state is JobState.SUCCEEDED else "error"
+                await send(_status(f"job {job.id} {job.command}: {words}", level, job.id))
+                return await self._outcome(job_id)
+        elif job.state is JobState.RUNNING and loop.time() >= state.next_check:
+            state.next_check = loop.time() + self.settings.workers.heartbeat
+            with contextlib.suppress(StoreError):  # looked at again next time
+                await interrupt_lost_workers(self.store, self.settings)
+        return None
+
+    async def _abort(self, job_id: int) -> None:
+        """Forward a cancel to the job's worker at once (it also polls, as a fallback)."""
+        remote = await self.store.remote_job(job_id)
+        if remote is None or remote[1] is None:
+            return
+        try:
+            await self.store.abort_task(remote[1])
+        except StoreError as e:
+            log.warning("job %d: could not forward the cancel to its worker (%s)", job_id, e)
+
+    async def _interrupted(self, job: Job, send: Send) -> Outcome:
+        """The job's worker was lost: tell the requester here, unless told already."""
+        if job.id in await self.store.mark_notified([job.id]):
+            why = f": {job.error}" if job.error else ""
+            await send(
+                _status(f"job {job.id} {job.command} was interrupted{why}", "warning", job.id)
+            )
+        return Outcome(
+            "failed", job_id=job.id, state=job.state, exit_code=None, output=job.error or ""
+        )
+
+    async def _cancelled_unstarted(self, job: Job, send: Send) -> Outcome:
+        """Cancelled before any worker took it: take it off the queue too."""
+        await self._abort(job.id)
+        await send(
+            _status(f"job {job.id} {job.command} was cancelled before it started", "error", job.id)
+        )
+        return Outcome("failed", job_id=job.id, state=job.state, exit_code=None)
+
+    async def _outcome(self, job_id: int) -> Outcome:
+        job = await self.store.get_job(job_id)
+        if job is None:
+            raise StoreError(f"job {job_id} does not exist")
+        lines = await self.store.output(job_id)
+        return Outcome(
+            "succeeded" if job.state is JobState.SUCCEEDED else "failed",
+            job_id=job.id,
+            state=job.state,
+            exit_code=job.exit_code,
+            output="\n".join(t for _, t in lines),
+        )
+
+
+@dataclass(slots=True)
+class _Following:
+    """Where following one job has got to."""
+
+    next_check: float  # when to look for lost workers next (loop time)
+    seen: int = 0  # the last reply passed on
+    aborted: bool = False  # a cancel was forwarded
+    ended_at: float | None = None  # when its end was first seen (loop time)
+
+
+def _status(text: str, level: str, job_id: int | None) -> Reply:
+    return Reply((Status(text, level),), job_id=job_id, kind="job")
+
+
+__all__ = ["Remote", "check_remote", "interrupt_lost_workers", "queue_for"]

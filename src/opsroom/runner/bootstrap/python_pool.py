@@ -1,0 +1,379 @@
+"""opsroom's warm Python: a fork server per Python environment (runner/pool.py starts it).
+
+    python python_pool.py <socket fd>
+
+It imports the Python bootstrap and the modules scripts commonly use once, says `R` on the
+socket, then waits. Each request is a number with file descriptors (SCM_RIGHTS): the job's
+description (a memfd of JSON: argv after the interpreter, environment, folder, rlimits), its
+stdout, stderr and event pipes, a pipe to say it is set up, a pipe to wait for the go on, and
+its cgroups' `cgroup.procs` files. For each it forks a child that, before any of the job's
+code runs: starts a session of its own, joins the job's cgroups, sets its limits, changes to
+the job's folder, takes the job's environment and pipes, says `ok <pid>` and waits for opsroom's
+go. Then it runs the script exactly as `python <argv>` would — through the bootstrap, or as
+`__main__` — and exits the way a fresh interpreter does (threads joined, atexit run, streams
+flushed). When a child ends the server reports `E <request> <returncode>`.
+
+The server never reads a job's description: secrets never enter its memory, so no later job,
+a copy of it, can find them there. Each job is a fork of a server that never ran a script, so
+nothing a script does to modules or globals reaches the next one. The server exits when
+opsroom closes the socket.
+
+Standard library only, valid on Python 3.8+: it runs in PEP 723 environments too. Linux only.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import gc
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+SLOT_VAR = "OPSROOM_POOL_SLOT"  # as long as the token's name: the child writes the token there
+TOKEN_VAR = "OPSROOM_JOB_TOKEN"  # noqa: S105 - a variable name, not a secret
+_FIXED = 6  # description, stdout, stderr, events, ready, go; then cgroup.procs files
+_MAX_FDS = 16
+SETUP_FAILED = 127
+_START_ERROR = "could not start the job: it could not enter its cgroup or set its limits"
+# Imported once here so that no job pays for them: the bootstrap's own, and what scripts use.
+_COMMON = (
+    "argparse",
+    "asyncio",
+    "collections",
+    "contextlib",
+    "ctypes",
+    "dataclasses",
+    "datetime",
+    "functools",
+    "importlib.util",
+    "inspect",
+    "itertools",
+    "json",
+    "logging",
+    "pathlib",
+    "re",
+    "runpy",
+    "shlex",
+    "shutil",
+    "subprocess",
+    "tempfile",
+    "textwrap",
+    "time",
+    "traceback",
+    "types",
+    "typing",
+    "urllib.parse",
+)
+
+
+def _warm():
+    """Import the bootstrap (and `opsroom.script`) and the common modules."""
+    import importlib
+
+    import python_bootstrap
+
+    python_bootstrap._install_helper()
+    for name in _COMMON:
+        with contextlib.suppress(ImportError):  # a trimmed-down Python may lack one
+            importlib.import_module(name)
+    return python_bootstrap
+
+
+def _returncode(status):
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    return 255
+
+
+def _receive(sock):
+    """(request number, fds); (None, []) once opsroom closed the socket."""
+    fds = array.array("i")
+    try:
+        msg, ancillary, flags, _ = sock.recvmsg(
+            64, socket.CMSG_SPACE(_MAX_FDS * fds.itemsize), socket.MSG_CMSG_CLOEXEC
+        )
+    except (ConnectionResetError, OSError):
+        return None, []
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    if not msg and not fds:
+        return None, []
+    if flags & socket.MSG_CTRUNC or not msg.isdigit() or len(fds) < _FIXED:
+        for fd in fds:
+            os.close(fd)
+        return b"", []
+    return int(msg), list(fds)
+
+
+def serve(sock_fd):
+    """Fork a child per request; in the server None once opsroom has gone, in a child the fds
+    of its job."""
+    sock = socket.socket(fileno=sock_fd)
+    sock.setblocking(True)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    # Ctrl-C in opsroom's terminal is opsroom's to handle: the server outlives it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w)
+    boot = _warm()
+    gc.collect()
+    if hasattr(gc, "freeze"):
+        gc.freeze()  # the warm objects are never collected: their pages stay shared
+    sock.sendall(b"R")
+    jobs = {}
+    selector = selectors.DefaultSelector()
+    selector.register(sock, selectors.EVENT_READ)
+    selector.register(wake_r, selectors.EVENT_READ)
+    while True:
+        for key, _ in selector.select():
+            if key.fileobj is sock:
+                number, fds = _receive(sock)
+                if number is None:
+                    return None
+                if not fds:
+                    continue
+                pid = os.fork()
+                if pid == 0:
+                    selector.close()
+                    sock.close()
+                    signal.set_wakeup_fd(-1)
+                    os.close(wake_r)
+                    os.close(wake_w)
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    signal.signal(signal.SIGINT, signal.default_int_handler)
+                    return _enter(fds), boot
+                for fd in fds:
+                    os.close(fd)
+                jobs[pid] = number
+            else:
+                try:
+                    while os.read(wake_r, 512):
+                        pass
+                except OSError:
+                    pass
+        while jobs:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            number = jobs.pop(pid, None)
+            if number is not None:
+                sock.sendall(b"E %d %d" % (number, _returncode(status)))
+
+
+def _enter(fds):
+    """In the child: become the job's process; its description once opsroom said go."""
+    spec_fd, out, err, events, ready, go = fds[:_FIXED]
+    cgroups = fds[_FIXED:]
+
+    def fail(message):
+        try:
+            os.write(ready, message.encode("utf-8", "replace"))
+        finally:
+            os._exit(SETUP_FAILED)
+
+    os.setsid()
+    try:
+        for fd in cgroups:
+            os.write(fd, b"0")  # "0": the writer itself; nothing of the job runs outside
+            os.close(fd)
+    except OSError:
+        fail(_START_ERROR)
+    with os.fdopen(spec_fd, "rb") as f:
+        spec = json.loads(f.read().decode("utf-8"))
+    try:
+        if spec["rlimits"]:
+            import resource
+
+            for which, soft, hard in spec["rlimits"]:
+                resource.setrlimit(which, (soft, hard))
+    except (OSError, ValueError):
+        fail(_START_ERROR)
+    try:
+        os.chdir(spec["cwd"])
+    except OSError as e:
+        fail("could not start the job: working folder {}: {}".format(spec["cwd"], e.strerror or e))
+    os.environ.clear()
+    os.environ.update(spec["env"])
+    os.environ["OPSROOM_EVENTS_FD"] = str(events)
+    os.set_inheritable(events, True)
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    os.close(out)
+    os.close(err)
+    _mark(spec["env"].get(TOKEN_VAR))
+    os.write(ready, b"ok %d" % os.getpid())
+    os.close(ready)
+    word = os.read(go, 1)
+    os.close(go)
+    if word != b"g":
+        os._exit(0)  # opsroom gave the job up before it started: none of it ran
+    return spec
+
+
+def _mark(token):
+    """Write the job's token into this process's own environment block, where the slot was.
+
+    /proc/<pid>/environ shows the environment a process was started with — the server's.
+    opsroom finds a job's processes by its token there (runner/tree.py) when no cgroup holds
+    them, also after opsroom itself was killed. Best effort: the job is still found by its
+    session and process group without it.
+    """
+    if not token:
+        return
+    try:
+        import ctypes
+
+        with open("/proc/self/stat", "rb") as f:
+            stat = f.read()
+        fields = stat[stat.rfind(b")") + 2 :].split()  # from field 3 on
+        env_start, env_end = int(fields[47]), int(fields[48])  # fields 50 and 51
+        with open("/proc/self/environ", "rb") as f:
+            block = f.read()
+        if not env_start or env_end - env_start != len(block):
+            return  # not the block this process was started with: leave it alone
+        slot = (SLOT_VAR + "=").encode()
+        at = 0 if block.startswith(slot) else block.find(b"\0" + slot) + 1
+        if at <= 0 and not block.startswith(slot):
+            return
+        end = block.index(b"\0", at)
+        entry = (TOKEN_VAR + "=" + token).encode()
+        if len(entry) > end - at:
+            return
+        data = entry + b"\0" * (end - at - len(entry))
+        ctypes.memmove(env_start + at, data, len(data))
+    except (ImportError, OSError, ValueError, IndexError):
+        pass
+
+
+def _run(spec, boot):
+    """Run the job as `python <argv>` would; its exit status."""
+    argv = list(spec["argv"])
+    tempfile = sys.modules.get("tempfile")
+    if tempfile is not None:
+        tempfile.tempdir = None  # TMPDIR is the job's own folder
+    import time
+
+    if hasattr(time, "tzset"):
+        time.tzset()
+    if len(argv) == 2 and os.path.realpath(argv[0]) == os.path.realpath(boot.__file__):
+        sys.argv = argv
+        try:
+            return boot.run(argv[1])
+        finally:
+            _JOB_MODULES.append(sys.modules.get("__opsroom_script__"))
+    return _run_main(argv)
+
+
+def _run_main(argv):
+    """The script as `__main__`, with its own argv: argparse, click and typer scripts."""
+    import types
+
+    path = argv[0]
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+    except OSError as e:
+        sys.stderr.write(
+            f"{sys.executable}: can't open file {path!r}: [Errno {e.errno}] {e.strerror}\n"
+        )
+        return 2
+    sys.argv = argv
+    sys.path[0] = os.path.dirname(os.path.realpath(path))
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__cached__ = None
+    main.__builtins__ = __builtins__
+    sys.modules["__main__"] = main
+    _JOB_MODULES.append(main)
+    try:
+        # The job's own script, run as `python <script>` runs it.
+        exec(compile(source, path, "exec", dont_inherit=True), main.__dict__)  # noqa: S102
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # the script's own failure: its frames only, as python prints
+        import traceback
+
+        tb = exc.__traceback__
+        while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) == os.path.abspath(
+            __file__
+        ):
+            tb = tb.tb_next
+        sys.stderr.write("".join(traceback.format_exception(type(exc), exc, tb)))
+        return 1
+    return 0
+
+
+def _exit_status(code):
+    """The status `sys.exit(code)` gives: None 0, a number itself, anything else printed, 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"{code}\n")
+    return 1
+
+
+def _shutdown():
+    """What a fresh interpreter does at exit, short of tearing down every module one by one
+    (that writes to every page the server shares with this child, and costs more than the
+    job); the caller then exits at once.
+
+    The same steps, in Python's order: wait for the job's threads, run its atexit
+    functions, let go of what its module still holds (an open file is flushed and closed, as
+    at any exit), flush stdout and stderr.
+    """
+    threading = sys.modules.get("threading")
+    if threading is not None and hasattr(threading, "_shutdown"):
+        threading._shutdown()
+    import atexit
+
+    atexit._run_exitfuncs()
+    for module in _JOB_MODULES:
+        if module is None:
+            continue
+        names = module.__dict__
+        # Python's own order at exit: `_name`s first, then the rest; __builtins__ stays.
+        for first in (True, False):
+            for name in list(names):
+                if name != "__builtins__" and (name.startswith("_") == first):
+                    names[name] = None
+    gc.collect()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+
+
+_JOB_MODULES = []  # the job's script as a module: what it holds is let go of at its exit
+
+if __name__ == "__main__":
+    started = serve(int(sys.argv[1]))
+    if started is None:
+        sys.exit(0)
+    try:
+        code = _run(*started)
+    except SystemExit as e:
+        code = e.code
+    except KeyboardInterrupt:
+        import traceback
+
+        traceback.print_exc()
+        _shutdown()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)  # as Python does: the job dies of SIGINT
+        code = 130
+    _shutdown()
+    os._exit(_exit_status(code))

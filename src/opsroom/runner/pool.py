@@ -1,0 +1,463 @@
+"""A warm interpreter per Python environment: Python jobs are forked, not started cold.
+
+Starting Python and importing what the bootstrap needs costs a job about 100 ms; a fork of
+an interpreter that has done so already costs a few. So a fork server
+(`bootstrap/python_pool.py`) is kept per Python environment — the interpreter that runs plain
+scripts and each PEP 723 environment's, with the environment variables that shape how Python
+starts — at most `[runner] python_pool` of them, the least recently used one stopped first.
+
+Each job is still a fresh process of its own: forked from a server that never runs a script,
+in a session and process group of its own, in its cgroup and under its limits before any of
+its code runs, with the environment and pipes `run_local` gave it and nothing else of the
+server's. Its description travels in a memfd only the child reads, so no secret ever sits in
+the server's memory. opsroom says go only once it knows the child's pid: a child whose start
+was given up exits before running anything, and the job starts cold instead.
+
+The first job of an environment runs cold while its server starts (a one-off `opsroom run`
+never waits for a server). A server that died — killed, crashed — is replaced by the next job;
+one that does not answer within a few seconds is killed and replaced. A job whose server dies
+while it runs runs on; how it ended is then known where opsroom adopted it (the fallback's
+subreaper), and reported as unknown elsewhere. Linux only, with pidfds (5.3+).
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opsroom.runner import tree
+from opsroom.runner.argv import BOOTSTRAP_DIR, Launch
+
+SERVER = BOOTSTRAP_DIR / "python_pool.py"
+SLOT_VAR = "OPSROOM_POOL_SLOT"  # the server's placeholder for a job's token (same length)
+SLOT_SIZE = 64  # the longest token a pooled job can carry in /proc/<pid>/environ
+_READY_WAIT = 30.0  # a server's start: an interpreter and its imports, on a busy host
+_START_WAIT = 10.0  # a fork and a few system calls: longer, and the server is stuck
+_STATUS_WAIT = 2.0  # once a job's process is gone, for its server to report how it ended
+_CLOSE_WAIT = 5.0
+
+
+def _pidfds() -> bool:
+    """True where pidfds work (Linux 5.3+): the pool waits on them."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+_PIDFDS = _pidfds()
+# What shapes how Python starts (encoding, paths, flags): part of a server's identity.
+_STARTUP = ("HOME", "LANG", "LANGUAGE", "PATH")
+_STARTUP_PREFIXES = ("LC_", "PYTHON")
+LOST = "its Python pool process ended while it ran: how the job ended is unknown"
+
+log = logging.getLogger("opsroom.runner")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """What the pool did so far, for /metrics."""
+
+    size: int  # fork servers running
+    hits: int  # Python jobs forked from a warm server
+    misses: int  # Python jobs that started cold: no server ready, or it could not start them
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStart:
+    """The fds and limits of one job, as `run_local` prepared them for a cold start."""
+
+    stdout: int
+    stderr: int
+    events: int
+    cgroups: tuple[int, ...]  # `cgroup.procs` files the child writes itself into
+    rlimits: tuple[tuple[int, tuple[int, int]], ...]
+
+
+class PoolChild:
+    """A job's process forked by a server: its pid, and how it ended once it has."""
+
+    def __init__(self, pid: int, status: asyncio.Future[int | None], server: _Server) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self.lost = False  # its server died before saying how it ended
+        self._status = status
+        self._server = server
+        self._waiter: asyncio.Future[int | None] | None = None
+
+    async def wait(self) -> int | None:
+        """Wait for the process to end; its returncode (None when it was lost)."""
+        if self._waiter is None:
+            self._waiter = asyncio.ensure_future(self._wait())
+        return await asyncio.shield(self._waiter)
+
+    def send_signal(self, sig: int) -> None:
+        """Signal the process (its group is for the caller)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
+
+    async def _wait(self) -> int | None:
+        # The server's word, normally. Should the server die, the process itself is waited
+        # for; should the server be stuck, the kernel's word that the process is gone.
+        gone = asyncio.ensure_future(_exited(self.pid))
+        try:
+            either: set[asyncio.Future[Any]] = {self._status, gone}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if self._status.done() and self._status.result() is None:
+                await gone
+            elif not self._status.done():
+                await asyncio.wait({self._status}, timeout=_STATUS_WAIT)
+        finally:
+            gone.cancel()
+        if self._status.done() and (code := self._status.result()) is not None:
+            self.returncode = code
+        elif (code := _adopted_status(self.pid)) is not None:
+            self.returncode = code  # its server died; opsroom, the subreaper, got the orphan
+        else:
+            self.lost = True
+            self._server.kill()  # dead already, or stuck: of no more use either way
+        self._server.finished()
+        return self.returncode
+
+
+def _adopted_status(pid: int) -> int | None:
+    """The returncode of a process that became opsroom's child; None when it is not."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    return os.waitstatus_to_exitcode(status) if done else None
+
+
+class _Server:
+    """One fork server and the jobs it started that have not ended yet."""
+
+    def __init__(self, interpreter: str, env: Mapping[str, str]) -> None:
+        self.interpreter = interpreter
+        self.env = dict(env)
+        self.proc: asyncio.subprocess.Process | None = None
+        self.sock: socket.socket | None = None
+        self.alive = True
+        self.retiring = False
+        self.jobs: dict[int, asyncio.Future[int | None]] = {}
+        self.running = 0
+        self._next = 0
+        self._ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._reader: asyncio.Task[None] | None = None
+        self._starting = asyncio.ensure_future(self._start())
+
+    async def ready(self) -> bool:
+        """True once the server has imported what it keeps warm; False if it cannot."""
+        return await asyncio.shield(self._ready)
+
+    async def _start(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            env = {**self.env, SLOT_VAR: "x" * SLOT_SIZE}
+            self.proc = await asyncio.create_subprocess_exec(
+                self.interpreter,
+                str(SERVER),
+                str(theirs.fileno()),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                env=env,
+                cwd="/",
+                pass_fds=(theirs.fileno(),),
+                process_group=0,  # Ctrl-C at opsroom's terminal is not the server's
+            )
+        except OSError as e:
+            log.warning("the Python pool could not start %s: %s", self.interpreter, e)
+            ours.close()
+            self._dead()
+            return
+        finally:
+            theirs.close()
+        tree.manage(self.proc.pid)  # asyncio waits for it: never reaped by the tree's look
+        ours.setblocking(False)
+        self.sock = ours
+        loop = asyncio.get_running_loop()
+        try:
+            said = await asyncio.wait_for(loop.sock_recv(ours, 16), _READY_WAIT)
+        except (TimeoutError, OSError):
+            said = b""
+        if said != b"R":
+            log.warning("the Python pool for %s did not start; jobs start cold", self.interpreter)
+            self.kill()
+            return
+        self._ready.set_result(True)
+        self._reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        """Exit statuses as the server reports them; the end of the server."""
+        assert self.sock is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                msg = await loop.sock_recv(self.sock, 256)
+            except OSError:
+                msg = b""
+            if not msg:
+                break
+            kind, _, rest = msg.partition(b" ")
+            number, _, value = rest.partition(b" ")
+            status = self.jobs.pop(int(number), None) if kind == b"E" else None
+            if status is not None and not status.done():
+                status.set_result(int(value))
+        self._dead()
+
+    def _dead(self) -> None:
+        self.alive = False
+        if not self._ready.done():
+            self._ready.set_result(False)
+        for status in self.jobs.values():
+            if not status.done():
+                status.set_result(None)
+        self.jobs.clear()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    async def spawn(
+        self, launch: Launch, env: Mapping[str, str], fds: PoolStart
+    ) -> PoolChild | str | None:
+        """Fork the job: its process, a start error for people, or None (start it cold)."""
+        if not self.alive or self.sock is None:
+            return None
+        loop = asyncio.get_running_loop()
+        number = self._next = self._next + 1
+        status: asyncio.Future[int | None] = loop.create_future()
+        self.jobs[number] = status
+        description = json.dumps(
+            {
+                "argv": list(launch.argv[1:]),
+                "env": dict(env),
+                "cwd": launch.cwd,
+                "rlimits": [[which, soft, hard] for which, (soft, hard) in fds.rlimits],
+            }
+        ).encode("utf-8")
+        memfd = os.memfd_create("opsroom-job", os.MFD_CLOEXEC)
+        ready_r, ready_w = os.pipe()
+        go_r, go_w = os.pipe()
+        # Whatever happens here (the caller cancelled too), `go_w` is closed at the end: a
+        # child not told to go exits before any of the job runs.
+        try:
+            try:
+                os.write(memfd, description)  # a memfd takes all of it at once
+                os.lseek(memfd, 0, os.SEEK_SET)
+                sent = (memfd, fds.stdout, fds.stderr, fds.events, ready_w, go_r, *fds.cgroups)
+                await _send(self.sock, b"%d" % number, sent)
+            finally:
+                for fd in (memfd, ready_w, go_r):
+                    os.close(fd)
+            said = await _read_all(ready_r, _START_WAIT)
+            if said is None:
+                log.warning("the Python pool for %s is stuck; replaced", self.interpreter)
+                self.kill()  # its socket closes: the request's fds go with it
+                return None
+            text = said.decode("utf-8", "replace")
+            if not text.startswith("ok ") or not text[3:].isdigit():
+                self.jobs.pop(number, None)
+                # Its setup failed, before any of the job ran (said why), or it died.
+                return text or None
+            os.write(go_w, b"g")
+        except OSError:
+            self.jobs.pop(number, None)
+            return None
+        finally:
+            os.close(ready_r)
+            os.close(go_w)
+        self.running += 1
+        return PoolChild(int(text[3:]), status, self)
+
+    def finished(self) -> None:
+        """One of its jobs has ended."""
+        self.running -= 1
+        if self.retiring and self.running <= 0:
+            self.stop()
+
+    def stop(self) -> None:
+        """Ask the server to exit: it does once its socket closes (asyncio reaps it)."""
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+
+    def kill(self) -> None:
+        """End the server now (its running jobs go on; their statuses are lost)."""
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGKILL)
+        self._dead()
+
+    async def close(self) -> None:
+        """Stop the server: it exits once its socket closes."""
+        self._starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._starting
+        self.stop()
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        self._dead()
+        if self.proc is not None:
+            try:
+                await asyncio.wait_for(self.proc.wait(), _CLOSE_WAIT)
+            except TimeoutError:
+                self.kill()
+                await self.proc.wait()
+            tree.release(self.proc.pid)
+
+
+class PythonPool:
+    """Fork servers by Python environment, at most `size` at once (`[runner] python_pool`)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._servers: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], _Server] = OrderedDict()
+        self._seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        self.hits = 0
+        self.misses = 0
+
+    def serves(self, launch: Launch, token: str) -> bool:
+        """True when this launch may be forked from a server: a Python launch, on Linux,
+        with a token short enough for the server's slot."""
+        return (
+            self.size > 0
+            and _PIDFDS
+            and launch.warm
+            and len(launch.argv) >= 2
+            and 0 < len(token) <= SLOT_SIZE
+        )
+
+    async def start(
+        self, launch: Launch, env: Mapping[str, str], fds: PoolStart
+    ) -> PoolChild | str | None:
+        """The job forked from its environment's server; a start error for people; or None:
+        start it cold (no server ready yet, or it failed before running anything)."""
+        startup = {k: v for k, v in env.items() if k in _STARTUP or k.startswith(_STARTUP_PREFIXES)}
+        key = (launch.argv[0], tuple(sorted(startup.items())))
+        server = self._servers.get(key)
+        if server is not None and not server.alive:
+            del self._servers[key]
+            server = None
+        if server is None:
+            first = key not in self._seen
+            self._seen.add(key)
+            self._make_room()
+            server = self._servers[key] = _Server(launch.argv[0], startup)
+            if first:
+                self.misses += 1
+                return None  # this one runs cold while the server starts for the next
+        self._servers.move_to_end(key)
+        child: PoolChild | str | None = None
+        try:
+            if await server.ready():
+                child = await server.spawn(launch, env, fds)
+        except OSError as e:
+            log.warning("the Python pool could not start a job (%s); it starts cold", e)
+        if child is None:
+            self.misses += 1
+            if not server.alive and self._servers.get(key) is server:
+                # Found dead (killed, crashed): this job starts cold, and a new server
+                # starts meanwhile for the next ones.
+                self._servers[key] = _Server(launch.argv[0], startup)
+        else:
+            self.hits += 1
+        return child
+
+    def _make_room(self) -> None:
+        while len(self._servers) >= self.size:
+            _, oldest = self._servers.popitem(last=False)
+            oldest.retiring = True  # stopped once its last job has ended
+            if oldest.running <= 0:
+                oldest.stop()
+
+    def stats(self) -> PoolStats:
+        """Servers running, jobs forked, jobs started cold."""
+        size = sum(1 for s in self._servers.values() if s.alive)
+        return PoolStats(size=size, hits=self.hits, misses=self.misses)
+
+    async def close(self) -> None:
+        """Stop every server."""
+        servers = list(self._servers.values())
+        self._servers.clear()
+        await asyncio.gather(*(s.close() for s in servers))
+
+
+async def _send(sock: socket.socket, data: bytes, fds: Sequence[int]) -> None:
+    """One message with fds attached, waiting for room in the socket if need be."""
+    loop = asyncio.get_running_loop()
+    rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+    while True:
+        try:
+            sock.sendmsg([data], rights)
+            return
+        except BlockingIOError:
+            room: asyncio.Future[None] = loop.create_future()
+            loop.add_writer(sock.fileno(), _settle, room)
+            try:
+                await room
+            finally:
+                loop.remove_writer(sock.fileno())
+
+
+async def _read_all(fd: int, timeout: float) -> bytes | None:
+    """Everything written to a pipe until its end; None after `timeout`."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    chunks: list[bytes] = []
+    closed: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if chunk:
+            chunks.append(chunk)
+        elif not closed.done():
+            closed.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await asyncio.wait({closed}, timeout=timeout)
+    finally:
+        loop.remove_reader(fd)
+    return b"".join(chunks) if closed.done() else None
+
+
+async def _exited(pid: int) -> None:
+    """Return once the process has exited (a pidfd: readable then); at once if it has."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return  # gone already
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(fd, _settle, done)
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+def _settle(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)

@@ -1,0 +1,180 @@
+"""What jobs produce: output lines kept within a cap and counted, structured events, and
+the files jobs offer (attachments).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from opsroom.errors import StoreError
+from opsroom.store.database import Part
+from opsroom.store.schema import attachments, job_events, job_output, jobs, utcnow
+
+
+class Output(Part):
+    """Output lines, events and attachments of jobs."""
+
+    async def record_outputs(
+        self, batches: Mapping[int, Sequence[tuple[str, str]]], *, cap_bytes: int
+    ) -> set[int]:
+        """Add (stream, text) lines of many jobs in one transaction; the ids no longer kept.
+
+        Each job's kept output stays within `cap_bytes`. Every line is counted
+        (`output_lines`, `output_bytes`: UTF-8 text plus newline); from the first line
+        that does not fit, nothing more is kept and the job is marked `output_truncated`.
+        """
+        done: set[int] = set()
+        batches = {job_id: lines for job_id, lines in batches.items() if lines}
+        if not batches:
+            return done
+        async with self._db.write(f"keep output of {len(batches)} jobs") as conn:
+            for job_id, lines in batches.items():
+                if not await _record(conn, job_id, lines, cap_bytes):
+                    done.add(job_id)
+        return done
+
+    async def output(self, job_id: int, *, tail: int | None = None) -> list[tuple[str, str]]:
+        """The job's output lines in order; with `tail`, only the last so many."""
+        query = select(job_output.c.stream, job_output.c.text).where(job_output.c.job_id == job_id)
+        if tail is None:
+            query = query.order_by(job_output.c.seq)
+        else:
+            query = query.order_by(job_output.c.seq.desc()).limit(max(tail, 0))
+        async with self._db.read(f"read output of job {job_id}") as conn:
+            rows = [(str(r.stream), str(r.text)) for r in await conn.execute(query)]
+        return rows if tail is None else rows[::-1]
+
+    async def append_events(self, job_id: int, events: Sequence[Mapping[str, Any]]) -> None:
+        """Add structured events (progress, table, status, ...) as JSON objects, in order."""
+        if not events:
+            return
+        async with self._db.write(f"keep events of job {job_id}") as conn:
+            first = await _next_seq(conn, job_events, job_id)
+            await conn.execute(
+                insert(job_events),
+                [
+                    {
+                        "job_id": job_id,
+                        "seq": first + i,
+                        "data": json.dumps(dict(ev), ensure_ascii=False, default=str),
+                    }
+                    for i, ev in enumerate(events)
+                ],
+            )
+
+    async def events(self, job_id: int) -> list[dict[str, Any]]:
+        """The job's structured events in the order they were added."""
+        query = (
+            select(job_events.c.data)
+            .where(job_events.c.job_id == job_id)
+            .order_by(job_events.c.seq)
+        )
+        async with self._db.read(f"read events of job {job_id}") as conn:
+            return [json.loads(data) for data in (await conn.scalars(query))]
+
+    async def add_attachment(
+        self, job_id: int, *, name: str, content_type: str, data: bytes
+    ) -> int:
+        """Keep a file the job offered; returns the attachment's id."""
+        async with self._db.write(f"keep a file of job {job_id}") as conn:
+            if await conn.scalar(select(jobs.c.id).where(jobs.c.id == job_id)) is None:
+                raise StoreError(f"job {job_id} does not exist")
+            result = await conn.execute(
+                insert(attachments).values(
+                    job_id=job_id,
+                    name=name,
+                    content_type=content_type,
+                    size=len(data),
+                    data=data,
+                    created_at=utcnow(),
+                )
+            )
+            key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+    async def attachments(self, job_id: int) -> list[tuple[int, str, str, int]]:
+        """The job's files as (id, name, content_type, size), in the order they came."""
+        query = (
+            select(
+                attachments.c.id,
+                attachments.c.name,
+                attachments.c.content_type,
+                attachments.c.size,
+            )
+            .where(attachments.c.job_id == job_id)
+            .order_by(attachments.c.id)
+        )
+        async with self._db.read(f"list files of job {job_id}") as conn:
+            rows = (await conn.execute(query)).all()
+        return [(int(r.id), str(r.name), str(r.content_type), int(r.size)) for r in rows]
+
+    async def attachment_data(self, attachment_id: int) -> bytes | None:
+        """The content of one attachment, or None when there is no such attachment."""
+        query = select(attachments.c.data).where(attachments.c.id == attachment_id)
+        async with self._db.read(f"read attachment {attachment_id}") as conn:
+            data = await conn.scalar(query)
+        return None if data is None else bytes(data)
+
+
+async def _next_seq(conn: AsyncConnection, table: Table, job_id: int) -> int:
+    # Lock the job row where the backend can (PostgreSQL), so two appenders to one job
+    # cannot pick the same sequence number; SQLite is already serialised by BEGIN IMMEDIATE.
+    await conn.execute(select(jobs.c.id).where(jobs.c.id == job_id).with_for_update())
+    last = await conn.scalar(select(func.max(table.c.seq)).where(table.c.job_id == job_id))
+    return 1 if last is None else int(last) + 1
+
+
+async def _record(
+    conn: AsyncConnection, job_id: int, lines: Sequence[tuple[str, str]], cap_bytes: int
+) -> bool:
+    """Keep what fits of `lines` under the cap, count them all; True while still keeping."""
+    sizes = [_line_bytes(line) for _, line in lines]
+    row = (
+        await conn.execute(
+            select(jobs.c.output_stored_bytes, jobs.c.output_truncated)
+            .where(jobs.c.id == job_id)
+            .with_for_update()
+        )
+    ).first()
+    if row is None:
+        raise StoreError(f"job {job_id} does not exist")
+    truncated = bool(row.output_truncated)
+    keep, room = 0, cap_bytes - int(row.output_stored_bytes)
+    if not truncated:
+        for size in sizes:
+            if size > room:
+                truncated = True
+                break
+            room -= size
+            keep += 1
+    if keep:
+        first = await _next_seq(conn, job_output, job_id)
+        await conn.execute(
+            insert(job_output),
+            [
+                {"job_id": job_id, "seq": first + i, "stream": stream, "text": line}
+                for i, (stream, line) in enumerate(lines[:keep])
+            ],
+        )
+    values: dict[str, Any] = {
+        "output_lines": jobs.c.output_lines + len(lines),
+        "output_bytes": jobs.c.output_bytes + sum(sizes),
+        "output_stored_bytes": jobs.c.output_stored_bytes + sum(sizes[:keep]),
+    }
+    if truncated:
+        values["output_truncated"] = True
+    await conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+    return not truncated
+
+
+def _line_bytes(line: str) -> int:
+    """What a line costs against the cap: its UTF-8 bytes and the newline it came with."""
+    if line.isascii():
+        return len(line) + 1
+    return len(line.encode("utf-8", "surrogatepass")) + 1

@@ -1,0 +1,119 @@
+"""`opsroom bench`: offered in a source checkout only; `--compare`'s runs and its table."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import opsroom
+from support import Opsroom
+
+PROJECT = Path(__file__).resolve().parents[2]
+PEERS = PROJECT / "bench" / "peers"
+
+
+def _compare() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_compare_under_test", PEERS / "compare.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_checkout_offers_bench(opsroom: Opsroom) -> None:
+    listed = opsroom("--help")
+    assert listed.code == 0
+    assert "bench" in listed.stdout
+    r = opsroom("bench", "--rounds", "2")
+    assert r.code == 2
+    assert "--rounds and --scratch apply only with --compare" in r.stderr
+
+
+def test_an_installed_package_hides_bench_and_says_why(tmp_path: Path) -> None:
+    # The package as an installation holds it: opsroom/ alone, no bench/ beside src/.
+    site = tmp_path / "site-packages"
+    shutil.copytree(
+        Path(opsroom.__file__).parent, site / "opsroom", ignore=shutil.ignore_patterns("*.pyc")
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "opsroom", *args]
+        return subprocess.run(
+            argv, env=env, cwd=tmp_path, capture_output=True, text=True, check=False
+        )
+
+    listed = run("--help")
+    assert listed.returncode == 0, listed.stderr
+    assert "bench" not in listed.stdout
+    assert "serve" in listed.stdout
+    assert "catalog" in listed.stdout
+    asked = run("bench", "--compare")
+    assert asked.returncode == 2
+    assert "runs the benchmarks of a source checkout" in asked.stderr
+    assert "Traceback" not in asked.stderr
+    imported = subprocess.run(
+        [sys.executable, "-c", "import opsroom; print(opsroom.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert imported.stdout.strip().startswith(str(site))  # it was the copy that ran
+
+
+def test_compare_refuses_a_scratch_folder_inside_the_project(opsroom: Opsroom) -> None:
+    inside = PROJECT / "peerbench-here"
+    r = opsroom("bench", "--compare", "--scratch", str(inside))
+    assert r.code != 0
+    assert "is inside the project" in r.stderr
+    assert not inside.exists()
+
+
+def test_the_opsroom_runner_and_the_table(tmp_path: Path) -> None:
+    compare = _compare()
+    sizes = compare.Sizes(n=5, nsub=2, rounds=1, restarts=1)
+    found = compare.bots(tmp_path, Path(sys.executable), None, sizes)
+    (bot,) = (b for b in found if b.name == "opsroom")
+    (tmp_path / "tmp").mkdir()
+    env = compare.child_env(tmp_path / "tmp")
+    first = bot.run([], env)
+    assert isinstance(first, dict), first
+    assert first["restart"] is False
+    kept = tmp_path / "kept"
+    restart = [bot.run(["--phases", "startup", "--keep", str(kept)], env) for _ in range(2)]
+    assert all(isinstance(r, dict) and r["restart"] for r in restart), restart
+    assert (kept / "cache").is_dir()  # the restart keeps its parse cache beside its store
+
+    errbot: dict[str, Any] = {
+        "process_to_ready_s": first["startup_ms_from_process_start"] / 1000 * 2,
+        "pong_seq": {"med_ms": first["pong"]["med_ms"] * 4},
+        "subtrue_seq": {"med_ms": first["subtrue"]["med_ms"] / 10},
+        "subtrue_tp": {"per_s": first["subtruetp"]["per_s"] / 2},
+    }
+    runs = {
+        "opsroom": {"full": [first], "restart": restart},
+        "errbot": {"full": [errbot], "restart": [errbot]},
+    }
+    table = {r.label: r for r in compare.rows(runs, sizes)}
+    assert table["built-in round trip"].ratio == pytest.approx(0.25)
+    assert table["built-in round trip"].verdict == "met"
+    assert table["trivial command (`true`), one at a time"].verdict == "NOT met"  # 10×
+    assert table["trivial commands, 2 at once"].verdict == "met"  # 2× the throughput
+    assert table["Python command (prints `hi`), one at a time"].verdict == ""  # no Errbot figure
+    text = compare.format_table(list(table.values()), rounds=1, hubot=False)
+    assert "| opsroom / Errbot | goal | verdict |" in text
+    assert "Hubot" not in text
+    assert "| 0.25× | ≤ 0.5× | met (goal at 10,000 commands; here 500) |" in text
+    json.dumps(first)  # what the runner saves is plain JSON
