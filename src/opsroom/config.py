@@ -407,8 +407,11 @@ class WorkersSettings(_Section):
     heartbeat: float = 10.0  # seconds between a worker's beats
     # A worker silent this long is lost: its running jobs are marked interrupted.
     lost_after: float = 30.0
+    # Replies and cancels travel by notification; this often a bot or worker looks in the
+    # store anyway, for one it may have missed (its listening connection dropped).
+    recheck: float = Field(default=2.0, gt=0)
 
-    @field_validator("heartbeat", "lost_after", mode="before")
+    @field_validator("heartbeat", "lost_after", "recheck", mode="before")
     @classmethod
     def _duration(cls, v: object) -> float:
         return parse_duration(v)

@@ -38,7 +38,7 @@ from opsroom.errors import CatalogError, ConfigError, RefusedError, StoreError
 from opsroom.model.audit import AuditEvent
 from opsroom.model.blocks import Code, Reply, Status, Text
 from opsroom.model.catalog import CatalogIssue
-from opsroom.model.commands import Language
+from opsroom.model.languages import own_environment
 from opsroom.router.deployment import Deployment, Live
 
 if TYPE_CHECKING:
@@ -381,9 +381,7 @@ class Deployer:
         built: dict[tuple[tuple[str, ...], str | None], str | None] = {}
         runner = self.settings.runner
         for spec in version.catalog.commands:
-            if spec.name not in touched or spec.language is not Language.PYTHON:
-                continue
-            if not spec.requires:
+            if spec.name not in touched or not own_environment(spec):
                 continue
             key = (tuple(sorted(spec.requires)), spec.requires_python)
             if key not in built:

@@ -21,6 +21,7 @@
     ├── PatternError             model.patterns: a pattern opsroom will not match (a ValueError too)
     ├── MalformedEvent           runner.events: a line of a job's event channel that is no event
     ├── CgroupError              runner.cgroup: the host refused a job's cgroup
+    ├── WindowsApiError          runner.winjob: Windows refused a job's Job Object or process
     ├── DirectoryError           policy.ldap: the directory could not answer
     └── LoginRequired            web.auth: a page asked for without a session (to /login)
 

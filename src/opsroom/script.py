@@ -31,12 +31,26 @@ __all__ = ["attach", "progress", "status", "table"]
 _LEVELS = ("info", "success", "warning", "error")
 
 
+_windows_fds: dict[int, int] = {}  # handle -> the C runtime fd opened on it, once
+
+
 def _channel() -> int | None:
     raw = os.environ.get("OPSROOM_EVENTS_FD", "")
     try:
         fd = int(raw)
     except ValueError:
         return None
+    if sys.platform == "win32":
+        # On Windows opsroom passes the pipe's handle: a C runtime fd is opened on it once
+        # (and never closed: that would close the handle).
+        if fd not in _windows_fds:
+            import msvcrt
+
+            try:
+                _windows_fds[fd] = msvcrt.open_osfhandle(fd, os.O_WRONLY)
+            except OSError:
+                return None
+        return _windows_fds[fd]
     try:
         os.fstat(fd)
     except OSError:

@@ -128,7 +128,6 @@ class FakeMattermost:
         app.router.add_get("/api/v4/users/me", fake._users_me)
         app.router.add_post("/api/v4/posts", fake._create_post)
         app.router.add_put("/api/v4/posts/{post_id}/patch", fake._patch_post)
-        app.router.add_post("/api/v4/reactions", fake._reaction)
         app.router.add_get("/api/v4/websocket", fake._socket)
         fake._runner = web.AppRunner(app, access_log=None)
         await fake._runner.setup()
@@ -249,12 +248,6 @@ class FakeMattermost:
                 return web.json_response(post.as_json())
         call.status = 404
         return web.json_response({"id": "app.post.get.app_error"}, status=404)
-
-    async def _reaction(self, request: web.Request) -> web.Response:
-        call, refused = await self._gate(request, "POST reactions")
-        if call is None or call.status != 200:
-            return refused
-        return web.json_response({**call.body, "create_at": 1}, status=201)
 
     def calls_of(self, endpoint: str) -> list[Call]:
         """The recorded calls of one endpoint ("POST posts", "PUT posts/patch")."""

@@ -57,7 +57,6 @@ class Message:
     thread_ts: str | None = None
     bot_id: str | None = None
     edited: bool = False
-    files: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def visible(self) -> str:
@@ -83,7 +82,6 @@ class FakeSlack:
         self.connections = 0  # websocket sessions opened so far
         self.down = False
         self.echo_bot_messages = True  # Slack sends the bot's own messages back as events
-        self.uploads: dict[str, bytes] = {}
         self._limits: dict[str, list[int]] = {}
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
@@ -104,7 +102,6 @@ class FakeSlack:
         app.router.add_post("/api/{method}", fake._api)
         app.router.add_get("/api/{method}", fake._api)
         app.router.add_get("/link/", fake._socket)
-        app.router.add_post("/upload/{file_id}", fake._upload)
         fake._runner = web.AppRunner(app, access_log=None)
         await fake._runner.setup()
         site = web.TCPSite(fake._runner, "127.0.0.1", 0)
@@ -154,9 +151,8 @@ class FakeSlack:
             params.update(await request.json())
         elif request.can_read_body:
             params.update(dict((await request.post()).items()))
-        for key in ("blocks", "files"):
-            if isinstance(params.get(key), str):
-                params[key] = json.loads(params[key])
+        if isinstance(params.get("blocks"), str):
+            params["blocks"] = json.loads(params["blocks"])
         return params
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
@@ -221,33 +217,6 @@ class FakeSlack:
                 message.edited = True
                 return {"ok": True, "channel": channel, "ts": ts, "text": message.text}
         return {"ok": False, "error": "message_not_found"}
-
-    async def _m_reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True}
-
-    async def _m_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
-        file_id = f"F{next(self._ids):06d}"
-        url = f"http://127.0.0.1:{self.port}/upload/{file_id}"
-        return {"ok": True, "upload_url": url, "file_id": file_id}
-
-    async def _upload(self, request: web.Request) -> web.Response:
-        self.uploads[request.match_info["file_id"]] = await request.read()
-        return web.Response(text="OK - uploaded")
-
-    async def _m_files_completeUploadExternal(self, params: dict[str, Any]) -> dict[str, Any]:
-        files = [{"id": f["id"], "title": f.get("title", "")} for f in params["files"]]
-        channel = str(params.get("channel_id") or "")
-        if channel:
-            message = Message(
-                ts=self._next_ts(),
-                user=BOT_USER,
-                bot_id=BOT_ID,
-                text="",
-                thread_ts=params.get("thread_ts") or None,
-                files=files,
-            )
-            self.channels.setdefault(channel, []).append(message)
-        return {"ok": True, "files": files}
 
     def calls_of(self, method: str) -> list[Call]:
         """The recorded calls of one Web API method."""

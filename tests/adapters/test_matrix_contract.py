@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,13 @@ from adapters.synapse import Synapse, synapse  # noqa: F401  (the session's home
 from opsroom.adapters.base import ConnectionState
 from opsroom.adapters.matrix.settings import MatrixSettings
 from opsroom.adapters.matrix.transport import MatrixAdapter
+from opsroom.config import Settings
+from opsroom.engine.adapters import create_adapters, engine_services
+from opsroom.policy import rbac
+from opsroom.testing import Bot
 from support import async_wait_for
+
+ECHO = Path(__file__).resolve().parent.parent / "fixtures" / "echo_catalog"
 
 
 def bot_settings(server: Synapse, **more: object) -> MatrixSettings:
@@ -38,6 +45,23 @@ async def wait_joined(person: Person, room_id: str, user: str, timeout: float = 
             return
         assert asyncio.get_running_loop().time() < deadline, f"{user} never joined {room_id}"
         await asyncio.sleep(0.1)
+
+
+async def wait_membership(
+    person: Person, room_id: str, user: str, membership: str, timeout: float = 15.0
+) -> None:
+    """Until the room's history, as `person` reads it, ends `user`'s membership so."""
+
+    async def reached() -> bool:
+        events = await person.events(room_id)
+        found = [
+            e["content"].get("membership")
+            for e in events
+            if e.get("type") == "m.room.member" and e.get("state_key") == user
+        ]
+        return bool(found) and found[-1] == membership
+
+    await async_wait_for(reached, timeout, what=f"{user} {membership} {room_id}")
 
 
 @dataclass
@@ -110,25 +134,45 @@ async def test_history_from_before_start_is_not_a_request(synapse: Synapse) -> N
         await alice.close()
 
 
-async def test_invites_from_people_without_a_role_are_declined(synapse: Synapse) -> None:  # noqa: F811
+async def test_invites_are_accepted_or_declined_as_policy_decides(
+    synapse: Synapse,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     mallory = await Person.login(synapse, "mallory")
     alice = await Person.login(synapse, "alice")
-    adapter = MatrixAdapter(
-        bot_settings(synapse),
-        password="ops-pw",
-        may_invite=lambda principal: principal == f"matrix:{alice.mxid}",
+    url = f"sqlite:///{tmp_path}/opsroom.db"
+    # alice holds a role through a group; mallory holds none.
+    settings = Settings.model_validate(
+        {
+            "store": {"url": url},
+            "groups": {"oncall": [f"matrix:{alice.mxid}"]},
+            "roles": [{"name": "ops", "members": ["group:oncall"], "allow": ["*"]}],
+            "adapters": {
+                "matrix": {
+                    "homeserver": synapse.url,
+                    "user_id": synapse.mxid("ops"),
+                    "password": "env:MATRIX_PASSWORD",
+                }
+            },
+        }
     )
-    await adapter.connect()
-    try:
-        refused = await mallory.create_room(synapse.mxid("ops"))
-        welcome = await alice.create_room(synapse.mxid("ops"))
-        await wait_joined(alice, welcome, synapse.mxid("ops"))
-        members = await mallory.client.joined_members(refused)
-        assert synapse.mxid("ops") not in [m.user_id for m in members.members]
-    finally:
-        await adapter.close()
-        await alice.close()
-        await mallory.close()
+    monkeypatch.setenv("MATRIX_PASSWORD", "ops-pw")
+    assert rbac.may_invite(f"matrix:{alice.mxid}", settings)
+    assert not rbac.may_invite(f"matrix:{mallory.mxid}", settings)
+    async with Bot.open(catalog_dir=str(ECHO), store_url=url, settings=settings) as bot:
+        # Built as `opsroom serve` builds it, lent the engine's services.
+        (adapter,) = create_adapters(settings, engine_services(bot.app.dispatcher))
+        await adapter.connect()
+        try:
+            refused = await mallory.create_room(synapse.mxid("ops"))
+            welcome = await alice.create_room(synapse.mxid("ops"))
+            await wait_joined(alice, welcome, synapse.mxid("ops"))
+            await wait_membership(mallory, refused, synapse.mxid("ops"), "leave")
+        finally:
+            await adapter.close()
+            await alice.close()
+            await mallory.close()
 
 
 async def test_configured_rooms_are_joined_and_others_declined(synapse: Synapse) -> None:  # noqa: F811

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from opsroom.adapters.matrix import create, holds_a_role, load_settings
+from opsroom.adapters.matrix import create, load_settings
 from opsroom.adapters.matrix.translate import (
     edit_of,
     in_thread,
@@ -18,11 +18,15 @@ from opsroom.adapters.matrix.translate import (
     room_id_of,
 )
 from opsroom.config import Settings
+from opsroom.engine.adapters import engine_services
 from opsroom.errors import ConfigError
 from opsroom.model.messages import Inbound
+from opsroom.policy import rbac
+from opsroom.testing import Bot
 
 PAYLOADS = Path(__file__).parent.parent / "fixtures" / "payloads" / "matrix"
 OPS = "@ops:localhost"
+ECHO = Path(__file__).parent.parent / "fixtures" / "echo_catalog"
 
 
 def payload(name: str) -> Any:
@@ -172,18 +176,31 @@ def test_create_resolves_the_secret_reference(monkeypatch: pytest.MonkeyPatch) -
     assert not adapter.capabilities.buttons
 
 
-def test_invites_are_accepted_from_role_holders_only() -> None:
+async def test_the_invite_decision_is_policys_for_every_principal(tmp_path: Path) -> None:
+    """The engine lends the adapter policy's answer: the same for each principal."""
+    url = f"sqlite:///{tmp_path}/opsroom.db"
     settings = Settings.model_validate(
         {
-            "groups": {"oncall": ["matrix:@bob:x"]},
+            "store": {"url": url},
+            "groups": {"oncall": ["matrix:@bob:x"], "leads": ["group:oncall"]},
             "roles": [
-                {"name": "ops", "members": ["matrix:@alice:x", "group:oncall"], "allow": ["*"]},
+                {"name": "ops", "members": ["matrix:@alice:x", "group:leads"], "allow": ["*"]},
                 {"name": "viewers", "members": ["matrix:@*:partner.org"], "allow": ["help"]},
             ],
         }
     )
-    may = holds_a_role(settings)
-    assert may("matrix:@alice:x")
-    assert may("matrix:@bob:x")
-    assert may("matrix:@carol:partner.org")
-    assert not may("matrix:@mallory:x")
+    expected = {
+        "matrix:@alice:x": True,  # a member of a role
+        "matrix:@bob:x": True,  # through a group within a group
+        "matrix:@carol:partner.org": True,  # a glob
+        "matrix:@mallory:x": False,
+        "matrix:~guest": False,  # nobody the platform vouches for
+    }
+    async with Bot.open(catalog_dir=str(ECHO), store_url=url, settings=settings) as bot:
+        services = engine_services(bot.app.dispatcher)
+        assert services.may_invite is not None
+        for principal, welcome in expected.items():
+            assert rbac.may_invite(principal, settings) is welcome, principal
+            assert await services.may_invite(principal) is welcome, principal
+    # With no roles at all nobody may bring the bot in, as nobody there may run anything.
+    assert not any(rbac.may_invite(p, Settings()) for p in expected)

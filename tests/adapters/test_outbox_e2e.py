@@ -110,7 +110,7 @@ async def test_a_job_that_ends_while_slack_is_down_is_reported_once_after_a_rest
                 )
 
             await until(final_kept, "the final status kept in the store")
-            await asyncio.sleep(0.5)  # any throttled edit still due has had its turn
+            await first.bridge.settle()  # an edit held back for Slack's edit rate is made
             kept = await store.outbox_pending("slack")
             live = [row for row in kept if row.live]
             # Every update while Slack was away collapsed into the job's last view.

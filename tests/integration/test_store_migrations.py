@@ -1,20 +1,27 @@
-"""Migrations build the schema from nothing, agree with the code, and are skipped at head."""
+"""Migrations build the schema from nothing, agree with the code, and are skipped at head.
+
+A new, empty database is built straight from the code's tables (no migration runs): the
+schema it gets is the one the migrations build, on every backend.
+"""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import inspect, text
 
 from opsroom.model.jobs import JobState
 from opsroom.store import Limits, Store
-from opsroom.store.migrate import MIGRATIONS
+from opsroom.store.migrate import MIGRATIONS, upgrade_to_head
 from opsroom.store.schema import HEAD_REVISION, metadata
 from opsroom.store.url import sqlite_path
-from stores import backend_of, scalar_sql, sync_engine
+from pg_cluster import dump
+from stores import backend_of, new_store_url, scalar_sql, sync_engine
 
 
 def tables(url: str) -> set[str]:
@@ -24,6 +31,61 @@ def tables(url: str) -> set[str]:
 
 def revision(url: str) -> object:
     return scalar_sql(url, "SELECT version_num FROM alembic_version")
+
+
+def migrate(url: str, to: str = "head") -> None:
+    """Run the migrations on a store up to revision `to`, as Alembic does."""
+    from alembic import command
+    from alembic.config import Config
+
+    with sync_engine(url) as engine, engine.begin() as conn:
+        if to == "head":
+            upgrade_to_head(conn)
+            return
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, to)
+
+
+def opening_loads_alembic(url: str) -> bool:
+    """Whether a new process opening the store at `url` imports Alembic (it migrates)."""
+    probe = (
+        "import asyncio, sys\n"
+        "from opsroom.store import Store\n"
+        "async def main():\n"
+        f"    await (await Store.open({url!r})).close()\n"
+        "asyncio.run(main())\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip() == "True"
+
+
+def schema_of(url: str) -> list[str]:
+    """Everything that makes up a store's schema, as lines two equal schemas share.
+
+    PostgreSQL: what pg_dump writes, without its comments and session settings.
+    SQLite: every table's, index's and trigger's own SQL with spaces evened out (a column
+    added later is appended as `, name TYPE`), and the recorded schema revision.
+    """
+    if backend_of(url) == "postgresql":
+        lines = dump(url).decode().splitlines()
+        noise = ("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict", "\\unrestrict")
+        return [line for line in lines if line.strip() and not line.startswith(noise)]
+    with sync_engine(url) as engine, engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
+        ).all()
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+    even = [
+        (kind, name, table, re.sub(r"\s*([,()])\s*", r"\1", re.sub(r"\s+", " ", sql or "")))
+        for kind, name, table, sql in rows
+    ]
+    return [f"{kind} {name} on {table}: {sql}" for kind, name, table, sql in even] + [
+        f"revision {v}" for (v,) in version
+    ]
 
 
 async def test_an_empty_database_gets_the_whole_schema_and_reopening_changes_nothing(
@@ -62,26 +124,35 @@ async def test_migrated_database_matches_the_schema_in_code(empty_store_url: str
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    await (await Store.open(empty_store_url)).close()
+    migrate(empty_store_url)  # every migration in turn (opening would build it from the code)
     with sync_engine(empty_store_url) as engine, engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, metadata) == []
 
 
 def test_opening_a_database_at_head_does_not_load_alembic(empty_store_url: str) -> None:
-    probe = (
-        "import asyncio, sys\n"
-        "from opsroom.store import Store\n"
-        "async def main():\n"
-        f"    await (await Store.open({empty_store_url!r})).close()\n"
-        "asyncio.run(main())\n"
-        "print('alembic' in sys.modules)\n"
-    )
-    first = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    second = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    assert (first.stdout.strip(), second.stdout.strip()) == ("True", "False"), (
-        first.stderr + second.stderr
-    )
+    migrate(empty_store_url, "0008")  # a store an older opsroom left: it needs migrating
+    first = opening_loads_alembic(empty_store_url)
+    second = opening_loads_alembic(empty_store_url)
+    assert (first, second) == (True, False)
+    assert revision(empty_store_url) == HEAD_REVISION
+
+
+async def test_a_new_database_is_built_without_migrations_as_the_migrations_build_it(
+    empty_store_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = empty_store_url
+    assert not opening_loads_alembic(url), "a new store is built from the code's tables"
+    assert revision(url) == HEAD_REVISION
+    backend = backend_of(url)
+    cluster = request.getfixturevalue("postgres") if backend == "postgresql" else None
+    folder = tmp_path / "migrated"
+    folder.mkdir()
+    with new_store_url(backend, folder, cluster, migrated=False) as migrated:
+        migrate(migrated)
+        built, by_migrations = schema_of(url), schema_of(migrated)
+    assert len(built) > 20, built  # the dump or the tables were read at all
+    assert built == by_migrations
 
 
 async def test_a_0001_database_with_jobs_is_upgraded_in_place(empty_store_url: str) -> None:

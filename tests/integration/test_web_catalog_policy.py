@@ -182,3 +182,33 @@ async def test_the_last_change_outside_git_is_the_file_time(console: Console) ->
     last = page.split('<dd class="last-change">')[1].split("</dd>")[0]
     assert "(file time; the catalog is not a git checkout)" in last
     assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT[^"]+">', last)
+
+
+async def test_the_api_listing_gives_each_caller_the_pages_and_the_chats_answer(
+    console: Console,
+) -> None:
+    kept_away = await console.chat_answer("web:alice", "!net restart")
+    denied = await console.chat_answer("web:ivan", "!storage wipe")
+    async with console.login("alice") as c:
+        listed = {e["name"]: e for e in (await c.get("/api/v1/catalog")).json()}
+        listing = _rows((await c.get("/catalog")).text)
+    assert sorted(listed) == ["demo greet", "net restart", "storage wipe"]
+    assert (listed["net restart"]["runnable"], listed["net restart"]["refused"]) == (
+        False,
+        kept_away,
+    )
+    assert (listed["storage wipe"]["runnable"], listed["storage wipe"]["refused"]) == (True, None)
+    assert (listed["demo greet"]["runnable"], listed["demo greet"]["refused"]) == (True, None)
+    # The page lists the same commands as not runnable.
+    assert [n for n, row in listing.items() if "you cannot run it" in row] == ["net restart"]
+    async with console.login("ivan") as c:
+        listed = {e["name"]: e for e in (await c.get("/api/v1/catalog")).json()}
+        searched = (await c.get("/api/v1/catalog", params={"q": "wipe"})).json()
+    assert (listed["storage wipe"]["runnable"], listed["storage wipe"]["refused"]) == (
+        False,
+        denied,
+    )
+    assert listed["demo greet"]["runnable"] is True
+    assert [(e["name"], e["runnable"], e["refused"]) for e in searched] == [
+        ("storage wipe", False, denied)
+    ]

@@ -432,3 +432,27 @@ def test_a_room_without_a_row_is_named(copy: Path) -> None:
         f"helpers.py: room 'helpers' has no row in ROOMS ({ADD_A_ROW})",
         f"lab/__init__.py: room 'lab' has no row in ROOMS ({ADD_A_ROW})",
     ]
+
+
+def _documented_rooms() -> set[str]:
+    """Rooms named in the first column of docs/architecture.md's room tables."""
+    doc = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    names: set[str] = set()
+    for line in doc.splitlines():
+        cells = line.split("|")
+        if len(cells) > 2 and cells[1].strip().startswith("`"):
+            first = cells[1].strip().strip("`")
+            names.add(first.removesuffix("/").removesuffix(".py"))
+    return names
+
+
+def test_the_architecture_doc_names_every_room_and_no_other() -> None:
+    # docs/architecture.md is the table above told for people: a room added, moved or gone
+    # must show there too.
+    documented = _documented_rooms()
+    real = {room_of_path(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")}
+    assert documented == set(ROOMS) == real, (
+        f"undocumented: {sorted(set(ROOMS) - documented)}; "
+        f"documented but gone: {sorted(documented - set(ROOMS))}; "
+        f"without a row: {sorted(real - set(ROOMS))}"
+    )

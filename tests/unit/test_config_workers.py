@@ -22,6 +22,12 @@ def test_heartbeat_and_lost_after_read_as_durations(tmp_path: Path) -> None:
     assert (defaults.heartbeat, defaults.lost_after) == (10.0, 30.0)
 
 
+def test_recheck_reads_as_a_duration_and_defaults_to_two_seconds(tmp_path: Path) -> None:
+    assert _load(tmp_path, '[workers]\nrecheck = "500ms"\n').workers.recheck == 0.5
+    assert _load(tmp_path, "", {"OPSROOM_WORKERS_RECHECK": "1h"}).workers.recheck == 3600.0
+    assert Settings().workers.recheck == 2.0
+
+
 def test_an_override_sets_them_too(tmp_path: Path) -> None:
     environ = {"OPSROOM_WORKERS_HEARTBEAT": "0.5s", "OPSROOM_RUNNER_LOCAL": "false"}
     settings = _load(tmp_path, "", environ)
@@ -35,6 +41,7 @@ def test_an_override_sets_them_too(tmp_path: Path) -> None:
         ('[workers]\nheartbeat = "30s"\nlost_after = "30s"\n', "lost_after must be longer"),
         ('[workers]\nheartbeat = "soon"\n', "workers.heartbeat"),
         ("[workers]\nbeat = 1\n", "workers.beat"),
+        ('[workers]\nrecheck = "0"\n', "workers.recheck"),
         ('[runner]\nlocal = "no"\n', "runner.local"),
     ],
 )

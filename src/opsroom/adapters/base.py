@@ -45,9 +45,12 @@ class AdapterServices:
 
     `first_delivery(key)` is True only the first time a delivery key is seen in this
     installation (platform retries run once, across restarts and processes).
+    `may_invite(principal)` is policy's answer to whether that person may bring the bot
+    into a room (a platform where the bot accepts invitations asks it for each one).
     """
 
     first_delivery: Callable[[str], Awaitable[bool]] | None = None
+    may_invite: Callable[[str], Awaitable[bool]] | None = None
 
 
 class AdapterUnavailable(AdapterError):

@@ -1,20 +1,26 @@
 """The catalog's half of the language records (model/languages.py): their parsers.
 
-A record names its parser as `module:function`; `reader_of()` resolves it once, on first
-use, so a parser's dependencies (the PowerShell grammar) load only for a catalog that holds
-such scripts. Every parser is called the same way, `read(source, stem=..., thorough=...)`;
-the functions below adapt the built-in parsers to that call.
+A record names its parser (and any module-folder reader) as `module:function`;
+`reader_of()` (`module_reader_of()`) resolves it once, on first use, so a parser's
+dependencies (the PowerShell grammar) load only for a catalog that holds such scripts.
+Every parser is called the same way, `read(source, stem=..., thorough=...)`; the functions
+below adapt the built-in parsers to that call.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-from typing import Protocol, cast
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, cast
 
 from opsroom.catalog.parsers.base import ParsedScript
 from opsroom.errors import CatalogError
 from opsroom.model.languages import LanguageSupport
+
+if TYPE_CHECKING:
+    from opsroom.catalog.psmodule import Module
 
 
 class ScriptReader(Protocol):
@@ -58,6 +64,28 @@ def _resolve(reference: str) -> object:
         return getattr(importlib.import_module(module), attribute)
     except (ImportError, AttributeError) as e:
         raise CatalogError(f"language record names {reference!r}, which is not there: {e}") from e
+
+
+class ModuleReader(Protocol):
+    """What a record's `modules.reader` names: a folder → its module, or None when none."""
+
+    def __call__(
+        self,
+        root: Path,
+        folder_rel: str,
+        names: Collection[str],
+        *,
+        escapes: Callable[[Path], bool],
+    ) -> Module | None:
+        """`names` are the folder's entries; `escapes` tells a path that leaves the catalog."""
+        ...
+
+
+def module_reader_of(support: LanguageSupport) -> ModuleReader | None:
+    """The reader of a language's module folders; None when it has none."""
+    if support.modules is None:
+        return None
+    return cast(ModuleReader, resolve(support.modules.reader))
 
 
 def reader_of(support: LanguageSupport) -> ScriptReader | None:

@@ -141,6 +141,20 @@ class _Defined:
     source: str
 
 
+def read_module_folder(
+    root: Path, folder_rel: str, names: Collection[str], *, escapes: Callable[[Path], bool]
+) -> Module | None:
+    """The module in `folder_rel` (relative to `root`, holding `names`); None: it is no module.
+
+    The PowerShell record's `modules.reader` (model/languages.py): the catalog's walk asks
+    it of a folder holding a `.psm1`.
+    """
+    psm1 = module_file(root / folder_rel, names)
+    if psm1 is None:
+        return None
+    return read_module(root, folder_rel, psm1, escapes=escapes)
+
+
 def read_module(
     root: Path, folder_rel: str, psm1: str, *, escapes: Callable[[Path], bool]
 ) -> Module:

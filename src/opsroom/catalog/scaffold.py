@@ -40,30 +40,34 @@ def main(target: str) -> None:
 '''
 
 _PYTHON_TEST = '''\
-"""Tests for `{name}`: run them with `pytest {test_file}`."""
+"""Tests for `{name}`, asked for as people do in chat: run them with `pytest {test_file}`.
+
+The `bot` fixture comes with opsroom (docs/testing-your-scripts.md): the real engine on a
+database of its own, with the roles and settings of your opsroom.toml, serving the catalog
+this file sits in. The script runs as it would in chat, as a child process.
+"""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).with_name("{script_file}")
+from opsroom.testing import SyncBot
 
 
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("{module}", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def opsroom_catalog() -> Path:
+    """The catalog folder this test file sits in."""
+    return Path(__file__).resolve().parents[{depth}]
 
 
-def test_main_names_its_target(capsys: pytest.CaptureFixture[str]) -> None:
-    load_script().main(target="web01")
-    assert "web01" in capsys.readouterr().out
+def test_names_its_target(bot: SyncBot) -> None:
+    # Said to the bot directly, so no prefix is needed. With [[roles]] in opsroom.toml,
+    # ask as someone who holds one: bot.as_("slack:U012ABC").say(...).
+    said = bot.say("{name} web01")
+    assert said.succeeded, said
+    assert "web01" in said.text
 '''
 
 _SHELL = """\
@@ -144,8 +148,8 @@ class Scaffold:
     """What `opsroom new` writes for one language (a record's `scaffold` names one).
 
     `script` and `test` are file names with `{stem}`; the bodies are `str.format` templates
-    given `name` (the command), `script_file`, `test_file` and `module` (the stem as a
-    Python identifier).
+    given `name` (the command), `script_file`, `test_file`, `module` (the stem as a
+    Python identifier) and `depth` (folders between the catalog's root and the files).
     """
 
     script: str
@@ -211,6 +215,7 @@ def scaffold(language: str, name: str, directory: Path) -> list[Path]:
         "script_file": script,
         "test_file": test,
         "module": stem.replace("-", "_"),
+        "depth": len(words) - 1,
     }
     folder.mkdir(parents=True, exist_ok=True)
     for path, body in zip(paths, (template.body, template.test_body), strict=True):

@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import os
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from opsroom.catalog.directives import Directives, read_directives
 from opsroom.catalog.encoding import decode_script
-from opsroom.catalog.languages import reader_of
+from opsroom.catalog.languages import module_reader_of, reader_of
 from opsroom.catalog.naming import (
     FOLDER_DEFAULTS,
     SIDECAR_SUFFIX,
@@ -48,7 +48,14 @@ from opsroom.model.commands import (
     ParamSpec,
     ParamType,
 )
-from opsroom.model.languages import PROGRAM, LanguageSupport, Passing, for_suffix, language_support
+from opsroom.model.languages import (
+    PROGRAM,
+    LanguageSupport,
+    Passing,
+    for_suffix,
+    language_support,
+    languages,
+)
 from opsroom.model.patterns import PatternError, check_pattern
 
 if TYPE_CHECKING:
@@ -130,7 +137,7 @@ class _Loader:
         folder: Path,
         prefix: str,
         defaults: Mapping[str, tuple[Any, str, int]],
-        in_module: bool = False,
+        in_module: LanguageSupport | None = None,
     ) -> Iterator[_Found]:
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -140,10 +147,8 @@ class _Loader:
         names = {e.name for e in entries}
         if FOLDER_DEFAULTS in names:
             defaults = self._folder_defaults(folder / FOLDER_DEFAULTS, prefix, defaults)
-        if not in_module and any(n.lower().endswith(".psm1") for n in names):
-            units = self._module(folder, prefix, names, defaults)
-            in_module = units is not None  # its .ps1 files are the module's, not commands
-            yield from units or ()
+        if in_module is None:
+            in_module = yield from self._modules(prefix, names, defaults)
         for entry in entries:
             name = entry.name
             if is_hidden_name(name):
@@ -169,8 +174,8 @@ class _Loader:
                     )
                 continue
             suffix = script_suffix(name)
-            if in_module and suffix == ".ps1":
-                continue
+            if in_module is not None and suffix in in_module.suffixes:
+                continue  # the module's own script files are the module's, not commands
             has_sidecar = name + SIDECAR_SUFFIX in names
             if suffix is None and not has_sidecar:
                 continue
@@ -193,26 +198,33 @@ class _Loader:
             sidecar = Path(entry.path + SIDECAR_SUFFIX) if has_sidecar else None
             yield _Found(relpath, Path(entry.path), language, sidecar, defaults)
 
-    def _module(
-        self,
-        folder: Path,
-        prefix: str,
-        names: set[str],
-        defaults: Mapping[str, tuple[Any, str, int]],
-    ) -> list[_Found] | None:
-        """One `_Found` per exported function when `folder` is a PowerShell module, else None."""
-        from opsroom.catalog.psmodule import module_file, read_module
+    def _modules(
+        self, prefix: str, names: set[str], defaults: Mapping[str, tuple[Any, str, int]]
+    ) -> Generator[_Found, None, LanguageSupport | None]:
+        """One `_Found` per exported function when the folder is a module of some language.
 
-        psm1 = module_file(folder, names)
-        if psm1 is None:
-            return None
-        module = read_module(self.root, prefix, psm1, escapes=self.escapes)
-        for rel, problem in module.problems:
-            self.issue(rel, problem)
-        return [
-            _Found(u.relpath, self.root / u.relpath, Language.POWERSHELL, u.sidecar, defaults, u)
-            for u in module.commands
-        ]
+        Returns that language's record (None: the folder is no module), as each record's
+        `modules` says: its marks make the folder a candidate, its reader decides.
+        """
+        lower = [n.lower() for n in names]
+        for support in languages():
+            if support.modules is None:
+                continue
+            if not any(n.endswith(support.modules.marks) for n in lower):
+                continue
+            reader = module_reader_of(support)
+            assert reader is not None  # the record has `modules`
+            module = reader(self.root, prefix, names, escapes=self.escapes)
+            if module is None:
+                continue
+            for rel, problem in module.problems:
+                self.issue(rel, problem)
+            for u in module.commands:
+                yield _Found(
+                    u.relpath, self.root / u.relpath, support.language, u.sidecar, defaults, u
+                )
+            return support
+        return None
 
     def _folder_defaults(
         self, path: Path, prefix: str, inherited: Mapping[str, tuple[Any, str, int]]

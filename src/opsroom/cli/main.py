@@ -77,6 +77,11 @@ def cli() -> None:
     Start with `opsroom shell` for a terminal chat on the bundled example catalog
     (or on the catalog named in ./opsroom.toml).
     """
+    # Runs before any subcommand (never for --help): the one place the CLI's event loop is
+    # chosen, before a command starts it (a selector loop on Windows, for psycopg).
+    from opsroom.engine.loop import prepare_event_loop
+
+    prepare_event_loop()
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import signal
 import sys
 from typing import Any
 
@@ -61,9 +60,15 @@ def worker(
 
 
 async def _work(settings: Any, catalog_dir: str | None, store_url: str | None, options: Any) -> int:
+    from opsroom.engine.loop import on_stop_signals
     from opsroom.errors import StoreError
+    from opsroom.store.tasks import not_shared, workers_can_share
     from opsroom.worker.runtime import WorkerRuntime
 
+    url = store_url or settings.store.url
+    if not workers_can_share(url):  # said before anything is opened or created
+        click.echo(f"opsroom: {not_shared(url)}", err=True)
+        return 2
     app = await open_app(None, catalog_dir, store_url, settings=settings)
     runtime = WorkerRuntime(app, options)
     stop = asyncio.Event()
@@ -74,16 +79,14 @@ async def _work(settings: Any, catalog_dir: str | None, store_url: str | None, o
             runtime.cancel_running(f"opsroom worker {runtime.name} (stopped)")
         stop.set()
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal)
+    undo = on_stop_signals(loop, on_signal)  # Ctrl+C and Ctrl+Break on Windows
     try:
         return await runtime.run(stop, echo=lambda line: click.echo(line))
     except StoreError as e:
         click.echo(f"opsroom: {e}", err=True)
         return 2
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+        undo()
         await app.close()
 
 

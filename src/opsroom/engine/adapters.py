@@ -13,6 +13,7 @@ from opsroom.adapters.plugin import AdapterPlugin, load_plugins, require_install
 from opsroom.config import Settings
 from opsroom.engine.dispatch import Dispatcher
 from opsroom.errors import ConfigError
+from opsroom.policy import rbac
 
 __all__ = ["check_adapters", "create_adapters", "engine_services"]
 
@@ -45,5 +46,14 @@ def create_adapters(settings: Settings, services: AdapterServices) -> list[ChatA
 
 
 def engine_services(dispatcher: Dispatcher) -> AdapterServices:
-    """The services an adapter may use, from the serving engine: the store's delivery record."""
-    return AdapterServices(first_delivery=dispatcher.ctx.store.first_delivery)
+    """The services an adapter may use, from the serving engine: the store and policy."""
+
+    async def may_invite(principal: str) -> bool:
+        # The groups the dispatcher would resolve for a command (directory included), and
+        # the settings in force now: the answer the person would get asking in chat.
+        groups = await dispatcher.groups.groups_of(principal)
+        return rbac.may_invite(principal, dispatcher.ctx.settings, groups=groups)
+
+    return AdapterServices(
+        first_delivery=dispatcher.ctx.store.first_delivery, may_invite=may_invite
+    )

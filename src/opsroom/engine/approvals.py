@@ -124,8 +124,7 @@ class ApprovalDesk:
         )
         job = result.job
         if not result.decided:
-            left = await self.store.approval(job_id)
-            more = left.missing if left else 1
+            more = result.missing
             await send(
                 Reply(
                     (
@@ -182,21 +181,20 @@ class ApprovalDesk:
                 )
             )
             return Outcome("refused", job_id=job.id, state=JobState.FAILED, output=why)
-        await send(
-            Reply(
-                (
-                    Status(
-                        f"job {job.id} {job.command} approved by {inbound.principal}; starting",
-                        "success",
-                    ),
+        approved = Reply(
+            (
+                Status(
+                    f"job {job.id} {job.command} approved by {inbound.principal}; starting",
+                    "success",
                 ),
-                job_id=job.id,
-            )
+            ),
+            job_id=job.id,
         )
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in job.params.items()}
         invocation = Invocation(command=spec.name, params=params, dry_run=job.dry_run)
         request = JobRequest(spec, invocation, job.requester, job.room, deployment=dep)
-        return await self.supervisor.execute(job, request, send)
+        # Said once its start is on disk (or it waits in the queue), never before.
+        return await self.supervisor.execute(job, request, send, announce=approved)
 
     async def pending(self, inbound: Inbound) -> Reply:
         """`pending`: requests waiting for approval, and whether the asker may decide them."""

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from opsroom.adapters.base import ChatAdapter, Event, Interaction, MessageRef
 from opsroom.engine.dispatch import Dispatcher
@@ -31,6 +32,7 @@ __all__ = ["Bridge", "Send"]
 log = logging.getLogger("opsroom.bridge")
 
 Send = Callable[[Reply], Awaitable[None]]
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -40,7 +42,7 @@ class _Live:
     view: LiveView = field(default_factory=LiveView)
     ref: MessageRef | None = None
     last_edit: float = 0.0
-    pending: asyncio.TimerHandle | None = None  # an edit waiting for the platform's rate
+    pending: asyncio.Future[None] | None = None  # an edit waiting for the platform's rate
     last_progress: float | None = None  # without edits: when progress was last posted
 
 
@@ -59,20 +61,31 @@ class Bridge:
         self.dispatcher = dispatcher
         self.prefix = dispatcher.ctx.settings.bot.prefix
         self.outbox = Outbox(adapter, kept=outbox, redeliver_every=redeliver_every)
-        self._tasks: set[asyncio.Future[Outcome | None] | asyncio.Future[None]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._redelivery: asyncio.Future[Any] | None = None  # runs for as long as the bridge
 
     async def run(self) -> None:
         """Connect and handle events until cancelled; deliver what waits once connected."""
         await self.outbox.recount()  # what an earlier run kept is delivered too
-        self._track(self.outbox.redeliver_forever())
+        self._redelivery = self._track(self.outbox.redeliver_forever())
         await self.adapter.connect()
         async for event in self.adapter.events():
             self._track(self.handle(event))
 
-    def _track(self, work: Awaitable[Outcome | None] | Awaitable[None]) -> None:
+    def _track(self, work: Awaitable[T]) -> asyncio.Future[T]:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def settle(self) -> None:
+        """Wait until the bridge is idle: no message being handled, no held-back edit due.
+
+        An edit held back for the platform's edit rate is waited for until it is made (tests,
+        shutdown); the outbox's redelivery loop is not, it runs for as long as the bridge.
+        """
+        while busy := [t for t in self._tasks if t is not self._redelivery]:
+            await asyncio.wait(busy)  # not gather: a caller giving up cancels none of them
 
     async def close(self) -> None:
         """Stop: cancel handlers and wait for them, then close the adapter."""
@@ -166,14 +179,18 @@ class Bridge:
         )
         if not wait:
             if live.pending is not None:
-                live.pending.cancel()
+                live.pending.cancel()  # still asleep: this edit shows the newer view
                 live.pending = None
             await self.outbox.edit(live.ref, live.view.view(job_id), live=True)
             live.last_edit = time.monotonic()
         elif live.pending is None:
+            # A task, not a timer: `settle` sees an edit that is due but not yet made.
+            live.pending = self._track(self._show_later(wait, room, thread_id, job_id, live))
 
-            def later() -> None:
-                live.pending = None
-                self._track(self._show(room, thread_id, job_id, live, force=True))
-
-            live.pending = asyncio.get_running_loop().call_later(wait, later)
+    async def _show_later(
+        self, wait: float, room: str, thread_id: str | None, job_id: int, live: _Live
+    ) -> None:
+        """The held-back edit: once the platform's edit rate allows, show the newest view."""
+        await asyncio.sleep(wait)
+        live.pending = None  # from here on no newer edit cancels this one mid-request
+        await self._show(room, thread_id, job_id, live, force=True)

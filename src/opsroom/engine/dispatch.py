@@ -497,19 +497,17 @@ class Dispatcher:
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in job.params.items()}
         invocation = Invocation(command=spec.name, params=params, dry_run=job.dry_run)
         request = JobRequest(spec, invocation, job.requester, job.room, deployment=dep)
-        await send(
-            Reply(
-                (
-                    Status(
-                        f"job {job.id} {job.command} (queued by {job.requester}) is starting",
-                        "info",
-                    ),
+        starting = Reply(
+            (
+                Status(
+                    f"job {job.id} {job.command} (queued by {job.requester}) is starting", "info"
                 ),
-                job_id=job.id,
-                kind="job",
-            )
+            ),
+            job_id=job.id,
+            kind="job",
         )
-        return await self.supervisor.execute(job, request, send)
+        # Said once its start is on disk (or it waits in the queue), never before.
+        return await self.supervisor.execute(job, request, send, announce=starting)
 
     def _builtin_ctx(
         self, inbound: Inbound, groups: frozenset[str], dep: Deployment
@@ -536,8 +534,12 @@ class Dispatcher:
         )
 
     def spec_notes(self, spec: CommandSpec) -> tuple[str, ...]:
-        """Warnings shown with a command's help (and on its web page), e.g. no PowerShell
-        runtime on this host: its language's record says what it needs."""
+        """Notes shown with a command's help (and on its web page): the queue whose workers
+        run it, or a runtime missing on this host that its language's record needs."""
+        queue = self.supervisor.queue_of(spec)
+        if queue is not None:
+            # Its interpreter is the worker's business, not this host's.
+            return (f"Runs on the workers of queue {queue}, not on this host.",)
         missing = missing_runtime(spec.language, self.ctx.settings.runner)
         if missing is not None:
             return (f"No {missing} on this host: this command cannot run here.",)
@@ -657,8 +659,8 @@ class Dispatcher:
                 )
             )
             return Outcome("queued", job_id=job.id, state=job.state)
-        job = await self.supervisor.submit(request, params)
-        return await self.supervisor.execute(job, request, send)
+        # Recorded, started and its start audited in one transaction.
+        return await self.supervisor.run(request, params, send)
 
 
 def _dep(dispatcher: Dispatcher, trail: _Trail) -> Deployment:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from opsroom.model.jobs import Job, JobState
 from opsroom.model.wire import load_reply
 from opsroom.model.workers import DEFAULT_QUEUE
 from opsroom.router.outcome import Outcome
+from opsroom.store.notify import Listener, Topic, Waiter
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -31,10 +33,14 @@ if TYPE_CHECKING:
     from opsroom.store import Store
 
     Send = Callable[[Reply], Awaitable[None]]
+    EndUnstarted = Callable[[Job, str], Awaitable[Job]]
 
 log = logging.getLogger("opsroom.jobs")
 
-FOLLOW_SECONDS = 0.1  # between looks at the store for a worker's replies
+FOLLOW_SECONDS = 0.1  # between looks at the store for a worker's replies, without notices
+# How often a follower records the last reply it passed on: another bot taking over after
+# it died starts there, so at most this much of the room's replies is shown twice.
+PASSED_EVERY = 1.0
 LAST_WORDS_SECONDS = 10.0  # a job ended: how long its worker's last replies may lag
 
 
@@ -77,14 +83,27 @@ async def interrupt_lost_workers(store: Store, settings: Settings) -> list[Job]:
 class Remote:
     """Hands jobs to their queue and follows them to their end."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, *, owner: str = "") -> None:
         self.settings = settings
         self.store = store
+        self.owner = owner  # this process, as `followers` names who passes replies on
 
-    async def execute(self, job: Job, queue: str, send: Send) -> Outcome:
-        """Hand `job` to `queue` (once) and pass on what its worker says until it ends."""
+    async def execute(
+        self, job: Job, queue: str, send: Send, *, end_unstarted: EndUnstarted
+    ) -> Outcome:
+        """Hand `job` to `queue` (once) and pass on what its worker says until it ends.
+
+        `end_unstarted` ends (and audits) a job that could not be handed over at all.
+        """
         if await self.store.hand_to_queue(job.id, queue):
-            task_id = await self.store.defer_job(job.id, queue)
+            try:
+                task_id = await self.store.defer_job(job.id, queue)
+            except StoreError as e:
+                # Never left queued with no task behind it: it would wait forever.
+                why = f"it could not be handed to queue {queue}: {e}"
+                ended = await end_unstarted(job, why)
+                await send(_status(f"job {job.id} {job.command}: failed — {why}", "error", job.id))
+                return Outcome("failed", job_id=job.id, state=ended.state, output=why)
             await self.store.set_task(job.id, task_id)
         lost_after = self.settings.workers.lost_after
         if await self.store.live_workers(queue, lost_after=lost_after) == 0:
@@ -97,23 +116,37 @@ class Remote:
                     job.id,
                 )
             )
-        return await self.follow(job.id, send)
+        # Recorded, so that another bot carries on should this process die (from where
+        # the one before left off, for a job adopted from a gone bot).
+        passed = await self.store.follow_job(job.id, follower=self.owner)
+        return await self.follow(job.id, send, after=passed)
 
-    async def follow(self, job_id: int, send: Send) -> Outcome:
-        """Pass on the worker's replies for `job_id` in order; returns once the job ended."""
+    async def follow(self, job_id: int, send: Send, *, after: int = 0) -> Outcome:
+        """Pass on the worker's replies for `job_id` after number `after`, in order; returns
+        once the job ended (or another process took over following it)."""
         loop = asyncio.get_running_loop()
         state = _Following(next_check=loop.time() + self.settings.workers.heartbeat)
-        while True:
-            try:
-                outcome = await self._look(job_id, send, state)
-            except StoreError as e:
-                # The database is briefly away: the job goes on; follow it once it is back.
-                log.warning("job %d: cannot follow it in the store yet (%s)", job_id, e)
-                await asyncio.sleep(1.0)
-                continue
-            if outcome is not None:
-                return outcome
-            await asyncio.sleep(FOLLOW_SECONDS)
+        state.seen = state.recorded = after
+        listener = self.store.listener
+        # Woken by the worker's notices (and a cancel's); the store is looked at anyway
+        # every `recheck`, for a notice lost while the listening connection was away.
+        recheck = FOLLOW_SECONDS if listener is None else self.settings.workers.recheck
+        with _watch(listener, job_id) as waiter:
+            while True:
+                waiter.clear()  # before the look: a notice sent after it wakes the wait
+                try:
+                    outcome = await self._look(job_id, send, state)
+                except StoreError as e:
+                    # The database is briefly away: the job goes on; follow it once it is back.
+                    log.warning("job %d: cannot follow it in the store yet (%s)", job_id, e)
+                    await asyncio.sleep(1.0)
+                    continue
+                if outcome is not None:
+                    if not state.taken_over:
+                        with contextlib.suppress(StoreError):  # its end was told: nobody follows
+                            await self.store.unfollow(job_id, follower=self.owner)
+                    return outcome
+                await waiter.wait(recheck)
 
     async def _look(self, job_id: int, send: Send, state: _Following) -> Outcome | None:
         """One look at the store: new replies passed on; the outcome once the job ended."""
@@ -128,6 +161,10 @@ class Remote:
                 log.warning("job %d: a reply from its worker is unreadable (%s)", job_id, e)
                 continue
             await send(reply)
+        if not await self._passed_on(job_id, state):
+            log.warning("job %d: another opsroom process passes its replies on now", job_id)
+            state.taken_over = True
+            return Outcome("running", job_id=job_id, state=JobState.RUNNING)
         job = await self.store.get_job(job_id)
         if job is None:
             raise StoreError(f"job {job_id} does not exist")
@@ -153,6 +190,17 @@ class Remote:
             with contextlib.suppress(StoreError):  # looked at again next time
                 await interrupt_lost_workers(self.store, self.settings)
         return None
+
+    async def _passed_on(self, job_id: int, state: _Following) -> bool:
+        """Record the last reply passed on (at most every PASSED_EVERY s); False when another
+        process took over following the job (this one was found gone meanwhile)."""
+        now = asyncio.get_running_loop().time()
+        if state.seen == state.recorded or now < state.record_at:
+            return True
+        if not await self.store.followed_to(job_id, follower=self.owner, passed=state.seen):
+            return False
+        state.recorded, state.record_at = state.seen, now + PASSED_EVERY
+        return True
 
     async def _abort(self, job_id: int) -> None:
         """Forward a cancel to the job's worker at once (it also polls, as a fallback)."""
@@ -197,6 +245,13 @@ class Remote:
         )
 
 
+def _watch(listener: Listener | None, job_id: int) -> AbstractContextManager[Waiter]:
+    """A waiter for the job's replies and cancels (one nobody wakes without a listener)."""
+    if listener is None:
+        return contextlib.nullcontext(Waiter())
+    return listener.watch(job_id, Topic.REPLIES, Topic.CANCEL)
+
+
 @dataclass(slots=True)
 class _Following:
     """Where following one job has got to."""
@@ -205,6 +260,9 @@ class _Following:
     seen: int = 0  # the last reply passed on
     aborted: bool = False  # a cancel was forwarded
     ended_at: float | None = None  # when its end was first seen (loop time)
+    recorded: int = 0  # the last reply recorded as passed on
+    record_at: float = 0.0  # when to record that again at the earliest (loop time)
+    taken_over: bool = False  # another process follows the job now
 
 
 def _status(text: str, level: str, job_id: int | None) -> Reply:

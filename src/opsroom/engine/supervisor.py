@@ -14,6 +14,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,8 +26,9 @@ from opsroom.engine.remote import Remote, queue_for
 from opsroom.errors import RefusedError, StoreError
 from opsroom.model.audit import AuditEvent
 from opsroom.model.blocks import Reply, Status
-from opsroom.model.commands import CommandSpec, Invocation, Language
+from opsroom.model.commands import CommandSpec, Invocation
 from opsroom.model.jobs import ExitEvent, Job, JobState
+from opsroom.model.languages import own_environment
 from opsroom.policy.masking import Masker
 from opsroom.policy.secrets import fetch_secrets, parse_source
 from opsroom.retry import Backoff
@@ -38,8 +40,9 @@ from opsroom.runner.local import run_local
 from opsroom.runner.pep723 import ensure_environment, environments_dir
 from opsroom.runner.pool import PythonPool
 from opsroom.runner.tree import new_token
-from opsroom.store import Limits
-from opsroom.store.queue import ORPHANED
+from opsroom.store import Claim, Limits
+from opsroom.store.notify import Topic, Waiter
+from opsroom.store.queue import ORPHANED, Start
 
 log = logging.getLogger("opsroom.jobs")
 T = TypeVar("T")
@@ -52,7 +55,7 @@ if TYPE_CHECKING:
 Send = Callable[[Reply], Awaitable[None]]
 
 CLAIM_POLL_SECONDS = 0.5
-CANCEL_POLL_SECONDS = 0.5
+CANCEL_POLL_SECONDS = 0.5  # without notices (SQLite): between looks for cancel requests
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,7 @@ class Supervisor:
         # Set in a worker (`opsroom worker --queue NAME`): it runs here every job its queue
         # hands it. Elsewhere jobs whose command names a queue go to that queue's workers.
         self.worker_queue: str | None = None
-        self.remote = Remote(settings, store)
+        self.remote = Remote(settings, store, owner=owner)
         self.output = OutputWriter(store, cap_bytes=settings.runner.output_cap)
         # Python jobs forked from a warm interpreter ([runner] python_pool; 0: none).
         self.python_pool = PythonPool(settings.runner.python_pool)
@@ -154,43 +157,49 @@ class Supervisor:
     def _deployment(self, req: JobRequest) -> Deployment:
         return req.deployment or self.live.current
 
-    async def execute(self, job: Job, req: JobRequest, send: Send) -> Outcome:
+    async def execute(
+        self, job: Job, req: JobRequest, send: Send, *, announce: Reply | None = None
+    ) -> Outcome:
         """Wait for capacity, run the job, and report; returns when it has ended.
 
         A job whose command runs on a queue's workers (SPEC §8) is handed to that queue
-        and followed there; it never runs in this process.
+        and followed there; it never runs in this process. `announce` ("approved;
+        starting") is sent once the job's start (or its place in the queue) is on disk.
         """
         queue = self.queue_of(req.spec)
         if queue is not None:
-            return await self.remote.execute(job, queue, send)
+            if announce is not None:
+                await send(announce)
+            return await self.remote.execute(job, queue, send, end_unstarted=self.end_unstarted)
         # Its catalog version's files stay as they are until the job has ended.
         with self.live.hold(self._deployment(req)):
-            return await self._execute(job, req, send)
+            return await self._execute(job, req, send, announce=announce)
 
-    async def _execute(self, job: Job, req: JobRequest, send: Send) -> Outcome:
+    async def run(self, req: JobRequest, params: dict[str, Any], send: Send) -> Outcome:
+        """Record a job for `req` and run it, as `submit` then `execute` (waiting for it).
+
+        Run here, the job is recorded, claimed and its start audited in one transaction.
+        """
+        if self.queue_of(req.spec) is not None:
+            return await self.execute(await self.submit(req, params), req, send)
+        with self.live.hold(self._deployment(req)):
+            return await self._execute(None, req, send, params=params)
+
+    async def _execute(
+        self,
+        job: Job | None,
+        req: JobRequest,
+        send: Send,
+        *,
+        params: dict[str, Any] | None = None,
+        announce: Reply | None = None,
+    ) -> Outcome:
         prefix = self.settings.bot.prefix
-        claimed = await self._wait_for_capacity(job, req, send)
-        if claimed is None:
-            gone = await self.store.get_job(job.id) or job
-            await send(
-                _status(
-                    f"job {job.id} {job.command} was cancelled before it started", "error", job.id
-                )
-            )
-            return Outcome("failed", job_id=job.id, state=gone.state, exit_code=None)
-        job = claimed
-        commit = self._deployment(req).commit
-        if (commit, req.spec.script_hash or None) != (job.catalog_commit, job.script_hash):
-            # Approved after a new catalog version went live: it runs (and records) that one.
-            job = await self.store.set_job_catalog(
-                job.id, commit=commit, script_hash=req.spec.script_hash or None
-            )
-        try:
-            secrets = await fetch_secrets(req.spec.secrets, self.settings)
-        except RefusedError as e:
-            return await self._fail_before_start(job, req, send, str(e))
+        started = await self._start(job, req, send, params, announce)
+        if isinstance(started, Outcome):
+            return started
+        job, secrets, token = started
         masker = Masker(secrets)
-        await self._audit("job.start", job, req, masker=masker)
         collector = Collector(
             self.store,
             job,
@@ -202,7 +211,7 @@ class Supervisor:
             prefix=prefix,
             base_url=self.settings.web.base_url,
         )
-        exit_event = await self._run(job, req, send, secrets, collector)
+        exit_event = await self._run(job, req, send, secrets, collector, token)
         # The script has ended: its end is kept whatever the store does meanwhile. A store
         # that is locked or briefly gone is waited for, never left with a `running` job.
         await until_stored(collector.flush, f"the output of job {job.id}")
@@ -245,15 +254,121 @@ class Supervisor:
             output="\n".join(t for _, t in lines),
         )
 
-    async def _wait_for_capacity(self, job: Job, req: JobRequest, send: Send) -> Job | None:
-        """The claimed (running) job, or None when it was cancelled while it waited."""
+    async def _start(
+        self,
+        job: Job | None,
+        req: JobRequest,
+        send: Send,
+        params: dict[str, Any] | None,
+        announce: Reply | None,
+    ) -> tuple[Job, dict[str, str], str] | Outcome:
+        """Claim the job (recording it first when `job` is None) and audit its start.
+
+        The claim, the process token and the `job.start` entry are one durable
+        transaction, so a job is never told started before its start is on disk. Its
+        secrets are fetched first (they mask the entry). A job that must wait for its turn
+        is claimed when that comes, and fetches its secrets afresh then. Returns the
+        running job, its secrets and its token, or the outcome of a job that never ran.
+        """
+        token = new_token()
+        limits = self._limits(req)
+        catalog = self._catalog_change(job, req)
+        try:
+            secrets = await fetch_secrets(req.spec.secrets, self.settings)
+        except RefusedError as e:
+            # It fails once its turn comes, as a job whose secret went missing while queued.
+            if job is None:
+                assert params is not None
+                job = await self.submit(req, params)
+            claim = await self.store.claim_job(
+                job.id, owner=self.owner, limits=limits, start=Start(token=token, catalog=catalog)
+            )
+            if announce is not None:
+                await send(announce)
+            claimed = await self._wait_for_capacity(job, send, limits, token, catalog, claim)
+            if claimed is None:
+                return await self._never_started(job, send)
+            return await self._fail_before_start(claimed, req, send, str(e))
+        local = Masker(await local_secrets(self.settings))
+        masker = Masker(secrets)
+
+        def start_entry(started: Job) -> AuditEvent:
+            return self._event("job.start", started, req, masker=masker, local=local)
+
+        start = Start(token=token, catalog=catalog, audit=start_entry)
+        if job is None:
+            assert params is not None
+            claim = await self.store.create_and_claim(
+                command=req.spec.name,
+                params=params,
+                requester=req.requester,
+                room=req.room,
+                owner=self.owner,
+                limits=limits,
+                start=start,
+                catalog_commit=self._deployment(req).commit,
+                script_hash=req.spec.script_hash or None,
+                dry_run=req.invocation.dry_run,
+            )
+        else:
+            claim = await self.store.claim_job(job.id, owner=self.owner, limits=limits, start=start)
+        if announce is not None:
+            await send(announce)
+        if claim.claimed:
+            return claim.job, secrets, token
+        # Not now: it waits for its turn, and starts with its secrets as they are then.
+        job = claim.job
+        claimed = await self._wait_for_capacity(job, send, limits, token, catalog, claim)
+        if claimed is None:
+            return await self._never_started(job, send)
+        try:
+            secrets = await fetch_secrets(req.spec.secrets, self.settings)
+        except RefusedError as e:
+            return await self._fail_before_start(claimed, req, send, str(e))
+        await self._audit("job.start", claimed, req, masker=Masker(secrets))
+        return claimed, secrets, token
+
+    def _limits(self, req: JobRequest) -> Limits:
         runner = self.settings.runner
-        limits = Limits(
+        return Limits(
             total=runner.concurrency, per_command=req.spec.concurrency, per_user=runner.per_user
         )
+
+    def _catalog_change(
+        self, job: Job | None, req: JobRequest
+    ) -> tuple[str | None, str | None] | None:
+        """The catalog version a job runs, when it is not the one it was queued with.
+
+        Approved after a new catalog version went live, it runs (and records) that one.
+        """
+        now = (self._deployment(req).commit, req.spec.script_hash or None)
+        if job is None or now == (job.catalog_commit, job.script_hash):
+            return None
+        return now
+
+    async def _never_started(self, job: Job, send: Send) -> Outcome:
+        gone = await self.store.get_job(job.id) or job
+        await send(
+            _status(f"job {job.id} {job.command} was cancelled before it started", "error", job.id)
+        )
+        return Outcome("failed", job_id=job.id, state=gone.state, exit_code=None)
+
+    async def _wait_for_capacity(
+        self,
+        job: Job,
+        send: Send,
+        limits: Limits,
+        token: str,
+        catalog: tuple[str | None, str | None] | None,
+        claim: Claim,
+    ) -> Job | None:
+        """The claimed (running) job, or None when it was cancelled while it waited.
+
+        `claim` is the first attempt's outcome; the job is claimed again every
+        CLAIM_POLL_SECONDS until it starts or is cancelled.
+        """
         told = False
         while True:
-            claim = await self.store.claim_job(job.id, owner=self.owner, limits=limits)
             if claim.claimed:
                 return claim.job
             if claim.job.state is not JobState.QUEUED:
@@ -270,6 +385,8 @@ class Supervisor:
                 )
                 told = True
             await asyncio.sleep(CLAIM_POLL_SECONDS)
+            start = Start(token=token, catalog=catalog)
+            claim = await self.store.claim_job(job.id, owner=self.owner, limits=limits, start=start)
 
     async def _fail_before_start(self, job: Job, req: JobRequest, send: Send, why: str) -> Outcome:
         job = await self.store.finish_job(job.id, state=JobState.FAILED, exit_code=None, error=why)
@@ -284,6 +401,7 @@ class Supervisor:
         send: Send,
         secrets: dict[str, str],
         collector: Collector,
+        token: str,
     ) -> ExitEvent:
         runner = self.settings.runner
         prefix = self.settings.bot.prefix
@@ -291,12 +409,12 @@ class Supervisor:
         collector.workdir = str(workdir)
         running = self._running[job.id] = _Running()
         self._ensure_poller()
+        pid_written: list[asyncio.Task[None]] = []
         try:
             queue = self.queue_of(req.spec)
             if queue is not None:  # the last guard: a queue's job never runs on the bot's host
                 raise RefusedError(f"{req.spec.name} runs on queue {queue}, not here")
             python = await self._python_for(req.spec)
-            token = new_token()
             launch = build_launch(
                 req.spec,
                 req.invocation,
@@ -310,10 +428,11 @@ class Supervisor:
                 python=python,
                 token=token,
             )
-            await self.store.set_process(job.id, pid=0, token=token)
 
-            async def on_start(pid: int) -> None:
-                await self.store.set_process(job.id, pid=pid, token=token)
+            # The token was recorded with the claim; the pid is recorded beside the run, not
+            # before it goes on: what ends a dead owner's job finds it by the token anyway.
+            def on_start(pid: int) -> None:
+                pid_written.append(asyncio.create_task(self._record_pid(job.id, pid, token)))
 
             timeout = min(req.spec.timeout or runner.timeout, runner.max_timeout)
             task = asyncio.ensure_future(
@@ -357,11 +476,20 @@ class Supervisor:
         except RefusedError as e:
             return ExitEvent(None, JobState.FAILED, str(e))
         finally:
+            for written in pid_written:
+                await written
             shutil.rmtree(workdir, ignore_errors=True)
+
+    async def _record_pid(self, job_id: int, pid: int, token: str) -> None:
+        """Record a running job's process; a store that refuses costs only the pid."""
+        try:
+            await self.store.set_process(job_id, pid=pid, token=token)
+        except StoreError as e:
+            log.warning("could not record the process of job %s (%s)", job_id, e)
 
     async def _python_for(self, spec: CommandSpec) -> str | None:
         """The interpreter of the cached PEP 723 environment a Python script asks for."""
-        if spec.language is not Language.PYTHON or not spec.requires:
+        if not own_environment(spec):
             return None
         env_python = await ensure_environment(
             spec.requires,
@@ -378,20 +506,39 @@ class Supervisor:
             self._poller = asyncio.create_task(self._poll_cancels())
 
     async def _poll_cancels(self) -> None:
-        while self._running:
-            await asyncio.sleep(CANCEL_POLL_SECONDS)
-            ids = [i for i, r in self._running.items() if not r.cancel.is_set()]
-            if not ids:
-                continue
-            try:
-                requests = await self.store.cancel_requests(ids)
-            except StoreError:
-                continue  # the next round tries again; the job keeps running meanwhile
-            for job_id, by in requests.items():
-                running = self._running.get(job_id)
-                if running is not None:
-                    running.cancelled_by = by
-                    running.cancel.set()
+        listener = self.store.listener
+        if listener is None:  # SQLite: nothing tells; look often
+            await self._check_cancels(contextlib.nullcontext(None), CANCEL_POLL_SECONDS)
+        else:  # woken by each cancel's notice; a look every `recheck` for one missed
+            watching = listener.watch(None, Topic.CANCEL)
+            await self._check_cancels(watching, self.settings.workers.recheck)
+
+    async def _check_cancels(
+        self, watching: AbstractContextManager[Waiter | None], every: float
+    ) -> None:
+        """Act on cancel requests for the jobs running here, until none runs."""
+        with watching as waiter:
+            while self._running:
+                if waiter is None:
+                    await asyncio.sleep(every)
+                else:
+                    await waiter.wait(every)
+                    waiter.clear()
+                await self._act_on_cancels()
+
+    async def _act_on_cancels(self) -> None:
+        ids = [i for i, r in self._running.items() if not r.cancel.is_set()]
+        if not ids:
+            return
+        try:
+            requests = await self.store.cancel_requests(ids)
+        except StoreError:
+            return  # the next round tries again; the job keeps running meanwhile
+        for job_id, by in requests.items():
+            running = self._running.get(job_id)
+            if running is not None:
+                running.cancelled_by = by
+                running.cancel.set()
 
     async def end_unstarted(self, job: Job, why: str) -> Job:
         """End a job that will never start, and record its end in the audit log.
@@ -415,28 +562,43 @@ class Supervisor:
         reason: str = "",
         masker: Masker | None = None,
     ) -> None:
+        # A value someone typed that equals any configured secret stays out of the trail too.
+        local = Masker(await local_secrets(self.settings))
+        event = self._event(
+            action, job, req, outcome=outcome, reason=reason, masker=masker, local=local
+        )
+        await self.store.append_audit(event)
+
+    def _event(
+        self,
+        action: str,
+        job: Job,
+        req: JobRequest | None,
+        *,
+        outcome: str = "",
+        reason: str = "",
+        masker: Masker | None = None,
+        local: Masker,
+    ) -> AuditEvent:
+        """The audit entry of `job`, masked with its secrets and the local ones, bounded."""
         params = dict(job.params)
         if masker is not None:
             params = masker.mask_obj(params)
-        # A value someone typed that equals any configured secret stays out of the trail too.
-        local = Masker(await local_secrets(self.settings))
         params = local.mask_obj(params)
         reason = local.mask(reason)
         # Masked first, then bounded: a long value's hash is never the hash of a secret.
         params = bounded_params(params)
-        await self.store.append_audit(
-            AuditEvent(
-                action=action,
-                principal=job.requester,
-                room=job.room,
-                command=job.command,
-                params=params,
-                job_id=job.id,
-                outcome=outcome,
-                reason=reason,
-                catalog_commit=job.catalog_commit,
-                script_hash=(req.spec.script_hash or None) if req is not None else job.script_hash,
-            )
+        return AuditEvent(
+            action=action,
+            principal=job.requester,
+            room=job.room,
+            command=job.command,
+            params=params,
+            job_id=job.id,
+            outcome=outcome,
+            reason=reason,
+            catalog_commit=job.catalog_commit,
+            script_hash=(req.spec.script_hash or None) if req is not None else job.script_hash,
         )
 
 

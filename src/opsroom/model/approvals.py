@@ -157,6 +157,9 @@ class VoteResult:
     job: Job
     reason: str
     refusal: Refusal | None = None
+    # Approvals still missing after this one, counted in the vote's own transaction (a
+    # count read afterwards may already include a vote recorded by another process).
+    missing: int = 0
 
 
 def _more(n: int) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from opsroom.model.commands import Language
+from opsroom.model.commands import CommandSpec, Language
 
 
 class Passing(StrEnum):
@@ -71,10 +71,29 @@ class LaunchRecipe:
     # The interpreter is a Python taking no flags: a warm fork server may start the job
     # instead of a fresh interpreter (runner/pool.py, `[runner] python_pool`).
     warm: bool = False
+    # A script may name its own dependencies (PEP 723's `# /// script` block, read by the
+    # parser into `CommandSpec.requires`): it runs with the interpreter of a cached
+    # environment holding them, built when the catalog is deployed (runner/pep723.py).
+    own_environment: bool = False
 
     def __post_init__(self) -> None:
         if (self.bootstrap is None) == (self.passing is Passing.BOOTSTRAP):
             raise ValueError("a bootstrap is named exactly when values pass through one")
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleFolders:
+    """A folder that is one module of the language, whose functions are the commands.
+
+    `marks` are file suffixes (lower-case) that make a folder a candidate; `reader` names
+    the catalog's `module:function` that decides whether it is one and reads it, called as
+    `f(root, folder_rel, names, escapes=...)` and returning a catalog Module, or None for a
+    folder that is no module. The language's own script files in a module folder are the
+    module's, never commands of their own.
+    """
+
+    marks: tuple[str, ...]
+    reader: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +117,7 @@ class LanguageSupport:
     coding_declaration: bool = False  # honours a PEP 263 `# coding:` line when decoding
     # Patterns are a case-insensitive search (PowerShell's -match), not a whole-value match.
     pattern_search: bool = False
+    modules: ModuleFolders | None = None  # folders read as one module (PowerShell's .psm1)
 
 
 SHELL = LanguageSupport(
@@ -126,6 +146,7 @@ PYTHON = LanguageSupport(
         bootstrap="python_bootstrap.py",
         env=(("PYTHONUNBUFFERED", "1"), ("PYTHONDONTWRITEBYTECODE", "1")),
         warm=True,
+        own_environment=True,
     ),
 )
 POWERSHELL = LanguageSupport(
@@ -138,6 +159,7 @@ POWERSHELL = LanguageSupport(
     scaffold="opsroom.catalog.scaffold:POWERSHELL",
     test_files=("*.tests.ps1",),
     pattern_search=True,
+    modules=ModuleFolders(marks=(".psm1",), reader="opsroom.catalog.psmodule:read_module_folder"),
     launch=LaunchRecipe(
         Interpreter(
             setting="pwsh",
@@ -190,6 +212,12 @@ def language_support(language: str) -> LanguageSupport | None:
 def for_suffix(suffix: str) -> LanguageSupport | None:
     """The record of the language whose scripts end in `suffix` (`.sh`), any case."""
     return _registry.by_suffix.get(suffix.lower())
+
+
+def own_environment(spec: CommandSpec) -> bool:
+    """Does `spec` run in an environment built from the dependencies it names (PEP 723)?"""
+    support = language_support(spec.language)
+    return support is not None and support.launch.own_environment and bool(spec.requires)
 
 
 def register(support: LanguageSupport) -> None:

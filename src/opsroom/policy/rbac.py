@@ -110,6 +110,18 @@ def roles_of(
     return tuple(r.name for r in _my_roles(principal, settings, groups))
 
 
+def may_invite(principal: str, settings: Settings, *, groups: Collection[str] = ()) -> bool:
+    """May `principal` bring the bot into a room (accept their invitation)?
+
+    Only someone holding a role (directly or through a group): an invitation from anyone
+    else would seat the bot where nobody may ask it for anything. A principal the platform
+    cannot vouch for never may.
+    """
+    if is_unverified(principal):
+        return False
+    return bool(_my_roles(principal, settings, groups))
+
+
 def decide(
     principal: str,
     room: str,

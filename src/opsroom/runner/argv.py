@@ -36,6 +36,7 @@ from opsroom.model.commands import (
 from opsroom.model.languages import Interpreter, LanguageSupport, Passing, language_support
 from opsroom.runner.cli_argv import cli_argv
 from opsroom.runner.limits import NO_LIMITS, Limits
+from opsroom.runner.platform import Platform, current
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
 PYTHON_BOOTSTRAP = BOOTSTRAP_DIR / "python_bootstrap.py"
@@ -88,14 +89,44 @@ def interpreter_name(interpreter: Interpreter, settings: RunnerSettings) -> str:
     return configured or interpreter.program or sys.executable
 
 
-def missing_runtime(language: str, settings: RunnerSettings) -> str | None:
+def interpreter_choices(
+    interpreter: Interpreter, name: str, platform: Platform | None = None
+) -> tuple[str, ...]:
+    """The programs looked for on PATH, in order, to run a language whose program is `name`:
+    `name` alone, but for `[runner] pwsh` left at "pwsh" the OS's PowerShells (on Windows
+    PowerShell 7 first, then the Windows PowerShell every Windows has)."""
+    if interpreter.setting == "pwsh" and name == "pwsh":
+        return (platform or current()).powershell
+    return (name,)
+
+
+def find_interpreter(
+    interpreter: Interpreter, name: str, platform: Platform | None = None
+) -> tuple[str, ...] | None:
+    """The program found on PATH and the flags it runs a script with, this OS's first
+    (PowerShell's execution policy on Windows); None when no choice is on this host."""
+    where = platform or current()
+    for choice in interpreter_choices(interpreter, name, where):
+        found = shutil.which(choice)
+        if found is not None:
+            extra = where.powershell_flags if interpreter.setting == "pwsh" else ()
+            return (found, *extra, *interpreter.flags)
+    return None
+
+
+def missing_runtime(
+    language: str, settings: RunnerSettings, platform: Platform | None = None
+) -> str | None:
     """`PowerShell runtime (pwsh)` when the language's interpreter is not on this host's
     PATH; None when it is, or when the language needs none."""
     support = language_support(language)
     if support is None or support.launch.interpreter is None:
         return None
     name = interpreter_name(support.launch.interpreter, settings)
-    return None if shutil.which(name) else f"{support.label} runtime ({name})"
+    if find_interpreter(support.launch.interpreter, name, platform) is not None:
+        return None
+    choices = " or ".join(interpreter_choices(support.launch.interpreter, name, platform))
+    return f"{support.label} runtime ({choices})"
 
 
 def arg_env_name(name: str) -> str:
@@ -117,12 +148,14 @@ def build_launch(
     workdir: Path,
     python: str | None = None,
     token: str | None = None,
+    platform: Platform | None = None,
 ) -> Launch:
     """The launch for one job; RefusedError when it cannot run here or not like that.
 
     How it starts is the language's record (model/languages.py) alone. `python` overrides
     the interpreter (a PEP 723 environment's Python); `token` (OPSROOM_JOB_TOKEN) marks
-    every process of the job so all of them can be found later.
+    every process of the job so all of them can be found later. `platform` is the OS the
+    job runs on (runner/platform.py; this host's when not given).
     """
     support = language_support(spec.language)
     if support is None:
@@ -132,9 +165,10 @@ def build_launch(
     _check_params(spec, invocation)
     script = _script_path(spec, catalog_root)
     base = os.environ if base_env is None else base_env
-    env = _base_env(base, settings, workdir)
+    where = platform or current()
+    env = _base_env(base, settings, workdir, where)
 
-    argv = _argv(spec, invocation, support, script, settings, python)
+    argv = _argv(spec, invocation, support, script, settings, python, where)
     env.update(support.launch.env)
     if support.launch.passing is Passing.ENV and spec.cli_words is None:
         env.update(_arg_env(spec, invocation))
@@ -175,6 +209,7 @@ def _argv(
     script: str,
     settings: RunnerSettings,
     python: str | None,
+    where: Platform,
 ) -> tuple[str, ...]:
     """Interpreter and its flags; then the script's own argv (SPEC §3.10: argparse, click,
     typer read it), or the bootstrap and the script, or the script and its sidecar options."""
@@ -182,12 +217,13 @@ def _argv(
     head: tuple[str, ...] = ()
     if recipe.interpreter is not None:
         name = python or interpreter_name(recipe.interpreter, settings)
-        found = shutil.which(name)
+        found = find_interpreter(recipe.interpreter, name, where)
         if found is None and recipe.interpreter.required:
+            choices = " or ".join(interpreter_choices(recipe.interpreter, name, where))
             raise RefusedError(
-                f"no {support.label} runtime ({name}) on this host: {spec.name} cannot run here"
+                f"no {support.label} runtime ({choices}) on this host: {spec.name} cannot run here"
             )
-        head = (found or name, *recipe.interpreter.flags)
+        head = found or (name, *recipe.interpreter.flags)
     elif script.lower().endswith(_BATCH_SUFFIXES):
         raise RefusedError(f"{spec.name}: batch files cannot take chat arguments safely")
     if spec.cli_words is not None:
@@ -265,9 +301,11 @@ def _script_path(spec: CommandSpec, catalog_root: Path) -> str:
     return str(catalog_root / rel)
 
 
-def _base_env(base: Mapping[str, str], settings: RunnerSettings, workdir: Path) -> dict[str, str]:
+def _base_env(
+    base: Mapping[str, str], settings: RunnerSettings, workdir: Path, where: Platform
+) -> dict[str, str]:
     env: dict[str, str] = {}
-    if os.name == "nt":
+    if where.windows:
         for name in _WINDOWS_KEEP:
             if name in base:
                 env[name] = base[name]

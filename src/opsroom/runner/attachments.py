@@ -17,6 +17,7 @@ from pathlib import Path
 
 from opsroom.errors import RefusedError
 from opsroom.model.jobs import AttachmentEvent
+from opsroom.runner.platform import ON_WINDOWS
 
 MAX_ATTACHMENT = 20 * 1024 * 1024
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*(;.{0,200})?$")
@@ -74,6 +75,8 @@ def read_attachment(
     parts = Path(event.path).parts
     if len(parts) < 2 or not os.path.isabs(event.path) or os.pardir in parts:
         raise AttachmentRefused("it is not a checked attachment path")
+    if ON_WINDOWS:
+        return _read_windows(event.path, parts, limit)
     nofollow = os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(parts[0], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -93,6 +96,41 @@ def read_attachment(
         os.close(fd)
     with os.fdopen(file_fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise AttachmentRefused("it changed after it was offered")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise AttachmentRefused(f"it grew beyond the {_size(limit)} limit")
+    return data
+
+
+def _read_windows(path: str, parts: tuple[str, ...], limit: int) -> bytes:
+    """`read_attachment` on Windows, which opens no file relative to a folder handle.
+
+    No folder on the way and not the file may be a link (a symlink or a junction); the file
+    opened must be the one looked at (same file id). An open file cannot be renamed or
+    deleted on Windows, so what is read is what was checked.
+    """
+    if not ON_WINDOWS:  # what follows is Windows code (and type-checked as such)
+        raise AttachmentRefused("not a Windows host")
+    link = stat.FILE_ATTRIBUTE_REPARSE_POINT
+    step = parts[0]
+    for part in parts[1:]:
+        step = os.path.join(step, part)
+        try:
+            seen = os.lstat(step)
+        except OSError:
+            raise AttachmentRefused("it changed after it was offered") from None
+        if stat.S_ISLNK(seen.st_mode) or seen.st_file_attributes & link:
+            raise AttachmentRefused("it changed after it was offered")
+    if not stat.S_ISREG(seen.st_mode):
+        raise AttachmentRefused("it changed after it was offered")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_BINARY | os.O_NOINHERIT)
+    except OSError:
+        raise AttachmentRefused("it changed after it was offered") from None
+    with os.fdopen(fd, "rb") as f:
+        opened = os.fstat(f.fileno())
+        if (opened.st_dev, opened.st_ino) != (seen.st_dev, seen.st_ino):
             raise AttachmentRefused("it changed after it was offered")
         data = f.read(limit + 1)
     if len(data) > limit:

@@ -32,13 +32,13 @@ import os
 import re
 import select
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from opsroom.errors import OpsroomError
 from opsroom.runner.limits import Limits, format_bytes
+from opsroom.runner.platform import ON_LINUX, ON_WINDOWS
 
 PREFIX = "opsroom-job-"
 _TOKEN = re.compile(r"^[0-9A-Za-z_-]{8,64}$")
@@ -84,7 +84,7 @@ class Enforcement:
 @functools.cache
 def host() -> Host:
     """This process's cgroups, read from /proc/self/mountinfo and /proc/self/cgroup."""
-    if not sys.platform.startswith("linux"):
+    if not ON_LINUX:
         return Host(None, "cgroups are a Linux feature")
     try:
         mounts = _mountinfo()
@@ -153,6 +153,10 @@ def enforcement(limits: Limits, where: Host | None = None) -> Enforcement:
 
 def describe(limits: Limits) -> tuple[str, str]:
     """Two lines for people: how jobs are contained here, and how each limit is enforced."""
+    if ON_WINDOWS:
+        from opsroom.runner.winjob import describe as job_object
+
+        return job_object(limits)
     h = host()
     how = enforcement(limits, h)
     if how.contained:
@@ -174,6 +178,10 @@ def describe(limits: Limits) -> tuple[str, str]:
 
 def summary(limits: Limits) -> dict[str, str]:
     """How jobs are contained and limited here, in words for /healthz (no paths)."""
+    if ON_WINDOWS:
+        from opsroom.runner.winjob import summary as job_object
+
+        return job_object(limits)
     how = enforcement(limits)
     return {
         "containment": "cgroup v2" if how.contained else "subreaper and job token",
@@ -429,7 +437,7 @@ class _Emptied:
 
 async def end_leftovers(token: str, *, grace: float) -> list[int]:
     """End and remove the cgroups a killed opsroom left for a job; the pids that were ended."""
-    if not _TOKEN.match(token) or not sys.platform.startswith("linux"):
+    if not _TOKEN.match(token) or not ON_LINUX:
         return []  # a token from a tampered store must not name a path
     found = await asyncio.to_thread(_find, PREFIX + token)
     groups = sorted((JobCgroup.existing(f) for f in found), key=lambda g: g.v2 is None)

@@ -9,10 +9,10 @@ process count outside a cgroup: RLIMIT_NPROC counts every process of opsroom's u
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 from opsroom.config import RunnerSettings
+from opsroom.runner.platform import ON_WINDOWS
 
 # After the soft CPU limit a process gets SIGXCPU once a second; the hard limit is SIGKILL.
 _CPU_HARD_EXTRA = 5
@@ -64,8 +64,8 @@ def format_bytes(n: int) -> str:
 
 def rlimits(limits: Limits, *, memory: bool, cpu: bool) -> list[tuple[int, tuple[int, int]]]:
     """The setrlimit calls for the limits a cgroup does not enforce (per process, not per job)."""
-    if os.name != "posix":
-        return []
+    if ON_WINDOWS:
+        return []  # a Job Object holds them (winjob.py)
     import resource
 
     wanted: list[tuple[int, int, int]] = []

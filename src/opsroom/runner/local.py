@@ -23,7 +23,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from typing import IO, Any, Protocol
 
@@ -33,13 +32,19 @@ from opsroom.runner.argv import Launch
 from opsroom.runner.attachments import MAX_ATTACHMENT, AttachmentRefused, resolve_attachment
 from opsroom.runner.events import AttachmentRequest, MalformedEvent, parse_event
 from opsroom.runner.limits import rlimits
+from opsroom.runner.platform import ON_LINUX, ON_WINDOWS, Platform, current
 from opsroom.runner.pool import LOST, PoolChild, PoolStart, PythonPool
 
 LINE_LIMIT = 64 * 1024  # longer output lines are split
 EVENT_LIMIT = 4 * 1024 * 1024  # a table can be big; beyond this an event is dropped
 _CHUNK = 64 * 1024
-_POSIX = os.name == "posix"
-_LINUX = sys.platform.startswith("linux")
+_POSIX = not ON_WINDOWS
+_LINUX = ON_LINUX
+# A statement, not a conditional expression: mypy reads only this as a platform check.
+if ON_WINDOWS:  # noqa: SIM108
+    _KILL = signal.SIGTERM  # never sent: a Windows job ends through its Job Object (winrun.py)
+else:
+    _KILL = signal.SIGKILL
 # Once the tree is ended, a pipe that stays silent this long is held by something that
 # escaped: stop reading it.
 _DRAIN_IDLE = 0.5
@@ -51,6 +56,32 @@ log = logging.getLogger("opsroom.runner")
 
 EventHandler = Callable[[JobEvent], Awaitable[None] | None]
 StartHandler = Callable[[int], Awaitable[None] | None]
+
+
+class Child(Protocol):
+    """A running script as `_Run` waits for it: asyncio's process, a pool's, Windows' own."""
+
+    @property
+    def pid(self) -> int:
+        """Its process id (on POSIX also its process group's and session's)."""
+        ...
+
+    @property
+    def returncode(self) -> int | None:
+        """Its exit status once it has ended."""
+        ...
+
+    async def wait(self) -> int | None:
+        """Wait for it to end."""
+        ...
+
+
+class Chunks(Protocol):
+    """A pipe as `_pump` reads it (asyncio's StreamReader, a Windows reader thread's)."""
+
+    async def read(self, n: int) -> bytes:
+        """Up to about n bytes as they come; b"" at the end."""
+        ...
 
 
 class MaskStream(Protocol):
@@ -89,6 +120,7 @@ async def run_local(
     on_start: StartHandler | None = None,
     masker: Redactor | None = None,
     pool: PythonPool | None = None,
+    platform: Platform | None = None,
 ) -> ExitEvent:
     """Run the launch to its end, passing output and events to on_event; never raises for
     a script's failure (a start failure is a FAILED exit with a message).
@@ -99,10 +131,26 @@ async def run_local(
     as FAILED with the limit named.
     With a `masker`, every text the runner makes is masked before it is cut or passed on.
     With a `pool`, a Python launch is forked from a warm interpreter when it can be.
+    `platform` picks the OS's way (runner/platform.py; this host's when not given): on
+    Windows a Job Object holds the job (winrun.py) and the pool is not used.
     """
     token = token or launch.env.get(tree.TOKEN_VAR) or tree.new_token()
-    run = _Run(launch, on_event, token=token, max_attachment=max_attachment, masker=masker)
-    run.pool = pool
+    where = platform or current()
+    run: _Run
+    if where.windows:
+        from opsroom.runner.winrun import WindowsRun
+
+        run = WindowsRun(
+            launch,
+            on_event,
+            token=token,
+            max_attachment=max_attachment,
+            masker=masker,
+            kernel32=where.kernel32,
+        )
+    else:
+        run = _Run(launch, on_event, token=token, max_attachment=max_attachment, masker=masker)
+        run.pool = pool if where.fork_server else None
     try:
         return await run.execute(
             timeout=timeout, kill_grace=kill_grace, cancel=cancel, on_start=on_start
@@ -131,7 +179,7 @@ class _Run:
         self.on_event = on_event
         self.token = token
         self.max_attachment = max_attachment
-        self.proc: asyncio.subprocess.Process | PoolChild | None = None
+        self.proc: Child | None = None
         self.pool: PythonPool | None = None
         self.transports: list[asyncio.BaseTransport] = []
         self.pumps: list[asyncio.Task[None]] = []
@@ -234,7 +282,7 @@ class _Run:
         if self.group is not None and (reason := self.group.limit_hit()) is not None:
             return reason
         # Without a cgroup only the script's own death by RLIMIT_CPU names its limit.
-        if self.how.cpu == "rlimit" and returncode == -signal.SIGXCPU:
+        if not ON_WINDOWS and self.how.cpu == "rlimit" and returncode == -signal.SIGXCPU:
             return self.launch.limits.cpu_reason()
         return None
 
@@ -264,7 +312,7 @@ class _Run:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.proc.wait()), grace)
         # Also reaches group members that ignored TERM after the main process obeyed it.
-        _signal_group(self.proc, signal.SIGKILL if _POSIX else signal.SIGTERM)
+        _signal_group(self.proc, _KILL)
         return [self.proc.pid]
 
     def _make_cgroup(self) -> None:
@@ -286,7 +334,7 @@ class _Run:
         if not self.contained:
             tree.enable_subreaper()
 
-    async def _start(self) -> asyncio.subprocess.Process | PoolChild | ExitEvent:
+    async def _start(self) -> Child | ExitEvent:
         self._make_cgroup()
         limits = rlimits(
             self.launch.limits, memory=self.how.memory == "rlimit", cpu=self.how.cpu == "rlimit"
@@ -372,7 +420,7 @@ class _Run:
 
     async def _pump(
         self,
-        reader: asyncio.StreamReader,
+        reader: Chunks,
         limit: int,
         handle: Callable[[bytes, bool], Awaitable[None]],
         idle: list[float | None],
@@ -508,7 +556,7 @@ class _Run:
                 elif _LINUX:
                     tree.kill_now(self.token, pgid=self.proc.pid)
                 elif self.proc.returncode is None:
-                    _signal_group(self.proc, signal.SIGKILL if _POSIX else signal.SIGTERM)
+                    _signal_group(self.proc, _KILL)
                 self.tree_ended = True
             if self.proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -550,12 +598,11 @@ def _decode(line: bytes) -> str:
     return line.decode("utf-8", errors="replace")
 
 
-def _signal_group(proc: asyncio.subprocess.Process | PoolChild, sig: signal.Signals) -> None:
+def _signal_group(proc: Child, sig: signal.Signals) -> None:
+    if ON_WINDOWS:
+        return  # a Windows job ends through its Job Object (winrun.py)
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        if _POSIX:
-            os.killpg(proc.pid, sig)  # pgid == pid: the child leads its own session
-        else:
-            proc.send_signal(sig)
+        os.killpg(proc.pid, sig)  # pgid == pid: the child leads its own session
 
 
 def _start_error(launch: Launch, err: OSError) -> str:

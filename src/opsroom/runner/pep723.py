@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from opsroom.config import RunnerSettings
 from opsroom.errors import RefusedError
+from opsroom.runner.platform import ON_WINDOWS
 
 _READY = ".opsroom-ready"
 _LOCK_POLL = 0.1
@@ -66,7 +68,7 @@ def environment_key(requires: Sequence[str], requires_python: str | None) -> str
 
 def venv_python(env_dir: Path) -> Path:
     """The interpreter inside a virtual environment."""
-    if os.name == "nt":
+    if ON_WINDOWS:
         return env_dir / "Scripts" / "python.exe"
     return env_dir / "bin" / "python"
 
@@ -76,7 +78,7 @@ def find_uv() -> str | None:
     found = shutil.which("uv")
     if found:
         return found
-    beside = Path(sys.executable).parent / ("uv.exe" if os.name == "nt" else "uv")
+    beside = Path(sys.executable).parent / ("uv.exe" if ON_WINDOWS else "uv")
     return str(beside) if beside.is_file() else None
 
 
@@ -181,6 +183,11 @@ def _build_env(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 async def _call(argv: list[str], env: Mapping[str, str], timeout: float) -> None:
+    if ON_WINDOWS:
+        # The selector event loop psycopg needs on Windows starts no processes: a thread
+        # waits for this one instead.
+        await asyncio.to_thread(_call_in_thread, argv, env, timeout)
+        return
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -197,7 +204,29 @@ async def _call(argv: list[str], env: Mapping[str, str], timeout: float) -> None
         proc.kill()
         await proc.wait()
         raise RefusedError(f"installing the script's dependencies took over {timeout:g}s") from None
-    if proc.returncode != 0:
+    _check_installed(proc.returncode, out)
+
+
+def _call_in_thread(argv: list[str], env: Mapping[str, str], timeout: float) -> None:
+    try:
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            timeout=timeout,
+            check=False,
+        )
+    except OSError as e:
+        raise RefusedError(f"could not start {argv[0]}: {e.strerror or e}") from None
+    except subprocess.TimeoutExpired:
+        raise RefusedError(f"installing the script's dependencies took over {timeout:g}s") from None
+    _check_installed(done.returncode, done.stdout)
+
+
+def _check_installed(returncode: int | None, out: bytes) -> None:
+    if returncode != 0:
         tail = "\n".join(out.decode("utf-8", "replace").strip().splitlines()[-15:])
         raise RefusedError(f"could not install the script's dependencies:\n{tail}")
 
@@ -220,7 +249,7 @@ async def _file_lock(path: Path) -> AsyncIterator[None]:
 
 
 def _try_lock(fd: int) -> bool:
-    if sys.platform == "win32":
+    if ON_WINDOWS:
         import msvcrt
 
         os.lseek(fd, 0, os.SEEK_SET)
@@ -239,7 +268,7 @@ def _try_lock(fd: int) -> bool:
 
 
 def _unlock(fd: int) -> None:
-    if sys.platform == "win32":
+    if ON_WINDOWS:
         import msvcrt
 
         os.lseek(fd, 0, os.SEEK_SET)

@@ -30,7 +30,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from typing import Any
 
 from opsroom.runner import tree
 from opsroom.runner.argv import BOOTSTRAP_DIR, Launch
+from opsroom.runner.platform import ON_LINUX
 
 SERVER = BOOTSTRAP_DIR / "python_pool.py"
 SLOT_VAR = "OPSROOM_POOL_SLOT"  # the server's placeholder for a job's token (same length)
@@ -50,7 +50,7 @@ _CLOSE_WAIT = 5.0
 
 def _pidfds() -> bool:
     """True where pidfds work (Linux 5.3+): the pool waits on them."""
-    if not sys.platform.startswith("linux"):
+    if not ON_LINUX:
         return False
     try:
         os.close(os.pidfd_open(os.getpid()))

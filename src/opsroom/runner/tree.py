@@ -38,12 +38,12 @@ import contextlib
 import os
 import secrets
 import signal
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from opsroom.runner.cgroup import end_leftovers
+from opsroom.runner.platform import ON_LINUX
 
 TOKEN_VAR = "OPSROOM_JOB_TOKEN"  # noqa: S105 - a variable name, not a secret
 _PR_SET_CHILD_SUBREAPER = 36
@@ -71,7 +71,7 @@ def enable_subreaper() -> bool:
 
 
 def _prctl_subreaper() -> bool:
-    if not sys.platform.startswith("linux"):
+    if not ON_LINUX:
         return False
     import ctypes
 
@@ -309,7 +309,7 @@ async def end_processes(
     `adopted`: also the orphans opsroom adopted that no other job can claim — only for a job
     this process runs (a dead owner's orphans went to init).
     """
-    if not sys.platform.startswith("linux"):
+    if not ON_LINUX:
         return []
 
     if adopted and pgid is not None and (sid is None or sid == pgid) and _nothing_left(pgid):

@@ -14,7 +14,10 @@ from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opsroom.store.database import Part
+from opsroom.store.engine import serialise
 from opsroom.store.schema import api_tokens, utcnow, web_sessions, web_users
+
+_FIRST_USER_LOCK_KEY = 0x6F707366697273  # "opsfirs": one first account, however many start
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,25 @@ class Accounts(Part):
         """How many local web accounts exist."""
         async with self._db.read("count accounts") as conn:
             return int(await conn.scalar(select(func.count()).select_from(web_users)) or 0)
+
+    async def create_first_web_user(
+        self, username: str, *, password_hash: str, admin: bool = False
+    ) -> bool:
+        """Create `username` only if no account exists yet; False when one already did.
+
+        Bots starting together on a new store each try: one creates the account, and no
+        other replaces the password that one printed.
+        """
+        async with self._db.write("create the first account") as conn:
+            await serialise(conn, _FIRST_USER_LOCK_KEY)
+            if await conn.scalar(select(func.count()).select_from(web_users)):
+                return False
+            await conn.execute(
+                insert(web_users).values(
+                    username=username, password_hash=password_hash, admin=admin, created_at=utcnow()
+                )
+            )
+        return True
 
     async def web_user(self, username: str) -> WebUser | None:
         """The local account `username`, or None."""

@@ -124,6 +124,7 @@ class Approvals(Part):
             job=job,
             reason=cast.reason,
             refusal=cast.refusal,
+            missing=cast.missing,
         )
 
     async def expire_approvals(self, *, now: datetime | None = None) -> list[int]:
@@ -150,6 +151,7 @@ class Cast:
     approved: bool
     reason: str
     refusal: Refusal | None = None
+    missing: int = 0  # approvals still needed after this one
 
 
 async def open_request(
@@ -278,6 +280,7 @@ async def cast_vote(
             False,
             False,
             f"approval of job {job_id} recorded; it needs {more} from {request.role}",
+            missing=missing,
         )
     await _settle(conn, job_id, ApprovalState.APPROVED, now)
     await conn.execute(

@@ -3,20 +3,24 @@
 Opening creates the engine and migrates the schema; `read`, `write` and `durable` hand
 out connections from that engine and turn driver failures into one `StoreError`. Every
 writer goes through `write` or `durable`, so all of them follow the same write-lock
-discipline (on SQLite, BEGIN IMMEDIATE: see `engine.for_writing`).
+discipline (on SQLite, BEGIN IMMEDIATE: see `engine.for_writing`). Durable transactions
+of concurrent callers share commits (`commit.GroupCommit`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opsroom.errors import StoreError
 from opsroom.store import engine as backend
+from opsroom.store.commit import GroupCommit
 from opsroom.store.migrate import ensure_schema
 from opsroom.store.url import async_url, redacted
 
@@ -29,6 +33,7 @@ class Database:
         self.writer = backend.for_writing(engine)
         self.url = url
         self.password = password  # the workers' job queue connects with it too (tasks.py)
+        self._writers: _Writers | None = None
 
     @classmethod
     async def open(cls, url: str, *, password: str | None = None) -> Database:
@@ -74,14 +79,49 @@ class Database:
     @asynccontextmanager
     async def write(self, doing: str) -> AsyncIterator[AsyncConnection]:
         """A write transaction, committed when the block ends without an error."""
-        async with self._guard(doing), self.writer.begin() as conn:
+        async with self._guard(doing), self._turn(), self.writer.begin() as conn:
             yield conn
 
     @asynccontextmanager
     async def durable(self, doing: str) -> AsyncIterator[AsyncConnection]:
-        """A write transaction whose commit is on disk before the block returns."""
-        async with self._guard(doing), backend.durable_transaction(self.writer) as conn:
+        """A write transaction whose commit is on disk before the block returns.
+
+        Concurrent callers share one transaction and one commit (see `commit.py`): the
+        block runs inside it, after the work queued before it.
+        """
+        async with self._guard(doing), self._local().group.transaction() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def _durable_batch(self) -> AsyncIterator[AsyncConnection]:
+        """The transaction one batch of durable work shares."""
+        async with self._turn(), backend.durable_transaction(self.writer) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """Wait for this process's turn to write, where the database has one write lock.
+
+        SQLite lets one writer in at a time, and those waiting in its busy handler sleep
+        and retry, first come not first served: with a few hundred jobs starting at once
+        some waited past the busy timeout ("database is locked") while the lock was often
+        free. Queued here in order, they only meet other processes' writers there.
+        """
+        lock = self._local().lock
+        if lock is None:
+            yield
+            return
+        async with lock:
+            yield
+
+    def _local(self) -> _Writers:
+        """The writers' queues on the running event loop (asyncio's are bound to one)."""
+        loop = asyncio.get_running_loop()
+        writers = self._writers
+        if writers is None or writers.loop is not loop:
+            lock = asyncio.Lock() if backend.one_writer(self.engine) else None
+            writers = self._writers = _Writers(loop, lock, GroupCommit(self._durable_batch))
+        return writers
 
     @asynccontextmanager
     async def _guard(self, doing: str) -> AsyncIterator[None]:
@@ -90,6 +130,15 @@ class Database:
             yield
         except (SQLAlchemyError, OSError) as e:
             raise StoreError(f"store {redacted(self.url)}: could not {doing}: {_reason(e)}") from e
+
+
+@dataclass(frozen=True, slots=True)
+class _Writers:
+    """A database's write queues on one event loop."""
+
+    loop: asyncio.AbstractEventLoop
+    lock: asyncio.Lock | None  # None: the database lets writers in side by side (PostgreSQL)
+    group: GroupCommit
 
 
 class Part:

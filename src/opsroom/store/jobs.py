@@ -19,6 +19,7 @@ from opsroom.model.audit import AuditEvent
 from opsroom.model.jobs import Job, JobState
 from opsroom.store.audit import audited, insert_audit
 from opsroom.store.database import Part
+from opsroom.store.notify import Topic, send_notices
 from opsroom.store.schema import UTCDateTime, jobs, utcnow
 
 _FINAL = [s.value for s in JobState if s.finished]
@@ -45,26 +46,19 @@ class Jobs(Part):
 
         `owner` is the process that will run it (and waits for it while it is queued).
         """
-        values: dict[str, Any] = {
-            "command": command,
-            "params": json.dumps(dict(params), ensure_ascii=False, default=str),
-            "state": JobState(state).value,
-            "requester": requester,
-            "room": room,
-            "created_at": utcnow(),
-            "catalog_commit": catalog_commit,
-            "script_hash": script_hash,
-            "dry_run": dry_run,
-            "queue_seq": next_queue_seq(),
-            "owner": owner,
-        }
+        values = new_job_values(
+            command=command,
+            params=params,
+            requester=requester,
+            room=room,
+            state=state,
+            catalog_commit=catalog_commit,
+            script_hash=script_hash,
+            dry_run=dry_run,
+            owner=owner,
+        )
         async with self._db.write("record a job") as conn:
-            result = await conn.execute(insert(jobs).values(**values))
-            key = result.inserted_primary_key
-            assert key is not None
-            job = await fetch_job(conn, int(key[0]))
-        assert job is not None
-        return job
+            return await insert_job(conn, values)
 
     async def get_job(self, job_id: int) -> Job | None:
         """The job with this id, or None."""
@@ -212,6 +206,9 @@ class Jobs(Part):
                     )
                     .values(cancel_requested_at=now, cancel_requested_by=by)
                 )
+            if state in _NOT_STARTED or state == JobState.RUNNING.value:
+                # Whoever follows or runs it hears of it now, not at its next look (notify.py).
+                await send_notices(conn, Topic.CANCEL, [job_id])
             job = await fetch_job(conn, job_id)
         assert job is not None
         return job
@@ -231,10 +228,16 @@ class Jobs(Part):
 
     # --- jobs whose process died ----------------------------------------------------------
 
-    async def reconcile(self, *, is_owner_alive: Callable[[str], bool]) -> list[Job]:
+    async def reconcile(
+        self,
+        *,
+        is_owner_alive: Callable[[str], bool],
+        reason: Callable[[str], str] | None = None,
+    ) -> list[Job]:
         """Mark jobs left `running` by owners that are gone as `interrupted`; return them.
 
-        Jobs of live owners (and running jobs without an owner) are left alone.
+        Jobs of live owners (and running jobs without an owner) are left alone. `reason`
+        words why, from the owner (default: its process ended before the job did).
         """
         async with self._db.read("look for interrupted jobs") as conn:
             rows = (
@@ -266,7 +269,11 @@ class Jobs(Part):
                     .values(
                         state=JobState.INTERRUPTED.value,
                         finished_at=utcnow(),
-                        error=f"the process running it ({owner}) ended before the job did",
+                        error=(
+                            reason(owner)
+                            if reason is not None
+                            else f"the process running it ({owner}) ended before the job did"
+                        ),
                     )
                 )
                 job = await fetch_job(conn, job_id) if result.rowcount == 1 else None
@@ -312,6 +319,44 @@ class Jobs(Part):
 
 
 # --- shared with the other parts that touch jobs ------------------------------------------
+
+
+def new_job_values(
+    *,
+    command: str,
+    params: Mapping[str, Any],
+    requester: str,
+    room: str,
+    state: JobState,
+    catalog_commit: str | None,
+    script_hash: str | None,
+    dry_run: bool,
+    owner: str | None,
+) -> dict[str, Any]:
+    """The row of a new job at the back of the queue."""
+    return {
+        "command": command,
+        "params": json.dumps(dict(params), ensure_ascii=False, default=str),
+        "state": JobState(state).value,
+        "requester": requester,
+        "room": room,
+        "created_at": utcnow(),
+        "catalog_commit": catalog_commit,
+        "script_hash": script_hash,
+        "dry_run": dry_run,
+        "queue_seq": next_queue_seq(),
+        "owner": owner,
+    }
+
+
+async def insert_job(conn: AsyncConnection, values: Mapping[str, Any]) -> Job:
+    """Insert a job row made by `new_job_values`; the job as stored, with its id."""
+    result = await conn.execute(insert(jobs).values(**values))
+    key = result.inserted_primary_key
+    assert key is not None
+    job = await fetch_job(conn, int(key[0]))
+    assert job is not None
+    return job
 
 
 async def fetch_job(conn: AsyncConnection, job_id: int) -> Job | None:

@@ -1,10 +1,15 @@
 """The job queue (SPEC §5.5): starting queued jobs within the concurrency limits and saying
 why not, and queued jobs whose waiting process is gone, until another one adopts them.
+
+A job's start is one transaction: its claim, its process token, the catalog version it
+runs and its `job.start` audit entry (`Start`) — and for a new job its creation too
+(`create_and_claim`), so starting a job costs one durable commit, shared with the other
+jobs starting at the same moment (`commit.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,10 +17,12 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opsroom.errors import StoreError
+from opsroom.model.audit import AuditEvent
 from opsroom.model.jobs import Job, JobState
+from opsroom.store.audit import audited, insert_audit
 from opsroom.store.database import Part
 from opsroom.store.engine import serialise
-from opsroom.store.jobs import fetch_job, job_from_row
+from opsroom.store.jobs import fetch_job, insert_job, job_from_row, new_job_values
 from opsroom.store.schema import jobs, utcnow
 
 _CLAIM_LOCK_KEY = 0x6F7073636C61696D  # "opsclaim": serialises job starts across processes
@@ -47,34 +54,74 @@ class Claim:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Start:
+    """What is recorded with a job's claim, in the same transaction.
+
+    `token` is the job's OPSROOM_JOB_TOKEN (it finds the job's processes should this
+    process die); `catalog` the (commit, script hash) it runs when they changed since it
+    was queued; `audit` makes its `job.start` entry from the job as it starts — with it
+    the claim is durable, and a started job is never without its entry.
+    """
+
+    token: str | None = None
+    catalog: tuple[str | None, str | None] | None = None
+    audit: Callable[[Job], AuditEvent] | None = None
+
+
 class Queue(Part):
     """Which queued job starts when, and queued jobs nobody waits for."""
 
-    async def claim_job(self, job_id: int, *, owner: str, limits: Limits) -> Claim:
+    async def claim_job(
+        self, job_id: int, *, owner: str, limits: Limits, start: Start | None = None
+    ) -> Claim:
         """Start a queued job for `owner` if the limits allow it now; otherwise say why not.
 
         Claims are serialised across processes (SQLite: BEGIN IMMEDIATE; PostgreSQL: an
         advisory lock), so the counts they check cannot change underneath them. With a
-        per-command limit, jobs of one command start strictly in queue order.
+        per-command limit, jobs of one command start strictly in queue order. `start`
+        says what else to record if it starts.
         """
-        async with self._db.write(f"start job {job_id}") as conn:
-            await serialise(conn, _CLAIM_LOCK_KEY)
-            job = await fetch_job(conn, job_id)
-            if job is None:
-                raise StoreError(f"job {job_id} does not exist")
-            if job.state is not JobState.QUEUED:
-                return Claim(False, job, reason=f"job {job_id} is {job.state.value}")
-            blocker = await _blocker(conn, job, limits)
-            if blocker is not None:
-                return Claim(False, job, blocked_by=blocker[0], reason=blocker[1])
-            await conn.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.state == JobState.QUEUED.value)
-                .values(state=JobState.RUNNING.value, started_at=utcnow(), owner=owner)
-            )
-            job = await fetch_job(conn, job_id)
-        assert job is not None
-        return Claim(True, job)
+        start = start or Start()
+        if start.audit is None:
+            async with self._db.write(f"start job {job_id}") as conn:
+                return await _claim(conn, job_id, owner, limits, start)
+        async with audited(self._db, f"start job {job_id}") as conn:
+            return await _claim(conn, job_id, owner, limits, start)
+
+    async def create_and_claim(
+        self,
+        *,
+        command: str,
+        params: Mapping[str, Any],
+        requester: str,
+        room: str,
+        owner: str,
+        limits: Limits,
+        start: Start,
+        catalog_commit: str | None = None,
+        script_hash: str | None = None,
+        dry_run: bool = False,
+    ) -> Claim:
+        """Record a new job for `owner` and start it if the limits allow, in one transaction.
+
+        As `create_job` then `claim_job`: a job that may not start yet stays queued, and
+        the claim says why.
+        """
+        values = new_job_values(
+            command=command,
+            params=params,
+            requester=requester,
+            room=room,
+            state=JobState.QUEUED,
+            catalog_commit=catalog_commit,
+            script_hash=script_hash,
+            dry_run=dry_run,
+            owner=owner,
+        )
+        async with audited(self._db, "record and start a job") as conn:
+            job = await insert_job(conn, values)
+            return await _claim(conn, job.id, owner, limits, start, job=job)
 
     async def release_orphaned_queue(self, *, is_owner_alive: Callable[[str], bool]) -> list[Job]:
         """Queued jobs whose waiting process is gone lose their owner; return them.
@@ -134,6 +181,49 @@ class Queue(Part):
         )
         async with self._db.read("list orphaned queued jobs") as conn:
             return [job_from_row(row) for row in (await conn.execute(query)).all()]
+
+
+async def _claim(
+    conn: AsyncConnection,
+    job_id: int,
+    owner: str,
+    limits: Limits,
+    start: Start,
+    *,
+    job: Job | None = None,
+) -> Claim:
+    """Claim the job inside the caller's write transaction (see `Queue.claim_job`).
+
+    `job`: the job as this transaction just wrote it, so it need not be read again.
+    """
+    await serialise(conn, _CLAIM_LOCK_KEY)
+    job = job or await fetch_job(conn, job_id)
+    if job is None:
+        raise StoreError(f"job {job_id} does not exist")
+    if job.state is not JobState.QUEUED:
+        return Claim(False, job, reason=f"job {job_id} is {job.state.value}")
+    blocker = await _blocker(conn, job, limits)
+    if blocker is not None:
+        return Claim(False, job, blocked_by=blocker[0], reason=blocker[1])
+    values: dict[str, Any] = {
+        "state": JobState.RUNNING.value,
+        "started_at": utcnow(),
+        "owner": owner,
+    }
+    if start.token is not None:
+        values.update(pid=0, process_token=start.token)  # the pid follows once it runs
+    if start.catalog is not None:
+        values.update(catalog_commit=start.catalog[0], script_hash=start.catalog[1])
+    await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.state == JobState.QUEUED.value)
+        .values(**values)
+    )
+    job = await fetch_job(conn, job_id)
+    assert job is not None
+    if start.audit is not None:
+        await insert_audit(conn, start.audit(job))
+    return Claim(True, job)
 
 
 def _queue_key() -> Any:

@@ -25,7 +25,7 @@ from sqlalchemy import (
 
 from opsroom.store.engine import any_length
 
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 """The newest migration; `open` skips Alembic when the database already says this."""
 
 GENESIS_HASH = "0" * 64
@@ -346,4 +346,35 @@ job_replies = Table(
     Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("reply", Text, nullable=True),  # JSON (opsroom.model.wire); NULL: the worker is done
+)
+
+# --- 0010: several bots on one store (SPEC §8) ----------------------------------------------
+
+bots = Table(
+    "bots",
+    metadata,
+    # One `opsroom serve` process, so the others can tell when it is gone: its local jobs
+    # are then interrupted and the jobs it followed on workers are followed by another.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner", any_length(300), nullable=False),  # as `jobs.owner` names the process
+    Column("host", any_length(300), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    # Written with the database's clock, as workers' heartbeats are.
+    Column("last_heartbeat", UTCDateTime, nullable=False),
+    Column("lost_at", UTCDateTime, nullable=True),  # stopped beating
+    Column("stopped_at", UTCDateTime, nullable=True),  # stopped cleanly
+    Index(None, "owner"),
+    sqlite_autoincrement=True,
+)
+
+followers = Table(
+    "followers",
+    metadata,
+    # Which process passes on a worker's replies for a job (a bot, or `opsroom run`), and
+    # the last reply it passed on: another bot takes over from there when that one is gone.
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("follower", any_length(300), nullable=False),
+    Column("passed", Integer, nullable=False, default=0),
+    Index(None, "follower"),
 )

@@ -1,8 +1,9 @@
 """`Store`: the one handle callers hold, assembled from the store's parts.
 
 Each part owns one concern in its own module — jobs, the queue, output, the audit trail,
-approvals, accounts, the web chat's history, the outbox, schedules, deliveries — and all
-of them work over one shared `Database` (one engine, one write-lock discipline).
+approvals, accounts, the web chat's history, the outbox, schedules, deliveries, workers,
+the bots sharing the store — and all of them work over one shared `Database` (one engine,
+one write-lock discipline).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from typing import Self
 from opsroom.store.accounts import Accounts
 from opsroom.store.approvals import Approvals
 from opsroom.store.audit import Audit
+from opsroom.store.bots import Bots
 from opsroom.store.database import Database
 from opsroom.store.deliveries import Deliveries
 from opsroom.store.jobs import Jobs
 from opsroom.store.messages import Messages
+from opsroom.store.notify import Notices
 from opsroom.store.outbox import Outbox
 from opsroom.store.output import Output
 from opsroom.store.queue import Queue
@@ -38,6 +41,8 @@ class Store(
     Deliveries,
     Workers,
     Tasks,
+    Bots,
+    Notices,
 ):
     """Async access to the opsroom database; open with `await Store.open(url)`."""
 
@@ -56,6 +61,7 @@ class Store(
 
     async def close(self) -> None:
         """Release every connection."""
+        await self.close_notices()
         await self.close_tasks()
         await self._db.close()
 

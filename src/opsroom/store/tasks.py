@@ -28,6 +28,19 @@ TASK_NAME = "opsroom.run_job"
 _SCHEMA_LOCK_KEY = 0x6F70737461736B73  # "opstasks": one process creates the queue's tables
 
 
+def workers_can_share(url: str) -> bool:
+    """Whether workers on other hosts can share the store at `url`: PostgreSQL, not SQLite."""
+    return url.lower().startswith(("postgresql", "postgres:"))
+
+
+def not_shared(url: str) -> str:
+    """Why workers cannot use the store at `url`, for people."""
+    return (
+        'workers need a PostgreSQL store ([store] url = "postgresql://..."); '
+        f"{redacted(url)} is a SQLite file only this host can open"
+    )
+
+
 class Tasks(Part):
     """Handing jobs to the workers of a queue, and aborting them there."""
 
@@ -36,7 +49,7 @@ class Tasks(Part):
     @property
     def has_workers(self) -> bool:
         """Whether workers can share this store: PostgreSQL, never a SQLite file."""
-        return self._db.url.lower().startswith(("postgresql", "postgres:"))
+        return workers_can_share(self._db.url)
 
     async def task_app(self, *, connections: int = 4) -> procrastinate.App:
         """The opened Procrastinate app on this database (its tables created on first use).
@@ -47,10 +60,7 @@ class Tasks(Part):
         if self._task_app is not None:
             return self._task_app
         if not self.has_workers:
-            raise StoreError(
-                'workers need a PostgreSQL store ([store] url = "postgresql://..."); '
-                f"{redacted(self._db.url)} is a SQLite file only this host can open"
-            )
+            raise StoreError(not_shared(self._db.url))
         require_extra("procrastinate", "postgres", "workers (opsroom worker, runs_on)")
         import procrastinate
 

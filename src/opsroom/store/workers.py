@@ -8,7 +8,7 @@ hosts whose clocks disagree are still compared fairly.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ from opsroom.store.audit import audited, insert_audit
 from opsroom.store.database import Part
 from opsroom.store.engine import insert_new
 from opsroom.store.jobs import fetch_job, job_from_row
+from opsroom.store.notify import Topic, send_notices
 from opsroom.store.schema import UTCDateTime, job_replies, jobs, remote_jobs, utcnow, workers
 
 
@@ -223,15 +224,39 @@ class Workers(Part):
 
     async def add_job_reply(self, job_id: int, reply: Mapping[str, Any] | None) -> None:
         """Keep one reply (wire form) for the bot to pass on; None: the worker is done."""
-        data = None if reply is None else json.dumps(dict(reply), ensure_ascii=False)
-        async with self._db.write(f"keep a reply of job {job_id}") as conn:
-            # The job row is locked first, so two writers cannot take the same number.
-            await conn.execute(select(jobs.c.id).where(jobs.c.id == job_id).with_for_update())
-            last = await conn.scalar(
-                select(func.max(job_replies.c.seq)).where(job_replies.c.job_id == job_id)
+        await self.add_job_replies([(job_id, reply)])
+
+    async def add_job_replies(
+        self, replies: Sequence[tuple[int, Mapping[str, Any] | None]]
+    ) -> None:
+        """Keep replies of any jobs (in order) in one transaction, and tell the bots.
+
+        Each job's replies are numbered after those kept before; None says its worker is
+        done. One notice per job goes out when the transaction commits, so a bot woken
+        by it finds them (`notify.py`).
+        """
+        if not replies:
+            return
+        ids = sorted({job_id for job_id, _ in replies})
+        async with self._db.write(f"keep replies of jobs {_some(ids)}") as conn:
+            # The job rows are locked first (in id order), so two writers of one job's
+            # replies cannot take the same numbers.
+            await conn.execute(
+                select(jobs.c.id).where(jobs.c.id.in_(ids)).order_by(jobs.c.id).with_for_update()
             )
-            seq = 1 if last is None else int(last) + 1
-            await conn.execute(insert(job_replies).values(job_id=job_id, seq=seq, reply=data))
+            kept = await conn.execute(
+                select(job_replies.c.job_id, func.max(job_replies.c.seq))
+                .where(job_replies.c.job_id.in_(ids))
+                .group_by(job_replies.c.job_id)
+            )
+            last = {int(job_id): int(seq) for job_id, seq in kept}
+            rows = []
+            for job_id, reply in replies:
+                seq = last[job_id] = last.get(job_id, 0) + 1
+                data = None if reply is None else json.dumps(dict(reply), ensure_ascii=False)
+                rows.append({"job_id": job_id, "seq": seq, "reply": data})
+            await conn.execute(insert(job_replies), rows)
+            await send_notices(conn, Topic.REPLIES, ids)
 
     async def job_replies(
         self, job_id: int, *, after: int = 0
@@ -260,6 +285,12 @@ async def _fetch_worker(conn: AsyncConnection, worker_id: int) -> Worker:
     if row is None:
         raise StoreError(f"worker {worker_id} is not registered")
     return _worker(row, ())
+
+
+def _some(ids: list[int]) -> str:
+    """Job ids for an error message: the first few, and how many more."""
+    shown = ", ".join(str(i) for i in ids[:5])
+    return shown if len(ids) <= 5 else f"{shown} and {len(ids) - 5} more"
 
 
 def _worker(row: Row[Any], running: tuple[int, ...]) -> Worker:

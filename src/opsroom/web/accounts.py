@@ -47,5 +47,11 @@ async def bootstrap_admin(store: Store, *, reset: bool = False) -> str | None:
     if not reset and await store.web_user_count() > 0:
         return None
     password = new_password()
-    await store.put_web_user(ADMIN, password_hash=hash_password(password), admin=True)
-    return password
+    if reset:
+        await store.put_web_user(ADMIN, password_hash=hash_password(password), admin=True)
+        return password
+    # Another bot starting on the same new store may be first: then its password stands.
+    first = await store.create_first_web_user(
+        ADMIN, password_hash=hash_password(password), admin=True
+    )
+    return password if first else None

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import shutil
-import signal
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -25,7 +24,8 @@ import uvicorn
 from opsroom.adapters.base import ChatAdapter, ConnectionState
 from opsroom.engine.adapters import create_adapters, engine_services
 from opsroom.engine.bridge import Bridge
-from opsroom.errors import ConfigError, MissingExtra
+from opsroom.engine.loop import on_stop_signals
+from opsroom.errors import ConfigError, MissingExtra, StoreError
 from opsroom.model.jobs import JobState
 from opsroom.web.accounts import ADMIN, bootstrap_admin, has_demo_roles
 from opsroom.web.app import context_of, create_app
@@ -34,6 +34,7 @@ from opsroom.web.context import WebContext
 if TYPE_CHECKING:
     from opsroom.app import App
     from opsroom.engine.scheduler import Scheduler
+    from opsroom.engine.watch import Watch
 
 log = logging.getLogger("opsroom.serve")
 ADOPT_EVERY = 3.0  # seconds between looks for orphaned queued jobs
@@ -176,10 +177,10 @@ async def serve(
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    undo_signals = on_stop_signals(loop, stop.set)  # Ctrl+C and Ctrl+Break on Windows
     server_task = asyncio.create_task(server.serve(sockets=[sock]))
     background: list[asyncio.Task[Any]] = []
+    watch: Watch | None = None
     try:
         while not server.started and not server_task.done():
             await asyncio.sleep(0.02)
@@ -205,6 +206,9 @@ async def serve(
             echo(f"  chat: {adapter.name} adapter started")
         # Schedules fire once the bridges exist: their replies take the same way as chat's.
         background.append(asyncio.create_task(_scheduler(ctx).run()))
+        # Bots sharing the store: this one's heartbeat, and what gone bots and workers left.
+        watch = _watch(ctx)
+        background.append(asyncio.create_task(watch.run()))
         if adapters:
             background.append(asyncio.create_task(_every(5.0, lambda: _adapter_states(ctx))))
         background += await _keep_catalog_current(ctx, echo)
@@ -217,11 +221,13 @@ async def serve(
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         await drain(ctx, grace=engine.settings.web.shutdown_grace)
+        if watch is not None:
+            with contextlib.suppress(StoreError):  # unrecorded: found lost after lost_after
+                await watch.stop()
         for bridge in ctx.bridges.values():
             await bridge.close()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+        undo_signals()
         ctx.hub.close()
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
@@ -290,6 +296,18 @@ def _mount_hooks(web: Any, adapters: list[ChatAdapter]) -> None:
             # A route, not a mount: a mount would redirect the bare path. Each endpoint
             # verifies its platform's signature or token itself, so no login applies here.
             web.router.routes.append(Route(hook.path, hook.app, methods=["POST"]))
+
+
+def _watch(ctx: WebContext) -> Watch:
+    """This bot's heartbeat and the care of what gone bots and workers left (scale.md)."""
+    from opsroom.engine.watch import Watch
+
+    return Watch(
+        ctx.engine.dispatcher,
+        send_for=ctx.sender_for,
+        can_tell=lambda room: room.partition(":")[0] in ctx.bridges,
+        spawn=ctx.spawn,
+    )
 
 
 def _scheduler(ctx: WebContext) -> Scheduler:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from opsroom import __version__
 from opsroom.engine.remote import interrupt_lost_workers
-from opsroom.engine.supervisor import JobRequest, until_stored
+from opsroom.engine.supervisor import JobRequest
 from opsroom.errors import StoreError
 from opsroom.model.blocks import Reply, Status
 from opsroom.model.commands import Invocation, Language
@@ -37,6 +37,7 @@ from opsroom.router.deployment import Deployment
 from opsroom.runner.tree import end_orphaned_job
 from opsroom.store.owner import owner_alive, owner_id
 from opsroom.store.tasks import TASK_NAME
+from opsroom.worker.replies import ReplyWriter
 
 if TYPE_CHECKING:
     from opsroom.app import App
@@ -81,6 +82,7 @@ class WorkerRuntime:
         self.worker: Worker | None = None
         self.lost = False
         self._jobs: set[int] = set()  # the jobs this worker is running now
+        self._replies = ReplyWriter(self.store)  # what they say, kept in batches
 
     async def run(self, stop: asyncio.Event, *, echo: Callable[[str], None]) -> int:
         """Serve the queue until `stop` is set (or this worker is found lost); the exit code."""
@@ -112,8 +114,10 @@ class WorkerRuntime:
                 delete_jobs="always",  # the store keeps the record; a task is only transport
                 update_heartbeat_interval=workers.heartbeat,
                 stalled_worker_timeout=workers.lost_after,
-                fetch_job_polling_interval=max(workers.heartbeat, 1.0),
-                abort_job_polling_interval=1.0,
+                # New jobs and aborts arrive by notification; polling only catches one
+                # lost while Procrastinate's listening connection was away.
+                fetch_job_polling_interval=workers.recheck,
+                abort_job_polling_interval=workers.recheck,
             )
         )
         side = [asyncio.create_task(self._beat(stop))]
@@ -148,6 +152,7 @@ class WorkerRuntime:
             for task in side:
                 task.cancel()
             await asyncio.gather(stopping, *side, return_exceptions=True)
+            await self._replies.close()
             with contextlib.suppress(StoreError):
                 await self.store.stop_worker(self.worker.id)
         return 1 if self.lost else 0
@@ -246,9 +251,7 @@ class WorkerRuntime:
         finally:
             self._jobs.discard(job_id)
             # Everything it said is in the store before this: the bot stops following here.
-            await until_stored(
-                lambda: self.store.add_job_reply(job_id, None), f"the end of job {job_id}'s replies"
-            )
+            await self._replies.send(job_id, None)
 
     async def _deployment_for(self, job: Job) -> Deployment:
         """The catalog version to run `job` on: fetched first when the job names a newer one."""
@@ -285,10 +288,7 @@ class WorkerRuntime:
         """Where the job's replies go: the store, for the bot to pass on in order."""
 
         async def send(reply: Reply) -> None:
-            data = dump_reply(reply)
-            await until_stored(
-                lambda: self.store.add_job_reply(job_id, data), f"a reply of job {job_id}"
-            )
+            await self._replies.send(job_id, dump_reply(reply))
 
         return send
 

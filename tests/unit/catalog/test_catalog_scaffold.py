@@ -42,17 +42,33 @@ def test_scaffold_loads_without_any_issue(
     assert spec.examples
 
 
-def test_python_scaffold_test_passes(tmp_path: Path) -> None:
-    _, test = scaffold("python", "storage migrate-volume", tmp_path)
-    done = subprocess.run(
+def _pytest(test: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """pytest run on one file as a team runs it: the installed plugin, no conftest."""
+    return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test)],
-        cwd=tmp_path,
+        cwd=cwd,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+@pytest.mark.parametrize("name", ["storage migrate-volume", "cleanup"])
+def test_python_scaffold_test_passes_through_the_bot_fixture(tmp_path: Path, name: str) -> None:
+    catalog = tmp_path / "scripts"
+    script, test = scaffold("python", name, catalog)
+    command = name
+    done = _pytest(test, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
+    assert "def test_names_its_target(bot: SyncBot)" in test.read_text()
+    # It asks opsroom, not the script's main(): a command kept to another room is refused
+    # there, and the test says what the chat answered.
+    source = script.read_text()
+    script.write_text('# opsroom: rooms = ["slack:C0NOC"]\n' + source)
+    refused = _pytest(test, tmp_path)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"denied: {command} may run only in slack:C0NOC" in refused.stdout
 
 
 def test_shell_scaffold_test_passes(tmp_path: Path) -> None:

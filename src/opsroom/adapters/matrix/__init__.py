@@ -5,8 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from fnmatch import fnmatchcase
+from collections.abc import Mapping
 from typing import Any
 
 from opsroom.adapters.base import AdapterServices, ChatAdapter
@@ -15,47 +14,7 @@ from opsroom.adapters.plugin import AdapterPlugin
 from opsroom.config import Settings, resolve_reference
 from opsroom.errors import ConfigError
 
-__all__ = ["MatrixSettings", "create", "holds_a_role", "load_settings", "plugin"]
-
-
-def _static_groups(principal: str, table: Mapping[str, Sequence[str]]) -> set[str]:
-    """Casefolded `[groups]` holding `principal`, nested `group:<name>` members followed."""
-    held = {
-        name.casefold()
-        for name, members in table.items()
-        if any(not m.startswith("group:") and fnmatchcase(principal, m) for m in members)
-    }
-    grew = True
-    while grew:
-        grew = False
-        for name, members in table.items():
-            if name.casefold() not in held and any(
-                m.startswith("group:") and m[len("group:") :].casefold() in held for m in members
-            ):
-                held.add(name.casefold())
-                grew = True
-    return held
-
-
-def holds_a_role(settings: Settings) -> Callable[[str], bool]:
-    """`principal → bool`: is it a member of any `[[roles]]` table (directly or by static group)?
-
-    Directory (LDAP) groups are not consulted here: whose invites the bot accepts is
-    decided without a network round-trip. List such rooms in `rooms` instead.
-    """
-
-    def check(principal: str) -> bool:
-        groups = _static_groups(principal, settings.groups)
-        for role in settings.roles:
-            for member in role.members:
-                if member.startswith("group:"):
-                    if member[len("group:") :].casefold() in groups:
-                        return True
-                elif fnmatchcase(principal, member):
-                    return True
-        return False
-
-    return check
+__all__ = ["MatrixSettings", "create", "load_settings", "plugin"]
 
 
 def _secret(key: str, reference: str | None) -> str | None:
@@ -72,17 +31,26 @@ def create(
 ) -> ChatAdapter:
     """The adapter for `[adapters.matrix]`; ConfigError naming the key when it is invalid.
 
-    Invitations are judged from the configuration alone (`holds_a_role`), without a
-    directory round-trip, so `services` is not needed here.
+    Whose invitation is accepted is policy's decision, asked through `services`; without
+    it no invitation is (the rooms listed in `rooms` are still joined).
     """
     from opsroom.adapters.matrix.transport import MatrixAdapter
 
     matrix = load_settings(table)
     password = _secret("password", matrix.password)
     token = _secret("access_token", matrix.access_token)
+    may_invite = services.may_invite if services is not None else None
     return MatrixAdapter(
-        matrix, password=password, access_token=token, may_invite=holds_a_role(settings)
+        matrix,
+        password=password,
+        access_token=token,
+        may_invite=may_invite or _nobody,
     )
+
+
+async def _nobody(principal: str) -> bool:
+    """No policy to ask: decline the invitation."""
+    return False
 
 
 plugin = AdapterPlugin(

@@ -20,7 +20,7 @@ import importlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from opsroom.adapters.base import (
@@ -56,6 +56,11 @@ def _nio() -> Any:
     return importlib.import_module("nio")
 
 
+async def _anyone(principal: str) -> bool:
+    """Accept every invitation (an adapter built without policy's answer, as in tests)."""
+    return True
+
+
 def _raw(event: Any) -> dict[str, Any]:
     """The event as the server sent it (nio strips `content` from some stripped-state events)."""
     source = getattr(event, "source", None)
@@ -88,7 +93,7 @@ class MatrixAdapter:
         *,
         password: str | None = None,
         access_token: str | None = None,
-        may_invite: Callable[[str], bool] | None = None,
+        may_invite: Callable[[str], Awaitable[bool]] | None = None,
         sync_timeout: float = 10.0,
         backoff: tuple[float, float] = (0.5, 15.0),
     ) -> None:
@@ -97,7 +102,7 @@ class MatrixAdapter:
         self.settings = settings
         self._password = password
         self._access_token = access_token
-        self._may_invite = may_invite or (lambda principal: True)
+        self._may_invite = may_invite or _anyone
         self._sync_timeout = sync_timeout
         self._backoff = backoff
         self._state = ConnectionState.CLOSED
@@ -295,7 +300,9 @@ class MatrixAdapter:
             }
             welcome = room_id in self.settings.rooms or bool(aliases & set(self.settings.rooms))
         else:
-            welcome = inviter is not None and self._may_invite(translate.principal_of(inviter))
+            welcome = inviter is not None and await self._may_invite(
+                translate.principal_of(inviter)
+            )
         if welcome:
             response = await self._client.join(room_id)
             if isinstance(response, _nio().JoinError):

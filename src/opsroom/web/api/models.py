@@ -161,6 +161,10 @@ class CommandOut(BaseModel):
     params: int
     hidden: bool
     owner: str | None
+    runnable: bool = Field(description="the caller may run it in the web chat's room")
+    refused: str | None = Field(
+        description="when not runnable: what the chat would answer the caller there"
+    )
 
 
 class TokenIn(BaseModel):
