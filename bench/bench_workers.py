@@ -108,6 +108,15 @@ class _Workers:
     def __init__(self, procs: list[subprocess.Popen[bytes]]) -> None:
         self.procs = procs
 
+    def cpu_s(self) -> float:
+        """The workers' CPU time so far (user and system, their scripts not counted), in s."""
+        total = 0
+        for proc in self.procs:
+            with open(f"/proc/{proc.pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+        return total / os.sysconf("SC_CLK_TCK")
+
     def peak_rss_mb(self) -> list[float]:
         """Each worker's peak resident memory so far (VmHWM), in MB."""
         peaks = []
@@ -268,12 +277,13 @@ async def _stream(url: str, catalog: Path, mode: str, jobs: int, seconds: float)
     async with Bot.open(
         catalog_dir=str(catalog), store_url=url, settings=_settings(url, jobs)
     ) as bot:
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), _cpu_s()
         said = await asyncio.gather(
             *(bot.say(f"!{command} --count {count} --tag {tag}") for tag in range(jobs))
         )
-        wall = time.perf_counter() - began
+        wall, cpu = time.perf_counter() - began, _cpu_s() - cpu
         stored_lost = disordered = room_lost = failed = 0
+        created, started = [], []
         for tag, s in enumerate(said):
             want = [("stdout", f"job {tag} line {i}") for i in range(1, count + 1)]
             if s.job_id is None or s.outcome.state is not JobState.SUCCEEDED:
@@ -282,6 +292,10 @@ async def _stream(url: str, catalog: Path, mode: str, jobs: int, seconds: float)
             stored_lost += len(set(want) - set(got))
             disordered += got != want and set(want) <= set(got)
             room_lost += count - _accounted(s.replies, tag)
+            job = await bot.app.store.get_job(s.job_id) if s.job_id else None
+            if job is not None and job.started_at is not None:
+                created.append(job.created_at.timestamp())
+                started.append(job.started_at.timestamp())
     return {
         "mode": mode,
         "jobs": jobs,
@@ -292,8 +306,16 @@ async def _stream(url: str, catalog: Path, mode: str, jobs: int, seconds: float)
         "room_lost": room_lost,
         "failed": failed,
         "wall_s": wall,
+        "all_running_s": max(started) - min(created) if started else None,
+        "bot_cpu_s": cpu,
         "bot_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+
+
+def _cpu_s() -> float:
+    """This process's CPU time so far, user and system, in seconds."""
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
 
 
 def _accounted(replies: tuple[Reply, ...], tag: int) -> int:
@@ -357,12 +379,13 @@ def _measure(folder: Path, url: str, mode: str, quick: bool) -> list[Figure]:
         with _workers(url, catalog, folder, 2, AT_ONCE // 2):
             t, extras = asyncio.run(trivial())
         with _workers(url, catalog, folder, 2, streams // 2) as ws:
+            before = ws.cpu_s()
             s = _stream_child(url, catalog, mode, streams, seconds)
-            worker_rss = ws.peak_rss_mb()
+            worker_rss, worker_cpu = ws.peak_rss_mb(), ws.cpu_s() - before
     else:
         t, extras = asyncio.run(trivial())
         s = _stream_child(url, catalog, mode, streams, seconds)
-        worker_rss = []
+        worker_rss, worker_cpu = [], None
     for run in t:
         figures += _trivial_figures(label, run)
     if extras is not None:
@@ -376,13 +399,16 @@ def _measure(folder: Path, url: str, mode: str, quick: bool) -> list[Figure]:
     what = f"{label}: {s['jobs']} jobs x {s['seconds']:g} s, a line every 100 ms"
     note = (
         f"of {s['lines']:,}; {s['disordered']} jobs out of order, {s['failed']} failed; "
-        f"wall {s['wall_s']:.1f} s"
+        f"all running after {s['all_running_s'] or 0:.1f} s, wall {s['wall_s']:.1f} s"
     )
     figures.append(
         Figure(f"{what}: lines lost (store)", float(s["stored_lost"]), "lines", 0.0, note)
     )
     figures.append(Figure(f"{what}: lines lost (room)", float(s["room_lost"]), "lines", 0.0))
     figures.append(Figure(f"{what}: bot peak RSS", s["bot_rss_mb"], "MB"))
+    figures.append(Figure(f"{what}: bot CPU time", s["bot_cpu_s"], "s"))
+    if worker_cpu is not None:
+        figures.append(Figure(f"{what}: workers' CPU time (both)", worker_cpu, "s"))
     for n, rss in enumerate(worker_rss):
         figures.append(Figure(f"{what}: worker {n} peak RSS", rss, "MB"))
     return figures

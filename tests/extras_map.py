@@ -32,6 +32,7 @@ LAZY_EXTRAS: dict[str, str] = {
     "policy/secrets.py": "vault",
     "web/oidc.py": "sso",
     "store/tasks.py": "postgres",  # the workers' job queue (Procrastinate)
+    "store/notify.py": "postgres",  # LISTEN/NOTIFY, on a PostgreSQL store only
 }
 """Core modules (imported on every start) that use an extra's packages only inside
 functions, after start-up checked that the extra is installed."""
