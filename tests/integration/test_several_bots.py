@@ -452,7 +452,15 @@ async def test_kill_9_of_a_bot_mid_job_the_other_serves_and_tells_its_job_interr
         again = await room.say(ALICE, "!version", b)
         await room.shows("opsroom", thread=again)
         trail = await audit(place, wait.id)
-    assert interrupted.notified
+
+        async def recorded_as_told() -> Job | None:
+            # The job is marked told right after the room hears it, in a write of its own.
+            current = await job(place, wait.id)
+            return current if current.notified else None
+
+        marked = await async_wait_for(recorded_as_told, 60, what="the job marked as told")
+    assert isinstance(marked, Job)
+    assert marked.notified
     assert room.count(told) == 1, "told once"
     assert f"pid {a.pid}" in (interrupted.error or "")
     assert [e.outcome for e in trail if e.action == "job.end"] == ["interrupted"]

@@ -58,7 +58,6 @@ class GroupCommit:
         self._limit = limit
         self._queue: deque[_Turn] = deque()
         self._writer: asyncio.Task[None] | None = None
-        self._waking: set[asyncio.Task[None]] = set()  # held until done (asyncio keeps weak refs)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -110,12 +109,9 @@ class GroupCommit:
                 # Cancelled (the loop is closing) or the process is exiting.
                 self._fail(batch, StoreError("the store closed before the write was kept"))
                 raise
-            if batch:
-                # Told apart, not all at once: each caller goes on to start a job (tens of ms
-                # without a pause), and 64 of them in one go would stall the loop for a second.
-                waking = asyncio.get_running_loop().create_task(_wake(batch))
-                self._waking.add(waking)
-                waking.add_done_callback(self._waking.discard)
+            for turn in batch:
+                if not turn.committed.done():
+                    turn.committed.set_result(None)
 
     async def _fill(self, conn: AsyncConnection, batch: list[_Turn]) -> None:
         """Let queued callers work inside the open transaction, one after another."""
@@ -147,19 +143,6 @@ class GroupCommit:
         for turn in waiting:
             if not turn.go.done():
                 turn.go.set_exception(error)
-
-
-async def _wake(batch: list[_Turn]) -> None:
-    """Tell the callers of a committed batch, one per turn of the event loop, in order."""
-    try:
-        for turn in batch:
-            if not turn.committed.done():
-                turn.committed.set_result(None)
-            await asyncio.sleep(0)
-    finally:  # cancelled (the loop is closing): their work is kept all the same
-        for turn in batch:
-            if not turn.committed.done():
-                turn.committed.set_result(None)
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:
