@@ -184,7 +184,7 @@ def test_every_test_in_the_suite_checks_something() -> None:
         ("    support.wait_for(lambda: True)\n", False),
         ("    pytest.fail('no')\n", False),
         ("    raise AssertionError('no')\n", False),
-        ("    def inner():\n        assert True\n    inner()\n", False),
+        ("    def inner(x):\n        assert x == 1\n    inner(1)\n", False),
     ],
 )
 def test_the_scan_finds_a_test_that_checks_nothing(tmp_path: Path, body: str, empty: bool) -> None:
