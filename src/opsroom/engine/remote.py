@@ -24,6 +24,7 @@ from opsroom.model.commands import CommandSpec, Invocation
 from opsroom.model.jobs import Job, JobState
 from opsroom.model.wire import load_reply
 from opsroom.model.workers import DEFAULT_QUEUE
+from opsroom.retry import Backoff
 from opsroom.router.outcome import Outcome
 from opsroom.store.notify import Listener, Topic, Waiter
 
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     Send = Callable[[Reply], Awaitable[None]]
     EndUnstarted = Callable[[Job, str], Awaitable[Job]]
 
+# Looks again while the store is away: soon at first, then every few seconds at most.
+STORE_AWAY = Backoff(first=0.2, cap=5.0)
 log = logging.getLogger("opsroom.jobs")
 
 FOLLOW_SECONDS = 0.1  # between looks at the store for a worker's replies, without notices
@@ -131,6 +134,7 @@ class Remote:
         # Woken by the worker's notices (and a cancel's); the store is looked at anyway
         # every `recheck`, for a notice lost while the listening connection was away.
         recheck = FOLLOW_SECONDS if listener is None else self.settings.workers.recheck
+        failures = 0
         with _watch(listener, job_id) as waiter:
             while True:
                 waiter.clear()  # before the look: a notice sent after it wakes the wait
@@ -139,8 +143,10 @@ class Remote:
                 except StoreError as e:
                     # The database is briefly away: the job goes on; follow it once it is back.
                     log.warning("job %d: cannot follow it in the store yet (%s)", job_id, e)
-                    await asyncio.sleep(1.0)
+                    await asyncio.sleep(STORE_AWAY.delay(failures))
+                    failures += 1
                     continue
+                failures = 0
                 if outcome is not None:
                     if not state.taken_over:
                         with contextlib.suppress(StoreError):  # its end was told: nobody follows
