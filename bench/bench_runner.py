@@ -6,7 +6,10 @@
   reported (the end used to be found by polling every 50 ms);
 - a Python `main()` printing `hi`: a fresh interpreter, and forked from the warm pool
   (`[runner] python_pool`);
-- 200 Python jobs at once from the pool.
+- 200 Python jobs at once from the pool;
+- `true` with a cgroup, one at a time and 64 at once: how late a 1 ms ticker on the event
+  loop wakes meanwhile (p50, p99, max) — a job's start must not stop the loop every room
+  shares.
 
 Medians of N runs (default 50), in milliseconds; one JSON object per figure.
 
@@ -22,8 +25,10 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from types import MappingProxyType
+from typing import TypeVar
 
 from figures import Figure, median
 from opsroom.config import RunnerSettings
@@ -33,6 +38,7 @@ from opsroom.runner.argv import Launch, build_launch
 from opsroom.runner.local import run_local
 from opsroom.runner.tree import new_token
 
+T = TypeVar("T")
 SCRIPTS = {
     "true.sh": "true\n",
     "leaves.sh": "sleep 300 >/dev/null 2>&1 &\necho started\n",
@@ -74,6 +80,42 @@ async def _one(launch: Launch, pool: object) -> float:
     return took * 1e3
 
 
+async def _ticking(work: Awaitable[T]) -> tuple[T, list[float]]:
+    """Await `work` while a 1 ms ticker runs on the loop; how late it woke (ms, sorted)."""
+    lags: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        while not done.is_set():
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)
+            lags.append(max(0.0, time.perf_counter() - before - 0.001) * 1e3)
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        result = await work
+    finally:
+        done.set()
+        await ticking
+    return result, sorted(lags)
+
+
+def _lag_figure(name: str, lags: list[float], extra: str = "") -> Figure:
+    p99 = lags[min(len(lags) - 1, int(0.99 * len(lags)))]
+    note = f"p50 {median(lags):.2f} ms, p99 {p99:.1f} ms, max {lags[-1]:.1f} ms{extra}"
+    return Figure(f"{name}: event-loop lag p99", p99, "ms", note=note)
+
+
+async def _in_turn(launches: list[Launch]) -> list[float]:
+    return [await _one(launch, None) for launch in launches]
+
+
+async def _at_once(launches: list[Launch]) -> float:
+    started = time.perf_counter()
+    await asyncio.gather(*(_one(launch, None) for launch in launches))
+    return len(launches) / (time.perf_counter() - started)
+
+
 async def measure(n: int) -> list[Figure]:
     """Every figure of this file."""
     # Imported here: a tree without the pool still measures the rest.
@@ -92,6 +134,13 @@ async def measure(n: int) -> list[Figure]:
             for name, what in (("true.sh", "`true`"), ("leaves.sh", "leaves a TERM-obeying child")):
                 runs = [await _one(_launch(root, name, settings), None) for _ in range(n)]
                 figures.append(Figure(f"{what}, {mode}", median(runs), "ms"))
+        cgroups = RunnerSettings(cgroups=True)
+        _, lags = await _ticking(_in_turn([_launch(root, "true.sh", cgroups) for _ in range(n)]))
+        figures.append(_lag_figure("`true` one at a time, cgroup", lags))
+        for _ in range(3):
+            burst = [_launch(root, "true.sh", cgroups) for _ in range(64)]
+            rate, lags = await _ticking(_at_once(burst))
+            figures.append(_lag_figure("64 `true` at once, cgroup", lags, f"; {rate:.0f} jobs/s"))
         settings = RunnerSettings()
         cold = [await _one(_launch(root, "hi.py", settings), None) for _ in range(n)]
         figures.append(Figure("Python `hi`, fresh interpreter", median(cold), "ms"))
@@ -117,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=50)
     args = parser.parse_args(argv)
     for figure in asyncio.run(measure(args.n)):
-        print(json.dumps({"name": figure.name, "value": figure.value, "unit": figure.unit}))
+        row = {"name": figure.name, "value": figure.value, "unit": figure.unit}
+        print(json.dumps({**row, **({"note": figure.note} if figure.note else {})}))
     return 0
 
 

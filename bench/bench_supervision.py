@@ -13,6 +13,8 @@ happens (the state, who is gone, what was reported) and the timings live here:
 - the tree of a job whose opsroom was killed -9, ended by the next opsroom
   (`end_orphaned_job`, grace 1 s);
 - `opsroom run "!cancel N"` from a second process → the first `opsroom run` returns;
+- `!cancel N` → its reply, for a job this process runs and for one a second `opsroom run`
+  runs (SQLite: no notices; that process looks for cancel requests every 0.5 s);
 - SIGTERM to `opsroom serve` while a job runs (shutdown grace 1 s) → the server exits.
 
     python bench/bench_supervision.py [--quick]
@@ -290,6 +292,69 @@ def cli_cancel_s(folder: Path) -> float:
             first.wait()
 
 
+async def _chat_cancel_s(folder: Path, catalog: Path, job: int) -> float:
+    """Seconds from `!cancel job` (this process's bot) to its reply."""
+    from opsroom.testing import Bot
+
+    url = f"sqlite:///{folder / 'opsroom.db'}"
+    async with Bot.open(catalog_dir=str(catalog), store_url=url) as bot:
+        start = time.perf_counter()
+        said = await bot.say(f"!cancel {job}")
+        took = time.perf_counter() - start
+    if not said.text.endswith(": cancelled"):
+        raise RuntimeError(f"not answered cancelled: {said.text}")
+    return took
+
+
+async def _own_cancel_s(folder: Path, catalog: Path) -> float:
+    from opsroom.testing import Bot
+
+    url = f"sqlite:///{folder / 'opsroom.db'}"
+    async with Bot.open(catalog_dir=str(catalog), store_url=url) as bot:
+        running = asyncio.ensure_future(bot.say("!bench nap"))
+
+        async def started() -> int:
+            while True:
+                if running.done():
+                    raise RuntimeError(f"the job ended first: {running.result().text}")
+                jobs = await bot.app.store.list_jobs(limit=1)
+                if jobs and jobs[0].pid:
+                    return jobs[0].id
+                await asyncio.sleep(0.005)
+
+        job = await started()
+        start = time.perf_counter()
+        said = await bot.say(f"!cancel {job}")
+        took = time.perf_counter() - start
+        await running
+    if not said.text.endswith(": cancelled"):
+        raise RuntimeError(f"not answered cancelled: {said.text}")
+    return took
+
+
+def own_chat_cancel_s(folder: Path) -> float:
+    """Seconds from `!cancel N` to its reply, for a sleeping job this same process runs."""
+    return asyncio.run(_own_cancel_s(folder, _catalog(folder)))
+
+
+def other_chat_cancel_s(folder: Path) -> float:
+    """Seconds from `!cancel N` to its reply, for a sleeping job a second process runs."""
+    catalog = _catalog(folder)
+    run = [*console_script(), "run", "--catalog", str(catalog)]
+    first = subprocess.Popen(
+        [*run, "!bench nap"], cwd=folder, env=_env(), stdout=subprocess.DEVNULL
+    )
+    try:
+        job = _running_job(folder / "opsroom.db")
+        return asyncio.run(_chat_cancel_s(folder, catalog, job))
+    finally:
+        try:
+            first.wait(timeout=60)  # it ends with its cancelled job
+        except subprocess.TimeoutExpired:
+            first.kill()
+            first.wait()
+
+
 def shutdown_s(folder: Path) -> float:
     """Seconds from SIGTERM to the exit of `opsroom serve` while a job runs."""
     catalog = _catalog(folder)
@@ -357,6 +422,13 @@ def run(quick: bool = False) -> list[Figure]:
             cli_cancel_s,
             BUDGET_CANCEL_S,
             False,
+        ),
+        ("`!cancel` → its reply, a job of this process", own_chat_cancel_s, BUDGET_CANCEL_S, True),
+        (
+            "`!cancel` → its reply, a job of another `opsroom run` (SQLite)",
+            other_chat_cancel_s,
+            BUDGET_CANCEL_S,
+            True,
         ),
         ("SIGTERM → `opsroom serve` exits, a job running", shutdown_s, BUDGET_SHUTDOWN_S, False),
     ]

@@ -37,7 +37,7 @@ LAZY_EXTRAS: dict[str, str] = {
 """Core modules (imported on every start) that use an extra's packages only inside
 functions, after start-up checked that the extra is installed."""
 
-HOSTED: dict[str, str] = {"testing.py": "pytest"}
+HOSTED: dict[str, str] = {"testing/plugin.py": "pytest"}
 """Modules that only another program loads, which brings the package named: the pytest
 plugin (the `pytest11` entry point) runs inside pytest, so it may import pytest."""
 

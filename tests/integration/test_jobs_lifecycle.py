@@ -93,7 +93,9 @@ def test_cancel_from_another_process_ends_the_whole_tree(
     first = _start(workdir, background, "!slow stubborn", store_url=store_url)
     job = _running_job(store_url, "slow stubborn")
     token = str(job["process_token"])
-    wait_for(lambda: len(_processes_with(token)) >= 4, 10, what="the script's children")
+    # The script, its child and its setsid grandchild (`bash -c` execs its last command; the
+    # script's own `sleep 0.2` is there for 0.2 s only, so it is not counted on).
+    wait_for(lambda: len(_processes_with(token)) >= 3, 10, what="the script's children")
     r = opsroom("run", "--catalog", str(CATALOG), f"!cancel {job['id']}")
     assert r.code == 0, r.stderr
     # The tree ignores TERM and never ends by itself: the first process ending at all shows
@@ -155,7 +157,9 @@ def test_kill_9_of_the_owner_marks_interrupted_and_ends_children(
     doomed = _start(workdir, background, "!slow stubborn", store_url=store_url)
     victim = _running_job(store_url, "slow stubborn")
     token = str(victim["process_token"])
-    wait_for(lambda: len(_processes_with(token)) >= 4, 10, what="the script's children")
+    # The script, its child and its setsid grandchild (`bash -c` execs its last command; the
+    # script's own `sleep 0.2` is there for 0.2 s only, so it is not counted on).
+    wait_for(lambda: len(_processes_with(token)) >= 3, 10, what="the script's children")
     _start(workdir, background, "!slow nap --seconds 60", store_url=store_url)
     alive = _running_job(store_url, "slow nap")
 
@@ -177,16 +181,30 @@ def test_kill_9_of_the_owner_marks_interrupted_and_ends_children(
     assert "interrupted" not in again.stdout
 
 
+def _queued(store_url: str, tag: str) -> bool:
+    """Whether the one-at-a-time job tagged `tag` is in the store, queued."""
+    found = "SELECT id FROM jobs WHERE state = 'queued' AND params LIKE :tag"
+    return row(store_url, found, tag=f'%"{tag}"%') is not None
+
+
 def test_concurrency_1_serialises_two_processes(
     workdir: Path, background: list[subprocess.Popen[str]], store_url: str
 ) -> None:
+    # Job a holds the one slot until the gate opens, however long the second process takes to
+    # start on a busy machine: b must find a running, not ended.
+    gate = workdir.parent / "gate-a"
     a = _start(
-        workdir, background, "!slow one-at-a-time --tag a --seconds 1.5", store_url=store_url
+        workdir,
+        background,
+        f"!slow one-at-a-time --tag a --seconds 120 --gate {gate}",
+        store_url=store_url,
     )
     _running_job(store_url, "slow one-at-a-time")
     b = _start(
         workdir, background, "!slow one-at-a-time --tag b --seconds 0.2", store_url=store_url
     )
+    wait_for(lambda: _queued(store_url, "b"), 10, what="job b to queue")
+    gate.touch()
     out_a, _ = a.communicate(timeout=30)
     out_b, _ = b.communicate(timeout=30)
     assert a.returncode == 0
@@ -368,21 +386,23 @@ async def test_queued_job_survives_its_process_and_is_adopted(
     from opsroom.model.blocks import Reply
     from opsroom.testing import Bot
 
+    # Job a holds the one slot until the gate opens: b queues behind it however long its
+    # process takes to start, and only runs once its waiting process is gone.
+    gate = workdir.parent / "gate-a"
     first = _start(
-        workdir, background, "!slow one-at-a-time --tag a --seconds 2", store_url=store_url
+        workdir,
+        background,
+        f"!slow one-at-a-time --tag a --seconds 120 --gate {gate}",
+        store_url=store_url,
     )
     running = _running_job(store_url, "slow one-at-a-time")
     waiting = _start(
         workdir, background, "!slow one-at-a-time --tag b --seconds 0.1", store_url=store_url
     )
-
-    def queued() -> bool:
-        b = "SELECT id FROM jobs WHERE state = 'queued' AND params LIKE '%\"b\"%'"
-        return row(store_url, b) is not None
-
-    wait_for(queued, 10, what="job b to queue")
+    wait_for(lambda: _queued(store_url, "b"), 10, what="job b to queue")
     waiting.send_signal(signal.SIGKILL)  # the process waiting for job b dies
     waiting.wait()
+    gate.touch()
     first.communicate(timeout=30)
     assert _job(store_url, int(str(running["id"])))["state"] == "succeeded"
 

@@ -363,3 +363,16 @@ def test_loading_the_plugin_does_not_load_the_engine() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert proc.stdout.strip() == "['opsroom.testing']"
+
+
+def test_importing_bot_does_not_import_pytest() -> None:
+    # A program driving `Bot` (a team's own harness, the start-up benchmark) starts without
+    # pytest: only pytest itself loads the fixtures' module (issue 15: start-up).
+    probe = (
+        "import sys; from opsroom.testing import Bot, SyncBot; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pytest', '_pytest')))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert proc.stdout.strip() == "[]"

@@ -7,6 +7,7 @@ an hour, so whatever arrives within the test arrived by notice.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ import psycopg
 import pytest
 from test_workers import Place, group_alive, output_line, started_job, statuses, write_catalog
 
-from opsroom.config import Settings, StoreSettings, WorkersSettings
+from opsroom.config import RunnerSettings, Settings, StoreSettings, WorkersSettings
 from opsroom.model.blocks import Code, Reply
 from opsroom.model.jobs import Job, JobState
 from opsroom.model.wire import dump_reply
@@ -197,6 +198,32 @@ async def test_a_cancel_in_the_store_reaches_the_worker_with_no_bot_forwarding_i
                 asker.wait(30)
     assert ended.state is JobState.CANCELLED
     assert ended.error == "cancelled by local:carol"
+    wait_for(lambda: not group_alive(pgid), 30, what="the script's process group to end")
+
+
+async def test_cancel_of_a_workers_job_is_answered_once_the_worker_records_its_end(
+    place: Place,
+) -> None:
+    # recheck 1h, and a kill grace that has `!cancel` wait 10 min for the end: it never
+    # looks again on its own within the test; the end's notice (sent as the worker records
+    # the end) is what wakes it.
+    workers = {"heartbeat": HEARTBEAT, "lost_after": LOST_AFTER, "recheck": NEVER}
+    settings = Settings(
+        store=StoreSettings(url=place.url),
+        workers=WorkersSettings.model_validate(workers),
+        runner=RunnerSettings(kill_grace=600),
+    )
+    with worker(place, "note-3"):
+        async with Bot.open(
+            catalog_dir=str(place.catalog), store_url=place.url, settings=settings
+        ) as bot:
+            started = await started_job(bot, "!note wait")
+            pgid = int((await output_line(bot, started.job_id, "pgid ")).split()[1])
+            # A guard against hanging for 10 min, not a measure (bench_supervision.py has it).
+            said = await asyncio.wait_for(bot.say(f"!cancel {started.job_id}"), 60)
+            outcome = await started.result()
+    assert statuses(said.replies) == [f"job {started.job_id} note wait: cancelled"]
+    assert outcome.state is JobState.CANCELLED
     wait_for(lambda: not group_alive(pgid), 30, what="the script's process group to end")
 
 

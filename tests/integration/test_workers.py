@@ -222,8 +222,13 @@ class BotRun:
         return [int(p) for p in line.removeprefix("chain:").split()]
 
 
-def run_bot(place: Place, text: str, *, env: dict[str, str] | None = None) -> BotRun:
-    """`opsroom run` as the bot, a process of its own (whose pid the job's tree must lack)."""
+def run_bot(
+    place: Place, text: str, *, env: dict[str, str] | None = None, wait: bool = True
+) -> BotRun:
+    """`opsroom run` as the bot, a process of its own (whose pid the job's tree must lack).
+
+    `wait=False`: `--no-wait`, the job is queued for a serving process and it returns.
+    """
     config = place.folder / "bot.toml"
     config.write_text(
         f'[store]\nurl = "{place.url}"\n[catalog]\npath = "{place.catalog}"\ncache = false\n'
@@ -231,7 +236,7 @@ def run_bot(place: Place, text: str, *, env: dict[str, str] | None = None) -> Bo
     )
     base = {k: v for k, v in os.environ.items() if not k.startswith("OPSROOM_")}
     proc = subprocess.Popen(
-        [OPSROOM, "run", "--config", str(config), "--json", text],
+        [OPSROOM, "run", "--config", str(config), "--json", *([] if wait else ["--no-wait"]), text],
         cwd=place.folder,
         env={**base, **(env or {})},
         stdout=subprocess.PIPE,
@@ -501,6 +506,56 @@ async def test_a_per_command_limit_holds_across_workers(
     assert jobs[0].finished_at is not None
     assert jobs[1].started_at is not None
     assert jobs[1].started_at >= jobs[0].finished_at
+
+
+async def test_a_job_queued_for_a_worker_is_said_to_start_only_once_the_worker_started_it(
+    place: Place, workers: dict[str, WorkerProcess]
+) -> None:
+    gate = place.folder / "gate-announce"
+    room: list[Reply] = []
+
+    async def send(reply: Reply) -> None:
+        room.append(reply)
+
+    def said() -> list[str]:
+        return statuses(tuple(room))
+
+    with running_worker(place, "linux", "lin-3"):
+        async with bot_on(place) as bot:
+            first = await started_job(bot, f"!lin one {gate}")
+            await output_line(bot, first.job_id, "started")
+            # Asked with --no-wait and adopted by this bot: it says "starting" as it runs it.
+            job_id = int(run_bot(place, f"!lin one {gate}", wait=False).outcome["job_id"])
+            adopting = asyncio.create_task(bot.app.dispatcher.adopt_orphans(lambda _: send))
+            # The other worker takes it, and its claim finds the one slot taken.
+            behind = f"job {job_id} is queued behind job {first.job_id}"
+            await async_wait_for(
+                lambda: any(behind in t or "is starting" in t for t in said()),
+                30,
+                what="the worker to queue it",
+            )
+            while_queued, waiting = said(), await bot.job(job_id)
+            gate.touch()
+            outcomes = await asyncio.wait_for(adopting, 60)
+            await first.result()
+    assert waiting.state is JobState.QUEUED
+    assert waiting.started_at is None
+    assert [o.state for o in outcomes] == [JobState.SUCCEEDED]
+    requester = waiting.requester
+    queued = f"job {job_id} lin one is queued for a worker on queue linux — `!cancel {job_id}`"
+    starting = f"job {job_id} lin one (queued by {requester}) is starting"
+    assert not any("is starting" in t for t in while_queued), "told it starts while queued"
+    texts = said()
+    assert [t for t in texts if t.startswith(queued)] == [texts[0]], texts
+    assert texts.count(starting) == 1, texts
+    assert next(i for i, t in enumerate(texts) if behind in t) < texts.index(starting)
+    # Said before anything the job printed or how it ended.
+    shown = [r for r in room if any(isinstance(b, Code) for b in r.blocks)]
+    at = {id(r): i for i, r in enumerate(room)}
+    starting_at = next(i for i, r in enumerate(room) if starting in statuses((r,)))
+    assert shown, "its output was shown"
+    assert all(at[id(r)] > starting_at for r in shown)
+    assert "succeeded" in texts[-1], texts
 
 
 async def test_a_worker_whose_catalog_differs_refuses_the_job_and_runs_nothing(

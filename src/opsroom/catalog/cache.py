@@ -17,7 +17,7 @@ import stat
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from opsroom.catalog.naming import script_suffix
 from opsroom.catalog.stored import Kept, StoredParses
@@ -82,8 +82,11 @@ class ParseCache:
             return _reuse(loader, found.relpath, entry)
         stored_key = None
         if key is not None and self.stored is not None:
-            stored_key = self.stored.key(found.relpath, found.path, found.sidecar, key)
-            kept = self.stored.get(found.relpath, stored_key) if stored_key is not None else None
+            kept = self.stored.unchanged(found.relpath, key)
+            if kept is None:
+                stored_key = self.stored.key(found.relpath, found.path, found.sidecar, key)
+                if stored_key is not None:
+                    kept = self.stored.get(found.relpath, stored_key)
             if kept is not None:
                 self._entries[found.relpath] = _Entry(key, kept.result, kept.issues, kept.read_as)
                 return _reuse(loader, found.relpath, kept)
@@ -161,6 +164,23 @@ def _reuse(loader: _Loader, relpath: str, entry: _Entry | Kept) -> Any:
     if entry.read_as is not None:
         loader.read_as[relpath] = entry.read_as
     return entry.result
+
+
+# A file system's coarsest time stamps (FAT's modification time) tick every 2 seconds.
+SETTLED_NS = 2_000_000_000
+
+
+def stat_settled(key: Hashable, now_ns: int) -> bool:
+    """Whether the files of a folder catalog's key (`stat_fingerprint`s) last changed a tick
+    before `now_ns`: any later change gives them another status time, so another key."""
+    script, side = cast(tuple[Hashable, Hashable], key)[:2]
+    for fingerprint in (script, side):
+        if fingerprint is None:
+            continue
+        _, mtime_ns, ctime_ns, _ = cast(tuple[int, int, int, int], fingerprint)
+        if max(mtime_ns, ctime_ns) >= now_ns - SETTLED_NS:
+            return False
+    return True
 
 
 def stat_fingerprint(relpath: str, path: Path) -> Hashable | None:

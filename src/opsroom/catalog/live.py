@@ -14,7 +14,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsroom.catalog.cache import ParseCache, stat_fingerprint
+from opsroom.catalog.cache import ParseCache, stat_fingerprint, stat_settled
 from opsroom.catalog.scan import load_catalog
 from opsroom.catalog.source import CommitInfo, GitSource, Tree
 from opsroom.catalog.stored import StoredParses
@@ -45,7 +45,8 @@ class FolderCatalog:
         self.cache = ParseCache(stat_fingerprint)
         if cache_dir is not None:
             # Keyed by the folder's real path: one cache file per catalog folder.
-            self.cache.stored = StoredParses(cache_dir, f"folder:{os.path.realpath(root)}")
+            where = f"folder:{os.path.realpath(root)}"
+            self.cache.stored = StoredParses(cache_dir, where, settled=stat_settled)
 
     def load(self) -> Version:
         """Read the folder; unchanged scripts come from the previous load (or process)."""

@@ -7,6 +7,12 @@ defaults. The whole file is also tied to the catalog it belongs to and to the co
 parsed it (`code_version`: opsroom's version, the parsers' source files, the parsing
 libraries, the Python version), so an upgrade or an edited parser starts afresh.
 
+Hashing every script at every start costs a read of each; so a folder catalog's entry also
+records the files' status (size, times, inode) it was hashed with, when the files had last
+changed well before that (`settled`): a file changed since changes its status time, which
+only a change within the same tick of a coarse clock as the one before could hide. A start
+that finds the same status reads nothing; any other status is hashed as before.
+
 The file is data, never trusted blindly: it is read only when this user owns it and nobody
 else may write to it or its folder (a forged spec could drop a command's approval); its
 payload must match the digest in its header; and it is unpickled with only opsroom's own
@@ -30,8 +36,9 @@ import pickle
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -42,7 +49,7 @@ log = logging.getLogger("opsroom.catalog")
 
 Fingerprint = Callable[[str, Path], Hashable | None]
 
-MAGIC = b"opsroom catalog cache 1\n"
+MAGIC = b"opsroom catalog cache 2\n"  # 2: entries record the status they were hashed with
 # Bump when what a parse gives changes without any file below changing (a rule applied
 # from data outside the package, say); the parsers' own source is hashed anyway.
 PARSER_VERSION = 1
@@ -106,6 +113,9 @@ class Kept:
     result: Any
     issues: tuple[CatalogIssue, ...]
     read_as: str | None
+    # The in-memory key (the files' status) whose files hashed to `key`, when they had
+    # settled by then: a start that finds that status again uses `key` without reading.
+    seen: Hashable = None
 
 
 class _Unpickler(pickle.Unpickler):
@@ -124,6 +134,38 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"not allowed in a catalog cache: {module}.{name}")
 
 
+class _Pickler(pickle.Pickler):
+    """Writes opsroom's plain model records as a call of their class with their values.
+
+    Read back, that runs the class's own `__init__` (some 3 ms for 500 scripts) instead of
+    the generic `__setstate__` of a slotted dataclass (some 8 ms); `_Unpickler` allows the
+    same classes either way. A class with a `__post_init__` or a field outside `__init__`
+    is written the generic way.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        """`(class, values)` for a plain model record, else the usual reduction."""
+        cls = type(obj)
+        if cls not in _INIT_FIELDS:
+            _INIT_FIELDS[cls] = _init_fields(cls)
+        names = _INIT_FIELDS[cls]
+        if names is None:
+            return NotImplemented
+        return (cls, tuple(getattr(obj, name) for name in names))
+
+
+_INIT_FIELDS: dict[type, tuple[str, ...] | None] = {}
+
+
+def _init_fields(cls: type) -> tuple[str, ...] | None:
+    """The fields `cls(*values)` takes, when that rebuilds an equal record; else None."""
+    if not (cls.__module__.startswith("opsroom.model.") and is_dataclass(cls)):
+        return None
+    if hasattr(cls, "__post_init__") or not all(f.init for f in fields(cls)):
+        return None
+    return tuple(f.name for f in fields(cls))
+
+
 @dataclass(slots=True)
 class StoredParses:
     """The stored parses of one catalog: read once, written back after a load changed them."""
@@ -132,8 +174,15 @@ class StoredParses:
     catalog: str  # what the file belongs to: "folder:/real/path", "git:/work/dir"
     content: Fingerprint | None = content_fingerprint  # None: the cache's keys are content
     version: str = field(default_factory=lambda: code_version())
+    # Whether an in-memory key's files had last changed well before a time (ns since the
+    # epoch); None: a status is never taken for the content (the git catalog's keys are
+    # content already).
+    settled: Callable[[Hashable, int], bool] | None = None
+    clock: Callable[[], int] = time.time_ns
     _kept: dict[str, Kept] | None = None
     _dirty: bool = False
+    # relpath -> (in-memory key, stored key) hashed by this load from settled files
+    _hashed: dict[str, tuple[Hashable, Hashable]] = field(default_factory=dict)
 
     @property
     def file(self) -> Path:
@@ -141,10 +190,20 @@ class StoredParses:
         name = hashlib.sha256(self.catalog.encode()).hexdigest()[:32]
         return self.folder / f"{name}.cache"
 
+    def unchanged(self, relpath: str, key: Hashable) -> Kept | None:
+        """The stored parse of `relpath` when its files show the status they were hashed with."""
+        if self.settled is None:
+            return None
+        kept = self._entries().get(relpath)
+        return kept if kept is not None and kept.seen is not None and kept.seen == key else None
+
     def key(self, relpath: str, path: Path, sidecar: Path | None, key: Hashable) -> Hashable:
         """The stored key of a script whose in-memory key is `key`; None when unreadable."""
         script, side, rest, salt = cast(tuple[Hashable, Hashable, Hashable, Hashable], key)
         if self.content is not None:
+            # Taken before reading: a file whose status time is older than this by more
+            # than a clock tick cannot change after the read without its status changing.
+            now = self.clock()
             script = self.content(relpath, path)
             side = None
             if sidecar is not None:
@@ -153,21 +212,39 @@ class StoredParses:
                     return None
             if script is None:
                 return None
+            stored = (script, side, rest, repr(salt))
+            if self.settled is not None and self.settled(key, now):
+                self._hashed[relpath] = (key, stored)
+            return stored
         return (script, side, rest, repr(salt))
 
     def get(self, relpath: str, key: Hashable) -> Kept | None:
         """The stored parse of `relpath` when it was stored under `key`."""
-        if self._kept is None:
-            self._kept = self._read()
-        kept = self._kept.get(relpath)
-        return kept if kept is not None and kept.key == key else None
+        kept = self._entries().get(relpath)
+        if kept is None or kept.key != key:
+            return None
+        return self._note_seen(relpath, kept)
 
     def put(self, relpath: str, kept: Kept) -> None:
         """Store a fresh parse (written by `save`)."""
+        self._entries()[relpath] = kept
+        self._dirty = True
+        self._note_seen(relpath, kept)
+
+    def _entries(self) -> dict[str, Kept]:
         if self._kept is None:
             self._kept = self._read()
-        self._kept[relpath] = kept
-        self._dirty = True
+        return self._kept
+
+    def _note_seen(self, relpath: str, kept: Kept) -> Kept:
+        """`kept`, recording the status its files had when this load hashed them settled."""
+        hashed = self._hashed.pop(relpath, None)
+        if hashed is None or hashed[1] != kept.key or kept.seen == hashed[0]:
+            return kept
+        kept = replace(kept, seen=hashed[0])
+        self._entries()[relpath] = kept
+        self._dirty = True  # written once; the next start reads none of these files
+        return kept
 
     def retain(self, relpaths: Iterable[str]) -> None:
         """Forget scripts the last load did not find."""
@@ -231,8 +308,10 @@ class StoredParses:
         if not _private(self.folder):
             log.warning("catalog cache folder %s is not this user's alone: not used", self.folder)
             return
-        entries = {p: (k.key, k.result, k.issues, k.read_as) for p, k in kept.items()}
-        payload = pickle.dumps(entries, protocol=5)
+        entries = {p: (k.key, k.result, k.issues, k.read_as, k.seen) for p, k in kept.items()}
+        buffer = io.BytesIO()
+        _Pickler(buffer, protocol=5).dump(entries)
+        payload = buffer.getvalue()
         digest = hashlib.sha256(payload).hexdigest().encode()
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
         try:
@@ -261,9 +340,9 @@ def _checked(entries: object) -> dict[str, Kept]:
         return {}
     out: dict[str, Kept] = {}
     for relpath, entry in entries.items():
-        if not (isinstance(relpath, str) and isinstance(entry, tuple) and len(entry) == 4):
+        if not (isinstance(relpath, str) and isinstance(entry, tuple) and len(entry) == 5):
             return {}
-        key, result, issues, read_as = entry
+        key, result, issues, read_as, seen = entry
         if not (
             isinstance(key, tuple)
             and isinstance(result, tuple)
@@ -271,9 +350,10 @@ def _checked(entries: object) -> dict[str, Kept]:
             and isinstance(issues, tuple)
             and all(isinstance(i, CatalogIssue) for i in issues)
             and (read_as is None or isinstance(read_as, str))
+            and (seen is None or isinstance(seen, tuple))
         ):
             return {}
-        out[relpath] = Kept(key, result, issues, read_as)
+        out[relpath] = Kept(key, result, issues, read_as, seen)
     return out
 
 

@@ -29,6 +29,7 @@ from opsroom.model.jobs import (
 )
 from opsroom.policy.masking import Masker
 from opsroom.router.builtins import format_duration
+from opsroom.store.output import line_bytes
 
 if TYPE_CHECKING:
     from opsroom.engine.output import OutputWriter
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 Send = Callable[[Reply], Awaitable[None]]
 
 _PROGRESS_EVERY = 1.0
+OUTCOME_KEEP_BYTES = 64 * 1024  # a job's whole output, held for its outcome up to this size
 LIVE_EVERY = 2.0  # seconds between batches of live output once a job is in the background
 REPLY_TAIL = 40
 
@@ -73,6 +75,10 @@ class Collector:
         self.events: list[Mapping[str, Any]] = []
         self.blocks: list[Block] = []
         self.count = 0
+        # Every line so far, as the store keeps them (a prefix under the cap), while they
+        # are few: the outcome's output then needs no read. None once they were too many.
+        self.lines: list[str] | None = []
+        self._lines_bytes = 0
         self.last_progress = 0.0
         self._lock = asyncio.Lock()  # event flushes from on_event and tick must not interleave
         self.live = False  # the job went to the background: lines are shown in batches
@@ -86,6 +92,7 @@ class Collector:
                 text = self.mask(text)
                 self.tail.append(text)
                 self.count += 1
+                self._hold(text)
                 await self.writer.add(self.job.id, stream.value, text)
             case ProgressEvent(percent=percent, message=message):
                 message = self.mask(message)
@@ -130,6 +137,20 @@ class Collector:
                 self.events.append({"type": "attachment", "name": name, "size": size})
             case ExitEvent():
                 pass
+
+    def _hold(self, text: str) -> None:
+        """Hold a masked line for the outcome while all of them fit under both limits."""
+        if self.lines is None:
+            return
+        self._lines_bytes += line_bytes(text)
+        if self._lines_bytes > min(self.output_cap, OUTCOME_KEEP_BYTES):
+            self.lines = None  # the store has them (or the cap's share of them)
+        else:
+            self.lines.append(text)
+
+    def output(self) -> str | None:
+        """The job's kept output joined by newlines, as the store has it; None: read it."""
+        return None if self.lines is None else "\n".join(self.lines)
 
     def _masked_file(self, data: bytes) -> bytes:
         """The file with its secrets masked; AttachmentRefused for a binary file holding one."""
@@ -184,11 +205,6 @@ class Collector:
                     self.events = events + self.events  # kept for the next attempt
                     raise
 
-    async def flush(self) -> None:
-        """Keep everything the job produced so far: output lines and events."""
-        await self.writer.flush()
-        await self.flush_events()
-
     def final_reply(self, job: Job, exit_event: ExitEvent) -> Reply:
         """What the room sees when the job ends: the last lines, tables, files, the outcome."""
         blocks: list[Block] = []
@@ -199,7 +215,8 @@ class Collector:
         took = ""
         if job.started_at is not None:
             took = f" in {format_duration(time.time() - job.started_at.timestamp())}"
-        if not self.writer.keeping(job.id):
+        # Its last lines were kept with its end: the ended job says whether they fit.
+        if job.output_truncated or not self.writer.keeping(job.id):
             blocks.append(
                 Status(
                     f"the stored log of job {job.id} stopped at the {self.output_cap:,}-byte cap; "

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from opsroom.config import Settings
 from opsroom.engine.approvals import ApprovalDesk
+from opsroom.engine.ends import BuiltinJobs
 from opsroom.engine.remote import check_remote
 from opsroom.engine.schedules import ScheduleDesk
-from opsroom.engine.supervisor import JobRequest, Supervisor, local_secrets
+from opsroom.engine.supervisor import JobRequest, Supervisor, append_request, local_secrets
 from opsroom.errors import RefusedError, StoreError, UserError
 from opsroom.model.approvals import VoteDecision
 from opsroom.model.audit import AuditEvent
@@ -518,7 +519,7 @@ class Dispatcher:
             room=inbound.room,
             prefix=self._prefix,
             registry=dep.registry,
-            jobs=self.ctx.store,
+            jobs=BuiltinJobs(self.ctx.store, self.supervisor),
             catalog_root=dep.label or str(dep.root),
             catalog_commit=dep.commit,
             reload=(lambda: reload(inbound.principal, inbound.room)) if reload else None,
@@ -600,18 +601,35 @@ class Dispatcher:
         dep: Deployment | None = None,
     ) -> None:
         await self.ctx.store.append_audit(
-            AuditEvent(
-                action=action,
-                principal=inbound.principal,
-                room=inbound.room,
-                command=spec.name,
-                params=bounded_params(params) if params is not None else None,
-                job_id=job.id if job else None,
-                outcome=outcome,
-                reason=reason,
-                catalog_commit=(dep or self.ctx.live.current).commit,
-                script_hash=spec.script_hash or None,
+            self._event(
+                action, inbound, spec, job, params=params, outcome=outcome, reason=reason, dep=dep
             )
+        )
+
+    def _event(
+        self,
+        action: str,
+        inbound: Inbound,
+        spec: CommandSpec,
+        job: Job | None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        outcome: str = "",
+        reason: str = "",
+        dep: Deployment | None = None,
+    ) -> AuditEvent:
+        """The audit entry of a request about `spec` (and `job`), its parameters bounded."""
+        return AuditEvent(
+            action=action,
+            principal=inbound.principal,
+            room=inbound.room,
+            command=spec.name,
+            params=bounded_params(params) if params is not None else None,
+            job_id=job.id if job else None,
+            outcome=outcome,
+            reason=reason,
+            catalog_commit=(dep or self.ctx.live.current).commit,
+            script_hash=spec.script_hash or None,
         )
 
     async def _run(
@@ -626,20 +644,19 @@ class Dispatcher:
         self._preflight(spec, invocation, inbound, dep)
         params = _jsonable(invocation.params)
         masker = await self._masker()
-        try:
-            await self._audit(
-                "request",
-                inbound,
-                spec,
-                None,
-                params=masker.mask_obj(params),
-                outcome="allowed",
-                reason=decision.reason,
-                dep=dep,
-            )
-        except StoreError as e:
-            raise RefusedError(f"the audit log cannot be written ({e}); nothing was run") from None
+        entry = self._event(
+            "request",
+            inbound,
+            spec,
+            None,
+            params=masker.mask_obj(params),
+            outcome="allowed",
+            reason=decision.reason,
+            dep=dep,
+        )
         request = JobRequest(spec, invocation, inbound.principal, inbound.room, deployment=dep)
+        if spec.approval or not inbound.wait:
+            await append_request(self.ctx.store, entry)
         if spec.approval:
             job = await self.supervisor.submit(request, params, state=JobState.AWAITING_APPROVAL)
             return await self.approvals.request(job, request, send)
@@ -659,8 +676,8 @@ class Dispatcher:
                 )
             )
             return Outcome("queued", job_id=job.id, state=job.state)
-        # Recorded, started and its start audited in one transaction.
-        return await self.supervisor.run(request, params, send)
+        # Its request's entry, the job, its start and the start's entry: one transaction.
+        return await self.supervisor.run(request, params, send, entry=entry)
 
 
 def _dep(dispatcher: Dispatcher, trail: _Trail) -> Deployment:

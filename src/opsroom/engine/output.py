@@ -2,7 +2,10 @@
 
 With hundreds of jobs printing at once, a write per job per batch would queue on the
 database's single write lock. Lines are gathered here and kept in one transaction every
-half second (or sooner when many are waiting), in the order they arrived.
+half second (or sooner when many are waiting), in the order they arrived. The pids of jobs
+started meanwhile ride along (informational: a job is found by its token). A pid is written
+without lines only once its job has run FLUSH_SECONDS; a job that ends sooner records it
+with its end — so a short job's pid never costs a transaction.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from opsroom.errors import StoreError
 from opsroom.retry import Backoff
@@ -24,6 +29,7 @@ RETRY_MAX_SECONDS = 5.0  # between attempts while the store refuses writes
 _STORE_RETRY = Backoff(first=2 * FLUSH_SECONDS, cap=RETRY_MAX_SECONDS, jitter=0)
 
 log = logging.getLogger("opsroom.jobs")
+T = TypeVar("T")
 
 
 class OutputWriter:
@@ -33,6 +39,8 @@ class OutputWriter:
         self.store = store
         self.cap_bytes = cap_bytes
         self._pending: dict[int, list[tuple[str, str]]] = {}
+        # job id: (its process, when it started), not yet recorded
+        self._pids: dict[int, tuple[int, float]] = {}
         self._count = 0
         self._full: set[int] = set()  # jobs whose kept output reached the cap
         self._lock = asyncio.Lock()
@@ -52,34 +60,82 @@ class OutputWriter:
             # memory. While the store refuses, lines stay queued and are retried below.
             with contextlib.suppress(StoreError):
                 await self.flush()
-        if self._pending and (self._task is None or self._task.done()):
+        self._schedule()
+
+    def note_pid(self, job_id: int, pid: int) -> None:
+        """Record a started job's process with the next batch (or with the job's end)."""
+        self._pids[job_id] = (pid, time.monotonic())
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if (self._pending or self._pids) and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._later())
 
-    async def flush(self) -> None:
-        """Keep everything queued so far, in one transaction, in arrival order."""
+    async def flush(self, *, all_pids: bool = True) -> None:
+        """Keep everything queued so far, in one transaction, in arrival order.
+
+        Without `all_pids`, pids of jobs younger than FLUSH_SECONDS are kept only when
+        lines are written anyway: such a job may still end first and take its pid along.
+        """
         async with self._lock:
             if self._inflight is not None:
                 # A write whose caller was cancelled is still going: let it land first.
                 await asyncio.shield(self._inflight)
-            if not self._pending:
+            pids = self._pids if all_pids or self._pending else self._due_pids()
+            if not self._pending and not pids:
                 return
             batches, self._pending, self._count = self._pending, {}, 0
+            self._pids = {i: noted for i, noted in self._pids.items() if i not in pids}
+            kept = {i: pid for i, (pid, _) in pids.items()}
             # Shielded: a caller cancelled mid-write must not lose lines already taken.
             self._inflight = asyncio.ensure_future(
-                self.store.record_outputs(batches, cap_bytes=self.cap_bytes)
+                self.store.record_outputs(batches, cap_bytes=self.cap_bytes, pids=kept)
             )
             self._inflight.add_done_callback(self._landed)
             try:
                 await asyncio.shield(self._inflight)
             except StoreError:
-                self._requeue(batches)
+                self._requeue(batches, pids)
                 raise
 
-    def _requeue(self, batches: dict[int, list[tuple[str, str]]]) -> None:
+    async def end(
+        self, job_id: int, write: Callable[[list[tuple[str, str]], int | None], Awaitable[T]]
+    ) -> T:
+        """Run `write` with the ended job's lines not yet kept (and its pid, when not
+        recorded yet: else None), for its own transaction.
+
+        So a job's last lines cost no write of their own: they are kept with its end. A
+        write already carrying earlier lines of the job lands first (order). Lines `write`
+        did not keep go back to the queue, where the next `end` (or `flush`) takes them.
+        Shielded as `flush` is: a caller cancelled meanwhile loses nothing.
+        """
+        async with self._lock:
+            if self._inflight is not None:
+                await asyncio.shield(self._inflight)
+            lines = self._pending.pop(job_id, [])
+            self._count -= len(lines)
+            noted = self._pids.pop(job_id, None)
+        pid = None if noted is None else noted[0]
+        attempt = asyncio.ensure_future(write(lines, pid))
+
+        def landed(done: asyncio.Future[T]) -> None:
+            # Runs before the caller resumes: a retry finds the lines (and pid) queued again.
+            if (lines or noted is not None) and (done.cancelled() or done.exception() is not None):
+                self._requeue(
+                    {job_id: lines} if lines else {}, {} if noted is None else {job_id: noted}
+                )
+
+        attempt.add_done_callback(landed)
+        return await asyncio.shield(attempt)
+
+    def _requeue(
+        self, batches: dict[int, list[tuple[str, str]]], pids: dict[int, tuple[int, float]]
+    ) -> None:
         """Put lines the store refused back in front of those that arrived meanwhile."""
         for job_id, lines in batches.items():
             self._pending[job_id] = lines + self._pending.get(job_id, [])
         self._count = sum(len(lines) for lines in self._pending.values())
+        self._pids = {**pids, **self._pids}
 
     def _landed(self, task: asyncio.Future[set[int]]) -> None:
         if task is self._inflight:
@@ -99,13 +155,27 @@ class OutputWriter:
                 await self._task
         await self.flush()
 
+    def _due_pids(self) -> dict[int, tuple[int, float]]:
+        """The pids of jobs that have run FLUSH_SECONDS or more."""
+        due = time.monotonic() - FLUSH_SECONDS
+        return {i: noted for i, noted in self._pids.items() if noted[1] <= due}
+
     async def _later(self) -> None:
-        await asyncio.sleep(FLUSH_SECONDS)
-        for wait in _STORE_RETRY.delays():
-            try:
-                await self.flush()
+        delay = FLUSH_SECONDS
+        while True:
+            await asyncio.sleep(delay)
+            for wait in _STORE_RETRY.delays():
+                try:
+                    await self.flush(all_pids=False)
+                    break
+                except StoreError as e:
+                    # Kept queued (see flush); tried again, less often, until the store is back.
+                    log.warning("could not keep job output yet (%s); retrying", e)
+                await asyncio.sleep(wait)
+            if self._pending:  # arrived while the batch was written
+                delay = FLUSH_SECONDS
+            elif self._pids:  # jobs still young: looked at again once the first is due
+                oldest = min(noted for _, noted in self._pids.values())
+                delay = max(oldest + FLUSH_SECONDS - time.monotonic(), 0.0)
+            else:
                 return
-            except StoreError as e:
-                # Kept queued (see flush); tried again, less often, until the store is back.
-                log.warning("could not keep job output yet (%s); retrying", e)
-            await asyncio.sleep(wait)

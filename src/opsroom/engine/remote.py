@@ -6,6 +6,10 @@ store for the job's room — the same replies embedded mode would have sent, sin
 worker runs the job with the same supervisor and runner. A cancel asked for anywhere
 is forwarded as an abort; a job whose worker stops beating is interrupted and its
 requester told, once.
+
+What the bot itself would have said as the job starts ("approved; starting") waits for
+the job's start as the worker recorded it in the store: until then the room hears that
+the job is queued for a worker (or waits for one, when none is alive).
 """
 
 from __future__ import annotations
@@ -92,10 +96,18 @@ class Remote:
         self.owner = owner  # this process, as `followers` names who passes replies on
 
     async def execute(
-        self, job: Job, queue: str, send: Send, *, end_unstarted: EndUnstarted
+        self,
+        job: Job,
+        queue: str,
+        send: Send,
+        *,
+        announce: Reply | None = None,
+        end_unstarted: EndUnstarted,
     ) -> Outcome:
         """Hand `job` to `queue` (once) and pass on what its worker says until it ends.
 
+        `announce` ("approved; starting") is sent once a worker has recorded the job's
+        start, never before; meanwhile the room is told it is queued for a worker.
         `end_unstarted` ends (and audits) a job that could not be handed over at all.
         """
         if await self.store.hand_to_queue(job.id, queue):
@@ -109,27 +121,34 @@ class Remote:
                 return Outcome("failed", job_id=job.id, state=ended.state, output=why)
             await self.store.set_task(job.id, task_id)
         lost_after = self.settings.workers.lost_after
+        where = (
+            f"a worker on queue {queue} — `{self.settings.bot.prefix}cancel {job.id}` to give up"
+        )
         if await self.store.live_workers(queue, lost_after=lost_after) == 0:
-            prefix = self.settings.bot.prefix
             await send(
-                _status(
-                    f"job {job.id} {job.command} is waiting for a worker on queue {queue} — "
-                    f"`{prefix}cancel {job.id}` to give up",
-                    "info",
-                    job.id,
-                )
+                _status(f"job {job.id} {job.command} is waiting for {where}", "info", job.id)
             )
+        elif announce is not None:
+            # Said instead of "starting": it is only queued until a worker takes it.
+            await send(_status(f"job {job.id} {job.command} is queued for {where}", "info", job.id))
         # Recorded, so that another bot carries on should this process die (from where
         # the one before left off, for a job adopted from a gone bot).
         passed = await self.store.follow_job(job.id, follower=self.owner)
-        return await self.follow(job.id, send, after=passed)
+        return await self.follow(job.id, send, after=passed, announce=announce)
 
-    async def follow(self, job_id: int, send: Send, *, after: int = 0) -> Outcome:
+    async def follow(
+        self, job_id: int, send: Send, *, after: int = 0, announce: Reply | None = None
+    ) -> Outcome:
         """Pass on the worker's replies for `job_id` after number `after`, in order; returns
-        once the job ended (or another process took over following it)."""
+        once the job ended (or another process took over following it).
+
+        `announce` is sent, before the replies that follow it, once the job's start is
+        recorded; never for a job that ends without starting.
+        """
         loop = asyncio.get_running_loop()
         state = _Following(next_check=loop.time() + self.settings.workers.heartbeat)
         state.seen = state.recorded = after
+        state.announce = announce
         listener = self.store.listener
         # Woken by the worker's notices (and a cancel's); the store is looked at anyway
         # every `recheck`, for a notice lost while the listening connection was away.
@@ -157,7 +176,15 @@ class Remote:
     async def _look(self, job_id: int, send: Send, state: _Following) -> Outcome | None:
         """One look at the store: new replies passed on; the outcome once the job ended."""
         loop = asyncio.get_running_loop()
-        for seq, data in await self.store.job_replies(job_id, after=state.seen):
+        replies = await self.store.job_replies(job_id, after=state.seen)
+        if state.announce is not None:
+            # Read after the replies: not started yet, they all came before its start;
+            # started, its announcement goes before them (its output, its end).
+            started = await self.store.get_job(job_id)
+            if started is not None and started.started_at is not None:
+                announce, state.announce = state.announce, None
+                await send(announce)
+        for seq, data in replies:
             state.seen = seq
             if data is None:  # the worker is done: everything it said came before
                 return await self._outcome(job_id)
@@ -269,6 +296,7 @@ class _Following:
     recorded: int = 0  # the last reply recorded as passed on
     record_at: float = 0.0  # when to record that again at the earliest (loop time)
     taken_over: bool = False  # another process follows the job now
+    announce: Reply | None = None  # to be said once the job's start is recorded
 
 
 def _status(text: str, level: str, job_id: int | None) -> Reply:

@@ -15,12 +15,13 @@ import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from opsroom.config import Settings
 from opsroom.engine.collector import Collector
+from opsroom.engine.ends import watch_end
 from opsroom.engine.output import OutputWriter
 from opsroom.engine.remote import Remote, queue_for
 from opsroom.errors import RefusedError, StoreError
@@ -36,11 +37,14 @@ from opsroom.router.bounded import bounded_params
 from opsroom.router.deployment import Deployment, Live
 from opsroom.router.outcome import Outcome
 from opsroom.runner.argv import build_launch
+from opsroom.runner.cgroup import log_move_wait
+from opsroom.runner.limits import Limits as JobLimits
 from opsroom.runner.local import run_local
 from opsroom.runner.pep723 import ensure_environment, environments_dir
 from opsroom.runner.pool import PythonPool
 from opsroom.runner.tree import new_token
 from opsroom.store import Claim, Limits
+from opsroom.store.jobs import End
 from opsroom.store.notify import Topic, Waiter
 from opsroom.store.queue import ORPHANED, Start
 
@@ -74,6 +78,10 @@ class JobRequest:
 class _Running:
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled_by: str | None = None
+    # The job as its end was stored: what a waiting `cancel` answers from (`wait_for_end`).
+    ended: asyncio.Future[Job] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class Supervisor:
@@ -102,6 +110,8 @@ class Supervisor:
         self.output = OutputWriter(store, cap_bytes=settings.runner.output_cap)
         # Python jobs forked from a warm interpreter ([runner] python_pool; 0: none).
         self.python_pool = PythonPool(settings.runner.python_pool)
+        # Once per process: whether a job's start waits for the kernel here, and the fix.
+        log_move_wait(JobLimits.from_settings(settings.runner))
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -154,6 +164,25 @@ class Supervisor:
         running.cancel.set()
         return True
 
+    async def wait_for_end(self, job_id: int, timeout: float) -> Job | None:
+        """The job once its end is stored, or None when it has not ended within `timeout` s.
+
+        A job running here wakes the wait the moment `_execute` has stored its end; any
+        other job (another process's, or one whose end is being stored) is watched in the
+        store (`ends.watch_end`).
+        """
+        running = self._running.get(job_id)
+        if running is None:
+            return await watch_end(
+                self.store, job_id, timeout, recheck=self.settings.workers.recheck
+            )
+        try:
+            async with asyncio.timeout(timeout):
+                # Shielded: a waiter given up on never cancels the end the others await.
+                return await asyncio.shield(running.ended)
+        except TimeoutError:
+            return None
+
     def _deployment(self, req: JobRequest) -> Deployment:
         return req.deployment or self.live.current
 
@@ -164,26 +193,38 @@ class Supervisor:
 
         A job whose command runs on a queue's workers (SPEC §8) is handed to that queue
         and followed there; it never runs in this process. `announce` ("approved;
-        starting") is sent once the job's start (or its place in the queue) is on disk.
+        starting") is sent once the job's start (or its place in the queue) is on disk —
+        for a worker's job, once the worker has recorded its start.
         """
         queue = self.queue_of(req.spec)
         if queue is not None:
-            if announce is not None:
-                await send(announce)
-            return await self.remote.execute(job, queue, send, end_unstarted=self.end_unstarted)
+            # Its start is the worker's: `announce` waits for the worker's start record.
+            return await self.remote.execute(
+                job, queue, send, announce=announce, end_unstarted=self.end_unstarted
+            )
         # Its catalog version's files stay as they are until the job has ended.
         with self.live.hold(self._deployment(req)):
             return await self._execute(job, req, send, announce=announce)
 
-    async def run(self, req: JobRequest, params: dict[str, Any], send: Send) -> Outcome:
+    async def run(
+        self,
+        req: JobRequest,
+        params: dict[str, Any],
+        send: Send,
+        *,
+        entry: AuditEvent | None = None,
+    ) -> Outcome:
         """Record a job for `req` and run it, as `submit` then `execute` (waiting for it).
 
-        Run here, the job is recorded, claimed and its start audited in one transaction.
+        `entry` is the request's audit entry, written before the job exists (RefusedError
+        and nothing run when it cannot be). Run here, the entry, the job, its claim and
+        its `job.start` entry are one transaction.
         """
         if self.queue_of(req.spec) is not None:
+            await append_request(self.store, entry)
             return await self.execute(await self.submit(req, params), req, send)
         with self.live.hold(self._deployment(req)):
-            return await self._execute(None, req, send, params=params)
+            return await self._execute(None, req, send, params=params, entry=entry)
 
     async def _execute(
         self,
@@ -193,9 +234,10 @@ class Supervisor:
         *,
         params: dict[str, Any] | None = None,
         announce: Reply | None = None,
+        entry: AuditEvent | None = None,
     ) -> Outcome:
         prefix = self.settings.bot.prefix
-        started = await self._start(job, req, send, params, announce)
+        started = await self._start(job, req, send, params, announce, entry)
         if isinstance(started, Outcome):
             return started
         job, secrets, token = started
@@ -214,44 +256,60 @@ class Supervisor:
         exit_event = await self._run(job, req, send, secrets, collector, token)
         # The script has ended: its end is kept whatever the store does meanwhile. A store
         # that is locked or briefly gone is waited for, never left with a `running` job.
-        await until_stored(collector.flush, f"the output of job {job.id}")
+        await until_stored(collector.flush_events, f"the events of job {job.id}")
         running = self._running.pop(job.id, None)
         state = exit_event.state
         if running is not None and running.cancelled_by and state is JobState.CANCELLED:
             exit_event = ExitEvent(
                 exit_event.exit_code, state, f"cancelled by {running.cancelled_by}"
             )
-        ended = exit_event
-        job = await until_stored(
-            lambda: self.store.finish_job(
-                job.id,
-                state=ended.state,
-                exit_code=ended.exit_code,
-                error=masker.mask(ended.message) or None,
-            ),
-            f"the end of job {job.id}",
-        )
-        await send(collector.final_reply(job, exit_event))
-        self.output.forget(job.id)
-        finished = job
-        await until_stored(
-            lambda: self._audit(
+        ended, ended_id = exit_event, job.id
+        reason = masker.mask(ended.message)
+        local = Masker(await local_secrets(self.settings))
+
+        def end_entry(finished: Job) -> AuditEvent:
+            return self._event(
                 "job.end",
                 finished,
                 req,
                 outcome=finished.state.value,
-                reason=masker.mask(ended.message),
+                reason=reason,
                 masker=masker,
-            ),
-            f"the audit entry of job {job.id}'s end",
+                local=local,
+            )
+
+        def end(lines: list[tuple[str, str]], pid: int | None) -> Awaitable[Job]:
+            return self.store.end_job(
+                ended_id,
+                End(
+                    ended.state,
+                    ended.exit_code,
+                    error=reason or None,
+                    output=lines,
+                    cap_bytes=self.output.cap_bytes,
+                    audit=end_entry,
+                    pid=pid,
+                ),
+            )
+
+        # Its end, its last lines and its `job.end` entry are one durable commit, and the
+        # room hears of the end only once that is on disk: a told end is never lost.
+        job = await until_stored(
+            lambda: self.output.end(ended_id, end), f"the end of job {ended_id}"
         )
-        lines = await self.store.output(job.id)
+        if running is not None and not running.ended.done():
+            running.ended.set_result(job)  # a waiting `cancel` answers now, not at a next look
+        await send(collector.final_reply(job, exit_event))
+        self.output.forget(job.id)
+        output = collector.output()
+        if output is None:  # more than the collector holds: as the store kept it
+            output = "\n".join(t for _, t in await self.store.output(job.id))
         return Outcome(
             "succeeded" if job.state is JobState.SUCCEEDED else "failed",
             job_id=job.id,
             state=job.state,
             exit_code=job.exit_code,
-            output="\n".join(t for _, t in lines),
+            output=output,
         )
 
     async def _start(
@@ -261,6 +319,7 @@ class Supervisor:
         send: Send,
         params: dict[str, Any] | None,
         announce: Reply | None,
+        entry: AuditEvent | None = None,
     ) -> tuple[Job, dict[str, str], str] | Outcome:
         """Claim the job (recording it first when `job` is None) and audit its start.
 
@@ -269,6 +328,8 @@ class Supervisor:
         secrets are fetched first (they mask the entry). A job that must wait for its turn
         is claimed when that comes, and fetches its secrets afresh then. Returns the
         running job, its secrets and its token, or the outcome of a job that never ran.
+        `entry`, the request's audit entry, goes first: with the job's creation when that
+        is here, else on its own.
         """
         token = new_token()
         limits = self._limits(req)
@@ -277,6 +338,7 @@ class Supervisor:
             secrets = await fetch_secrets(req.spec.secrets, self.settings)
         except RefusedError as e:
             # It fails once its turn comes, as a job whose secret went missing while queued.
+            await append_request(self.store, entry)
             if job is None:
                 assert params is not None
                 job = await self.submit(req, params)
@@ -298,19 +360,25 @@ class Supervisor:
         start = Start(token=token, catalog=catalog, audit=start_entry)
         if job is None:
             assert params is not None
-            claim = await self.store.create_and_claim(
-                command=req.spec.name,
-                params=params,
-                requester=req.requester,
-                room=req.room,
-                owner=self.owner,
-                limits=limits,
-                start=start,
-                catalog_commit=self._deployment(req).commit,
-                script_hash=req.spec.script_hash or None,
-                dry_run=req.invocation.dry_run,
-            )
+            try:
+                claim = await self.store.create_and_claim(
+                    command=req.spec.name,
+                    params=params,
+                    requester=req.requester,
+                    room=req.room,
+                    owner=self.owner,
+                    limits=limits,
+                    start=replace(start, request=entry),
+                    catalog_commit=self._deployment(req).commit,
+                    script_hash=req.spec.script_hash or None,
+                    dry_run=req.invocation.dry_run,
+                )
+            except StoreError as e:
+                if entry is None:
+                    raise
+                raise unaudited(e) from None  # nothing was kept: no entry, no job
         else:
+            await append_request(self.store, entry)
             claim = await self.store.claim_job(job.id, owner=self.owner, limits=limits, start=start)
         if announce is not None:
             await send(announce)
@@ -389,10 +457,23 @@ class Supervisor:
             claim = await self.store.claim_job(job.id, owner=self.owner, limits=limits, start=start)
 
     async def _fail_before_start(self, job: Job, req: JobRequest, send: Send, why: str) -> Outcome:
-        job = await self.store.finish_job(job.id, state=JobState.FAILED, exit_code=None, error=why)
+        claimed = job  # running: its end is waited for as any running job's
+        job = await until_stored(
+            lambda: self._end_unrun(claimed, req, why), f"the end of job {claimed.id}"
+        )
         await send(_status(f"job {job.id} {job.command}: failed — {why}", "error", job.id))
-        await self._audit("job.end", job, req, outcome=job.state.value, reason=why)
         return Outcome("failed", job_id=job.id, state=job.state, output=why)
+
+    async def _end_unrun(self, job: Job, req: JobRequest | None, why: str) -> Job:
+        """Fail a job whose script never ran, with its `job.end` entry: one durable commit."""
+        local = Masker(await local_secrets(self.settings))
+
+        def entry(ended: Job) -> AuditEvent:
+            return self._event(
+                "job.end", ended, req, outcome=ended.state.value, reason=why, local=local
+            )
+
+        return await self.store.end_job(job.id, End(JobState.FAILED, None, error=why, audit=entry))
 
     async def _run(
         self,
@@ -409,7 +490,6 @@ class Supervisor:
         collector.workdir = str(workdir)
         running = self._running[job.id] = _Running()
         self._ensure_poller()
-        pid_written: list[asyncio.Task[None]] = []
         try:
             queue = self.queue_of(req.spec)
             if queue is not None:  # the last guard: a queue's job never runs on the bot's host
@@ -429,10 +509,14 @@ class Supervisor:
                 token=token,
             )
 
-            # The token was recorded with the claim; the pid is recorded beside the run, not
-            # before it goes on: what ends a dead owner's job finds it by the token anyway.
+            # The token was recorded with the claim; the pid rides with the next batch of
+            # output or the job's end, never a write of its own: what ends a dead owner's
+            # job finds it by the token (and its cgroup) anyway.
+            started = asyncio.Event()
+
             def on_start(pid: int) -> None:
-                pid_written.append(asyncio.create_task(self._record_pid(job.id, pid, token)))
+                self.output.note_pid(job.id, pid)
+                started.set()
 
             timeout = min(req.spec.timeout or runner.timeout, runner.max_timeout)
             task = asyncio.ensure_future(
@@ -452,6 +536,13 @@ class Supervisor:
             wait = 0.0 if req.spec.background else runner.foreground_seconds
             ticks = asyncio.create_task(_tick(collector))
             try:
+                # "is running" is said of a process that exists: the spawn runs off the loop,
+                # so the foreground wait counts from the start, not from the request.
+                began = asyncio.ensure_future(started.wait())
+                try:
+                    await asyncio.wait({task, began}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    began.cancel()
                 done, _ = await asyncio.wait({task}, timeout=wait)
                 if not done:
                     await send(
@@ -476,16 +567,7 @@ class Supervisor:
         except RefusedError as e:
             return ExitEvent(None, JobState.FAILED, str(e))
         finally:
-            for written in pid_written:
-                await written
             shutil.rmtree(workdir, ignore_errors=True)
-
-    async def _record_pid(self, job_id: int, pid: int, token: str) -> None:
-        """Record a running job's process; a store that refuses costs only the pid."""
-        try:
-            await self.store.set_process(job_id, pid=pid, token=token)
-        except StoreError as e:
-            log.warning("could not record the process of job %s (%s)", job_id, e)
 
     async def _python_for(self, spec: CommandSpec) -> str | None:
         """The interpreter of the cached PEP 723 environment a Python script asks for."""
@@ -544,13 +626,10 @@ class Supervisor:
         """End a job that will never start, and record its end in the audit log.
 
         For a job whose command left the catalog, or whose requester may no longer run it,
-        by the time it was approved or adopted: a refusal, audited like any other.
+        by the time it was approved or adopted: a refusal, audited like any other. The end
+        and its entry are one transaction: neither is kept without the other.
         """
-        ended = await self.store.finish_job(
-            job.id, state=JobState.FAILED, exit_code=None, error=why
-        )
-        await self._audit("job.end", ended, None, outcome=ended.state.value, reason=why)
-        return ended
+        return await self._end_unrun(job, None, why)
 
     async def _audit(
         self,
@@ -600,6 +679,21 @@ class Supervisor:
             catalog_commit=job.catalog_commit,
             script_hash=(req.spec.script_hash or None) if req is not None else job.script_hash,
         )
+
+
+def unaudited(error: StoreError) -> RefusedError:
+    """The refusal of a request whose audit entry could not be written."""
+    return RefusedError(f"the audit log cannot be written ({error}); nothing was run")
+
+
+async def append_request(store: Store, entry: AuditEvent | None) -> None:
+    """Write a request's audit entry before anything happens; RefusedError if it cannot be."""
+    if entry is None:
+        return
+    try:
+        await store.append_audit(entry)
+    except StoreError as e:
+        raise unaudited(e) from None
 
 
 async def until_stored(write: Callable[[], Awaitable[T]], what: str) -> T:

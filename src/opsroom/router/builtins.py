@@ -6,7 +6,6 @@ import the store room.
 
 from __future__ import annotations
 
-import asyncio
 import platform
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ _MAX_ID_DIGITS = 18  # job ids fit in 64 bits; longer numbers name no job
 
 
 class JobReader(Protocol):
-    """What the built-ins need from the store."""
+    """What the built-ins need from the store (and the engine, which waits for a job's end)."""
 
     async def list_jobs(
         self,
@@ -51,6 +50,10 @@ class JobReader(Protocol):
 
     async def request_cancel(self, job_id: int, *, by: str) -> Job:
         """Ask the owning process to cancel a job (queued jobs end at once)."""
+        ...
+
+    async def wait_for_end(self, job_id: int, timeout: float) -> Job | None:
+        """The job once it has ended, or None when it has not within `timeout` seconds."""
         ...
 
     async def attachments(self, job_id: int) -> list[tuple[int, str, str, int]]:
@@ -404,16 +407,13 @@ async def cancel_job(ctx: BuiltinContext, job: Job) -> Reply:
             (Status(f"job {job.id} {job.command}: cancelled before it started", "warning"),),
             job_id=job.id,
         )
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + ctx.cancel_wait
-    while loop.time() < deadline:
-        await asyncio.sleep(0.2)
-        current = await ctx.jobs.get_job(job.id)
-        if current is not None and current.state.finished:
-            return Reply(
-                (Status(f"job {job.id} {job.command}: {current.state.value}", _level(current)),),
-                job_id=job.id,
-            )
+    # Answered the moment its end is recorded (the engine is woken by it, not polling).
+    ended = await ctx.jobs.wait_for_end(job.id, ctx.cancel_wait)
+    if ended is not None:
+        return Reply(
+            (Status(f"job {job.id} {job.command}: {ended.state.value}", _level(ended)),),
+            job_id=job.id,
+        )
     return Reply(
         (
             Status(

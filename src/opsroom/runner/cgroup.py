@@ -16,6 +16,13 @@ children, else with the v1 `memory` and `pids` hierarchies when opsroom may writ
 time from the v2 `cpu.stat` every cgroup has. A hit is read from the kernel's own counters
 (`oom_kill`, `pids.events max`, `usage_usec`), so the job's outcome can name it.
 
+Moving a process into a cgroup (its write to `cgroup.procs`) takes a lock that, unless a
+cgroup hierarchy is mounted with `favordynmods` (Linux 6.0+), first waits for an RCU grace
+period: a few milliseconds on an idle host, up to a clock tick or more on a busy one, in every
+job's start. The runner starts jobs off the event loop (local.py), so that wait delays only the
+job itself; `move_wait` says so once at start-up, with the fix, and docs/jobs.md explains it.
+opsroom never remounts anything.
+
 Folders left by an opsroom that was killed (kill -9) are found by name at the next start
 (SPEC §5.5 reconcile) and ended the same way; empty ones, whatever store their job was in,
 are removed by the next opsroom process that starts a job. Linux only; elsewhere `host()`
@@ -28,13 +35,14 @@ import asyncio
 import contextlib
 import errno
 import functools
+import logging
 import os
 import re
 import select
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from opsroom.errors import OpsroomError
 from opsroom.runner.limits import Limits, format_bytes
@@ -53,6 +61,9 @@ _CPU_USEC = 1_000_000
 # moment between its creation and its child's start, and after its end, when it is removed.
 _STALE = 60.0
 _swept = False
+_move_noted = False
+
+log = logging.getLogger("opsroom.runner")
 
 
 class CgroupError(OpsroomError):
@@ -69,6 +80,9 @@ class Host:
     memory_v1: str | None = None  # opsroom's own v1 memory cgroup, when writable
     pids_v1: str | None = None  # opsroom's own v1 pids cgroup, when writable
     mounts: tuple[str, ...] = ()  # where job cgroups may be: v2, v1 memory and pids mounts
+    # Some cgroup hierarchy is mounted with `favordynmods`: moving a process into a cgroup
+    # does not wait for an RCU grace period (the kernel's lock is one for all hierarchies).
+    favordynmods: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +110,12 @@ def host() -> Host:
     )
     memory_v1 = _v1_folder(mounts, own, "memory")
     pids_v1 = _v1_folder(mounts, own, "pids")
+    fast = any("favordynmods" in m.options for m in mounts)
+    # Without a usable v2 folder, what v1 may still do.
+    v1 = Host(None, "", memory_v1=memory_v1, pids_v1=pids_v1, mounts=points, favordynmods=fast)
     v2_mounts = [m for m in mounts if m.fstype == "cgroup2"]
     if not v2_mounts:
-        why = "no cgroup v2 file system is mounted"
-        return Host(None, why, memory_v1=memory_v1, pids_v1=pids_v1, mounts=points)
+        return replace(v1, why_not="no cgroup v2 file system is mounted")
     path = own.get("")
     folder = None
     for mount in v2_mounts:
@@ -107,13 +123,13 @@ def host() -> Host:
             break
     if folder is None:
         why = f"opsroom's cgroup is not visible under {v2_mounts[0].point}"
-        return Host(None, why, memory_v1=memory_v1, pids_v1=pids_v1, mounts=points)
+        return replace(v1, why_not=why)
     if not _writable(folder):
         why = (
             f"{folder} is not writable by opsroom's user "
             "(delegate it: Delegate=yes in a service unit, or systemd-run --user --scope)"
         )
-        return Host(None, why, memory_v1=memory_v1, pids_v1=pids_v1, mounts=points)
+        return replace(v1, why_not=why)
     try:
         with open(os.path.join(folder, "cgroup.subtree_control"), encoding="ascii") as f:
             controllers = frozenset(f.read().split())
@@ -126,6 +142,7 @@ def host() -> Host:
         memory_v1=memory_v1,
         pids_v1=pids_v1,
         mounts=points,
+        favordynmods=fast,
     )
 
 
@@ -189,6 +206,35 @@ def summary(limits: Limits) -> dict[str, str]:
         "pids": how.pids or ("unlimited" if not limits.pids else "not enforced"),
         "cpu": how.cpu or ("unlimited" if not limits.cpu_seconds else "not enforced"),
     }
+
+
+def move_wait(limits: Limits, where: Host | None = None) -> str | None:
+    """Why entering a job's cgroup waits for the kernel here, with the fix; None: it does not."""
+    h = where or host()
+    how = enforcement(limits, h)
+    if h.favordynmods or not (how.contained or "cgroup" in how.memory or "cgroup" in how.pids):
+        return None
+    # Where the jobs' cgroups are: remounting that mount is the fix (any hierarchy would do).
+    used = h.v2 if how.contained else h.memory_v1 if "cgroup" in how.memory else h.pids_v1
+    point = max((p for p in h.mounts if used and _inside(used, p)), key=len, default=None)
+    if point is None:
+        return None
+    return (
+        "job starts wait for the kernel: entering a job's cgroup waits for an RCU grace "
+        "period (milliseconds, more on a busy host) as no cgroup hierarchy is mounted with "
+        f"favordynmods; to avoid it: mount -o remount,favordynmods {point} (Linux 6.0+; on "
+        "systemd hosts, from a unit that runs at boot)"
+    )
+
+
+def log_move_wait(limits: Limits) -> None:
+    """Say `move_wait` in the log, once per process (at start-up)."""
+    global _move_noted
+    if _move_noted or not ON_LINUX:
+        return
+    _move_noted = True
+    if (why := move_wait(limits)) is not None:
+        log.info(why)
 
 
 def _limit_text(name: str, value: str, how: str, setting: float) -> str:

@@ -5,6 +5,8 @@ stderr on pipes read line by line, and a third pipe for structured events whose 
 in `OPSROOM_EVENTS_FD`. Where the host allows it the child enters a cgroup of its own before
 exec (`cgroup`), and every process of the job is a member whatever it does; elsewhere every
 process carries `OPSROOM_JOB_TOKEN` and `tree` finds them by token, session and parentage.
+The child is started off the event loop (`spawn`): its fork, its wait to enter its cgroup
+and its exec take milliseconds the loop, which serves every room, must not stop for.
 Timeouts, cancel, a resource limit and the caller's task being cancelled end the whole tree:
 TERM, then KILL after the grace period. A process still running when the script itself has
 exited is ended too, and the job's output says so. Our pipe ends are closed once the tree is
@@ -27,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import IO, Any, Protocol
 
 from opsroom.model.jobs import ExitEvent, JobEvent, JobState, OutputLine, Stream
-from opsroom.runner import cgroup, tree
+from opsroom.runner import cgroup, spawn, tree
 from opsroom.runner.argv import Launch
 from opsroom.runner.attachments import MAX_ATTACHMENT, AttachmentRefused, resolve_attachment
 from opsroom.runner.events import AttachmentRequest, MalformedEvent, parse_event
@@ -360,15 +362,28 @@ class _Run:
             pooled = await self._pooled(env, write_fds, limits)
             if isinstance(pooled, str):
                 return ExitEvent(exit_code=None, state=JobState.FAILED, message=pooled)
-            self.proc = pooled or await asyncio.create_subprocess_exec(
-                *self.launch.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out_w,
-                stderr=err_w,
-                env=env,
-                cwd=self.launch.cwd,
-                **extra,  # type: ignore[arg-type]
-            )
+            if pooled is not None:
+                self.proc = pooled
+            elif _LINUX and spawn.pidfds():
+                self.proc = await spawn.start(
+                    self.launch.argv,
+                    env=env,
+                    cwd=self.launch.cwd,
+                    stdout=out_w,
+                    stderr=err_w,
+                    extra=extra,
+                    cancelled=self._keep,
+                )
+            else:
+                self.proc = await asyncio.create_subprocess_exec(
+                    *self.launch.argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out_w,
+                    stderr=err_w,
+                    env=env,
+                    cwd=self.launch.cwd,
+                    **extra,  # type: ignore[arg-type]
+                )
         except OSError as e:
             return ExitEvent(
                 exit_code=None, state=JobState.FAILED, message=_start_error(self.launch, e)
@@ -389,6 +404,10 @@ class _Run:
         if ev_r != -1:
             await self._read(ev_r, EVENT_LIMIT, self._event)
         return self.proc
+
+    def _keep(self, proc: Child) -> None:
+        """A process whose start was cancelled: the caller ends it with its tree."""
+        self.proc = proc
 
     async def _pooled(
         self, env: dict[str, str], fds: list[int], limits: list[tuple[int, tuple[int, int]]]

@@ -188,15 +188,23 @@ def _snapshot(
     found: set[int] = set(known)
     groups: set[int] = set() if pgid is None else {pgid}
     sessions: set[int] = set() if sid is None else {sid}
+    own_env = _read(f"{_PROC}/self/environ", 8192)
     for pid in _pids():
         if pid == me:
             continue
         try:
-            ids[pid] = (os.getpgid(pid), os.getsid(pid))
+            pair = (os.getpgid(pid), os.getsid(pid))
         except OSError:
             continue
         # None: another user's, or one in the middle of execve; its family still counts.
-        env = b"\0" + (_read(f"{_PROC}/{pid}/environ", 8192) or b"") + b"\0"
+        raw = _read(f"{_PROC}/{pid}/environ", 8192)
+        if raw and raw == own_env:
+            # Forked by opsroom and not exec'd yet: a job being started off the event loop
+            # (runner/spawn.py), whose runner does not know its pid yet. Jobs never get
+            # opsroom's environment (an empty one proves nothing: escapes clear theirs).
+            continue
+        ids[pid] = pair
+        env = b"\0" + (raw or b"") + b"\0"
         if needle is not None and needle in env:
             found.add(pid)
             groups.add(ids[pid][0])

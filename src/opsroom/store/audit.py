@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -138,41 +139,85 @@ async def audited(db: Database, doing: str) -> AsyncIterator[AsyncConnection]:
     A change and its audit entry written in it commit together: no audit, no change.
     """
     async with db.durable(doing) as conn:
-        await serialise(conn, _AUDIT_LOCK_KEY)
+        await lock_audit(conn)
         yield conn
 
 
-async def insert_audit(conn: AsyncConnection, event: AuditEvent) -> AuditRecord:
-    """Append one chained entry inside a transaction from `audited`."""
+async def lock_audit(conn: AsyncConnection) -> None:
+    """Take the audit append lock in the caller's transaction (held until it ends).
+
+    For a durable transaction that does some reading before it appends (`queue.py`).
+    """
+    await serialise(conn, _AUDIT_LOCK_KEY)
+
+
+@dataclass(frozen=True, slots=True)
+class LastEntry:
+    """The trail's last entry as a statement under the audit lock read it (`last_entry`)."""
+
+    id: int | None  # None: the trail is empty
+    hash: str | None
+
+
+def last_entry() -> tuple[Any, Any]:
+    """The last entry's id and hash, as two columns another statement can read along.
+
+    Only under the audit lock, in a statement after the one that took it (its snapshot
+    then holds every committed entry); pass them on as `insert_audit(..., last=)`.
+    """
+    newest = audit.c.id.desc()
+    return (
+        select(audit.c.id).order_by(newest).limit(1).scalar_subquery().label("audit_last_id"),
+        select(audit.c.hash).order_by(newest).limit(1).scalar_subquery().label("audit_last_hash"),
+    )
+
+
+async def insert_audit(
+    conn: AsyncConnection, event: AuditEvent, *, last: LastEntry | None = None
+) -> AuditRecord:
+    """Append one chained entry inside a transaction from `audited`.
+
+    `last`: the last entry, already read under the lock in this transaction (saves a
+    round trip while the lock is held); read here when not given.
+    """
     try:
         params = params_json(event.params)
     except (TypeError, ValueError) as e:
         raise StoreError(f"audit entry could not be written: parameters: {e}") from None
-    last = (
-        await conn.execute(select(audit.c.id, audit.c.hash).order_by(audit.c.id.desc()).limit(1))
-    ).first()
-    entry_id, prev = (1, GENESIS_HASH) if last is None else (int(last.id) + 1, last.hash)
+    if last is None:
+        row = (await conn.execute(_LAST)).first()
+        last = LastEntry(None, None) if row is None else LastEntry(int(row.id), row.hash)
+    if last.id is None or last.hash is None:
+        entry_id, prev = 1, GENESIS_HASH
+    else:
+        entry_id, prev = last.id + 1, last.hash
     at = utcnow()
     digest = entry_hash(prev, entry_id, at, event)
     await conn.execute(
-        insert(audit).values(
-            id=entry_id,
-            at=at,
-            action=event.action,
-            principal=event.principal,
-            room=event.room,
-            command=event.command,
-            params=params,
-            job_id=event.job_id,
-            outcome=event.outcome,
-            reason=event.reason,
-            catalog_commit=event.catalog_commit,
-            script_hash=event.script_hash,
-            prev_hash=prev,
-            hash=digest,
-        )
+        _INSERT,
+        {
+            "id": entry_id,
+            "at": at,
+            "action": event.action,
+            "principal": event.principal,
+            "room": event.room,
+            "command": event.command,
+            "params": params,
+            "job_id": event.job_id,
+            "outcome": event.outcome,
+            "reason": event.reason,
+            "catalog_commit": event.catalog_commit,
+            "script_hash": event.script_hash,
+            "prev_hash": prev,
+            "hash": digest,
+        },
     )
     return AuditRecord(id=entry_id, at=at, event=event, prev_hash=prev, hash=digest)
+
+
+# Built once, values bound at execution: an append finds its compiled form in the cache.
+_INSERT = insert(audit)
+_LAST = select(audit.c.id, audit.c.hash).order_by(audit.c.id.desc()).limit(1)
 
 
 def _audit_record(row: Row[Any]) -> AuditRecord:

@@ -1,7 +1,8 @@
 """What differs between the databases the store runs on, kept in this one module.
 
-SQLite: the connection PRAGMAs, BEGIN IMMEDIATE for writers, synchronous=FULL around
-durable commits, refusing in-memory databases, and telling why a file cannot be opened.
+SQLite: its driver (inline.py: statements on the event loop's thread), the connection
+PRAGMAs, BEGIN IMMEDIATE for writers, synchronous=FULL around durable commits, refusing
+in-memory databases, and telling why a file cannot be opened.
 PostgreSQL: advisory locks, synchronous_commit and unbounded text. Every other store module writes
 dialect-neutral SQLAlchemy Core; a further backend changes only this module.
 """
@@ -24,10 +25,14 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeEngine
 
 from opsroom.errors import StoreError
+from opsroom.store import inline
 from opsroom.store.url import sqlite_path
 
 BUSY_TIMEOUT_MS = 10_000
-"""How long a SQLite writer waits for another process's write lock before giving up."""
+"""How long a SQLite writer waits for another process's write lock before giving up.
+
+Read when a connection opens; the driver waits on the event loop, not in SQLite.
+"""
 
 _BEGIN_OPTION = "opsroom_begin"
 
@@ -41,7 +46,8 @@ def make_engine(url: str, *, password: str | None = None) -> AsyncEngine:
     if url.startswith("sqlite"):
         if password is not None:
             raise StoreError("a store password applies to PostgreSQL only, not SQLite")
-        engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        # SQLAlchemy's aiosqlite dialect over our own driver: statements run on the loop.
+        engine = create_async_engine(url, connect_args={"async_creator_fn": _connect_sqlite})
         _setup_sqlite(engine)
         return engine
     connect_args = {} if password is None else {"password": password}
@@ -63,6 +69,11 @@ def for_writing(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
 
 
+async def _connect_sqlite(*args: Any, **kwargs: Any) -> inline.Connection:
+    """A SQLite connection run on the event loop; waits for a lock at most BUSY_TIMEOUT_MS."""
+    return await inline.connect(*args, busy_timeout_ms=BUSY_TIMEOUT_MS, **kwargs)
+
+
 def _setup_sqlite(engine: AsyncEngine) -> None:
     """Pragmas on every new connection, and BEGIN emitted by us rather than the driver."""
 
@@ -72,7 +83,8 @@ def _setup_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # No busy_timeout: it would wait inside SQLite, stopping the event loop; the
+            # driver waits on the loop instead (inline.py).
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough under WAL

@@ -7,11 +7,22 @@ Which queued job may start, and queued jobs nobody waits for, are in `queue.py`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Mapping
-from datetime import datetime
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, case, func, insert, literal, select, true, update
+from sqlalchemy import (
+    Integer,
+    Row,
+    Text,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opsroom.errors import StoreError
@@ -20,10 +31,29 @@ from opsroom.model.jobs import Job, JobState
 from opsroom.store.audit import audited, insert_audit
 from opsroom.store.database import Part
 from opsroom.store.notify import Topic, send_notices
+from opsroom.store.output import record_lines
 from opsroom.store.schema import UTCDateTime, jobs, utcnow
 
 _FINAL = [s.value for s in JobState if s.finished]
 _NOT_STARTED = [JobState.QUEUED.value, JobState.AWAITING_APPROVAL.value]
+
+
+@dataclass(frozen=True)
+class End:
+    """How a job ended, and what is recorded with its end in the same transaction.
+
+    `error` is already masked; `output` are the job's (stream, text) lines not yet kept,
+    kept within `cap_bytes`; `audit` makes its `job.end` entry from the job as it ended;
+    `pid` is the job's process when it was not recorded yet (`OutputWriter.note_pid`).
+    """
+
+    state: JobState
+    exit_code: int | None
+    error: str | None = None
+    output: Sequence[tuple[str, str]] = ()
+    cap_bytes: int = 0
+    audit: Callable[[Job], AuditEvent] | None = None
+    pid: int | None = None
 
 
 class Jobs(Part):
@@ -120,29 +150,25 @@ class Jobs(Part):
         missing exit code, error and end time are filled in; the returned job shows the
         state that stands.
         """
-        state = JobState(state)
-        if not state.finished:
-            raise ValueError(f"finish_job needs a final state, not {state.value}")
-        now = utcnow()
+        state = _final(state)
         async with self._db.write(f"finish job {job_id}") as conn:
-            result = await conn.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.state.not_in(_FINAL))
-                .values(state=state.value, exit_code=exit_code, error=error, finished_at=now)
-            )
-            if result.rowcount != 1:
-                await conn.execute(
-                    update(jobs)
-                    .where(jobs.c.id == job_id)
-                    .values(
-                        exit_code=func.coalesce(jobs.c.exit_code, exit_code),
-                        error=func.coalesce(jobs.c.error, error),
-                        finished_at=_coalesce_time(jobs.c.finished_at, now),
-                    )
-                )
-            job = await fetch_job(conn, job_id)
-        if job is None:
-            raise StoreError(f"job {job_id} does not exist")
+            return await _finish(conn, job_id, state, exit_code, error)
+
+    async def end_job(self, job_id: int, end: End) -> Job:
+        """Record a job's end, its last output lines and its audit entry: one durable commit.
+
+        As `finish_job` (the first final state wins), with `end.output` kept under the cap
+        first and `end.audit` made from the job as it ended. No entry, no end: when any
+        part fails nothing is kept and the job stays as it was, for the caller to retry.
+        Shares its commit with the other durable writes of the moment (`commit.py`).
+        """
+        state = _final(end.state)
+        async with audited(self._db, f"record the end of job {job_id}") as conn:
+            if end.output:
+                await record_lines(conn, job_id, end.output, end.cap_bytes)
+            job = await _finish(conn, job_id, state, end.exit_code, end.error, pid=end.pid)
+            if end.audit is not None:
+                await insert_audit(conn, end.audit(job))
         return job
 
     async def set_job_catalog(
@@ -333,7 +359,7 @@ def new_job_values(
     dry_run: bool,
     owner: str | None,
 ) -> dict[str, Any]:
-    """The row of a new job at the back of the queue."""
+    """The row of a new job (`insert_job` puts it at the back of the queue)."""
     return {
         "command": command,
         "params": json.dumps(dict(params), ensure_ascii=False, default=str),
@@ -344,24 +370,20 @@ def new_job_values(
         "catalog_commit": catalog_commit,
         "script_hash": script_hash,
         "dry_run": dry_run,
-        "queue_seq": next_queue_seq(),
         "owner": owner,
     }
 
 
 async def insert_job(conn: AsyncConnection, values: Mapping[str, Any]) -> Job:
     """Insert a job row made by `new_job_values`; the job as stored, with its id."""
-    result = await conn.execute(insert(jobs).values(**values))
-    key = result.inserted_primary_key
-    assert key is not None
-    job = await fetch_job(conn, int(key[0]))
-    assert job is not None
-    return job
+    row = (await conn.execute(_INSERT, values)).first()
+    assert row is not None
+    return job_from_row(row)
 
 
 async def fetch_job(conn: AsyncConnection, job_id: int) -> Job | None:
     """The job with this id as the connection sees it now, or None."""
-    row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).first()
+    row = (await conn.execute(_FETCH, {"job_id": job_id})).first()
     return None if row is None else job_from_row(row)
 
 
@@ -370,6 +392,28 @@ def next_queue_seq() -> Any:
     # From an alias, so that inside UPDATE jobs the subquery is not correlated to the row.
     others = jobs.alias("queue")
     return select(func.coalesce(func.max(others.c.queue_seq), 0) + 1).scalar_subquery()
+
+
+# The statements of a job's start and end, built once: their values are bound at execution,
+# so each run finds its compiled form in the cache without building or keying it anew.
+_JOB_ID = bindparam("job_id", type_=jobs.c.id.type)
+_FETCH = select(jobs).where(jobs.c.id == _JOB_ID)
+# `new_job_values` gives the other columns; the queue place is worked out in the statement.
+_INSERT = insert(jobs).values(queue_seq=next_queue_seq()).returning(*jobs.c)
+# SET from the values given at execution: state, exit code, error, end time (and pid).
+_END = update(jobs).where(jobs.c.id == _JOB_ID, jobs.c.state.not_in(_FINAL)).returning(*jobs.c)
+_END_LATE = (
+    update(jobs)
+    .where(jobs.c.id == _JOB_ID)
+    .values(
+        exit_code=func.coalesce(jobs.c.exit_code, bindparam("late_exit_code", type_=Integer)),
+        error=func.coalesce(jobs.c.error, bindparam("late_error", type_=Text)),
+        finished_at=case(
+            (jobs.c.finished_at.is_(None), bindparam("late_at", type_=UTCDateTime())),
+            else_=jobs.c.finished_at,
+        ),
+    )
+)
 
 
 def job_from_row(row: Row[Any]) -> Job:
@@ -399,8 +443,46 @@ def job_from_row(row: Row[Any]) -> Job:
     )
 
 
-def _coalesce_time(column: Any, value: datetime) -> Any:
-    return case((column.is_(None), literal(value, UTCDateTime())), else_=column)
+def _final(state: JobState) -> JobState:
+    """`state`, which must be one a job ends in."""
+    state = JobState(state)
+    if not state.finished:
+        raise ValueError(f"a job's end needs a final state, not {state.value}")
+    return state
+
+
+async def _finish(
+    conn: AsyncConnection,
+    job_id: int,
+    state: JobState,
+    exit_code: int | None,
+    error: str | None,
+    *,
+    pid: int | None = None,
+) -> Job:
+    """Record the end inside the caller's write transaction; the job as it now stands."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "job_id": job_id,
+        "state": state.value,
+        "exit_code": exit_code,
+        "error": error,
+        "finished_at": now,
+    }
+    if pid is not None:
+        values["pid"] = pid
+    row = (await conn.execute(_END, values)).first()
+    if row is None:
+        late = {"job_id": job_id, "late_exit_code": exit_code, "late_error": error, "late_at": now}
+        if pid is not None:
+            late["pid"] = pid
+        await conn.execute(_END_LATE, late)
+    # A `cancel` waiting in another process answers now (notify.py; engine/ends.py).
+    await send_notices(conn, Topic.END, [job_id])
+    job = job_from_row(row) if row is not None else await fetch_job(conn, job_id)
+    if job is None:
+        raise StoreError(f"job {job_id} does not exist")
+    return job
 
 
 def _interrupted_event(job: Job) -> AuditEvent:

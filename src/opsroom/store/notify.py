@@ -40,6 +40,7 @@ class Topic(StrEnum):
 
     REPLIES = "replies"  # a worker kept replies for the job's room
     CANCEL = "cancel"  # someone asked for the job to be cancelled
+    END = "end"  # the job's end was recorded (a waiting `cancel` answers)
 
 
 async def send_notices(conn: AsyncConnection, topic: Topic, job_ids: list[int]) -> None:

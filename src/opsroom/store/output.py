@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import BigInteger, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opsroom.errors import StoreError
@@ -20,22 +20,29 @@ class Output(Part):
     """Output lines, events and attachments of jobs."""
 
     async def record_outputs(
-        self, batches: Mapping[int, Sequence[tuple[str, str]]], *, cap_bytes: int
+        self,
+        batches: Mapping[int, Sequence[tuple[str, str]]],
+        *,
+        cap_bytes: int,
+        pids: Mapping[int, int] | None = None,
     ) -> set[int]:
         """Add (stream, text) lines of many jobs in one transaction; the ids no longer kept.
 
         Each job's kept output stays within `cap_bytes`. Every line is counted
         (`output_lines`, `output_bytes`: UTF-8 text plus newline); from the first line
         that does not fit, nothing more is kept and the job is marked `output_truncated`.
+        `pids` (job id: process) are recorded in the same transaction (`record_pids`).
         """
         done: set[int] = set()
         batches = {job_id: lines for job_id, lines in batches.items() if lines}
-        if not batches:
+        if not batches and not pids:
             return done
         async with self._db.write(f"keep output of {len(batches)} jobs") as conn:
             for job_id, lines in batches.items():
-                if not await _record(conn, job_id, lines, cap_bytes):
+                if not await record_lines(conn, job_id, lines, cap_bytes):
                     done.add(job_id)
+            if pids:
+                await record_pids(conn, pids)
         return done
 
     async def output(self, job_id: int, *, tail: int | None = None) -> list[tuple[str, str]]:
@@ -125,23 +132,47 @@ class Output(Part):
 async def _next_seq(conn: AsyncConnection, table: Table, job_id: int) -> int:
     # Lock the job row where the backend can (PostgreSQL), so two appenders to one job
     # cannot pick the same sequence number; SQLite is already serialised by BEGIN IMMEDIATE.
-    await conn.execute(select(jobs.c.id).where(jobs.c.id == job_id).with_for_update())
-    last = await conn.scalar(select(func.max(table.c.seq)).where(table.c.job_id == job_id))
+    await conn.execute(_LOCK_JOB, {"job_id": job_id})
+    last = await conn.scalar(_LAST_SEQ[table.name], {"job_id": job_id})
     return 1 if last is None else int(last) + 1
 
 
-async def _record(
+# The statements of keeping a job's lines, built once: values are bound at execution, so
+# each run finds its compiled form in the cache without building or keying it anew.
+_JOB_ID = bindparam("job_id", type_=jobs.c.id.type)
+_LOCK_JOB = select(jobs.c.id).where(jobs.c.id == _JOB_ID).with_for_update()
+_LAST_SEQ = {
+    table.name: select(func.max(table.c.seq)).where(table.c.job_id == _JOB_ID)
+    for table in (job_output, job_events)
+}
+_CAP = (
+    select(jobs.c.output_stored_bytes, jobs.c.output_truncated)
+    .where(jobs.c.id == _JOB_ID)
+    .with_for_update()
+)
+_INSERT_LINES = insert(job_output)
+_SET_PID = update(jobs).where(jobs.c.id == _JOB_ID)  # SET pid, from the values given
+# Adds to the counters; `output_truncated` is set too when the values at execution say so.
+_COUNT = (
+    update(jobs)
+    .where(jobs.c.id == _JOB_ID)
+    .values(
+        output_lines=jobs.c.output_lines + bindparam("n_lines", type_=BigInteger),
+        output_bytes=jobs.c.output_bytes + bindparam("n_bytes", type_=BigInteger),
+        output_stored_bytes=jobs.c.output_stored_bytes + bindparam("n_kept", type_=BigInteger),
+    )
+)
+
+
+async def record_lines(
     conn: AsyncConnection, job_id: int, lines: Sequence[tuple[str, str]], cap_bytes: int
 ) -> bool:
-    """Keep what fits of `lines` under the cap, count them all; True while still keeping."""
-    sizes = [_line_bytes(line) for _, line in lines]
-    row = (
-        await conn.execute(
-            select(jobs.c.output_stored_bytes, jobs.c.output_truncated)
-            .where(jobs.c.id == job_id)
-            .with_for_update()
-        )
-    ).first()
+    """Keep what fits of `lines` under the cap, count them all; True while still keeping.
+
+    Inside the caller's write transaction (a job's last lines are kept with its end).
+    """
+    sizes = [line_bytes(line) for _, line in lines]
+    row = (await conn.execute(_CAP, {"job_id": job_id})).first()
     if row is None:
         raise StoreError(f"job {job_id} does not exist")
     truncated = bool(row.output_truncated)
@@ -156,24 +187,36 @@ async def _record(
     if keep:
         first = await _next_seq(conn, job_output, job_id)
         await conn.execute(
-            insert(job_output),
+            _INSERT_LINES,
             [
                 {"job_id": job_id, "seq": first + i, "stream": stream, "text": line}
                 for i, (stream, line) in enumerate(lines[:keep])
             ],
         )
     values: dict[str, Any] = {
-        "output_lines": jobs.c.output_lines + len(lines),
-        "output_bytes": jobs.c.output_bytes + sum(sizes),
-        "output_stored_bytes": jobs.c.output_stored_bytes + sum(sizes[:keep]),
+        "job_id": job_id,
+        "n_lines": len(lines),
+        "n_bytes": sum(sizes),
+        "n_kept": sum(sizes[:keep]),
     }
     if truncated:
         values["output_truncated"] = True
-    await conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+    await conn.execute(_COUNT, values)
     return not truncated
 
 
-def _line_bytes(line: str) -> int:
+async def record_pids(conn: AsyncConnection, pids: Mapping[int, int]) -> None:
+    """Record running jobs' processes (group leaders) inside the caller's transaction.
+
+    Informational (shown with the job, a hint for what ends it should its owner die): a
+    job gone meanwhile is skipped, not an error. Written with a batch of output or with
+    the job's end (`engine/output.py`), never in a transaction of its own.
+    """
+    if pids:
+        await conn.execute(_SET_PID, [{"job_id": i, "pid": pid} for i, pid in pids.items()])
+
+
+def line_bytes(line: str) -> int:
     """What a line costs against the cap: its UTF-8 bytes and the newline it came with."""
     if line.isascii():
         return len(line) + 1

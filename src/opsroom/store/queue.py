@@ -5,6 +5,13 @@ A job's start is one transaction: its claim, its process token, the catalog vers
 runs and its `job.start` audit entry (`Start`) — and for a new job its creation too
 (`create_and_claim`), so starting a job costs one durable commit, shared with the other
 jobs starting at the same moment (`commit.py`).
+
+Claims take turns under the audit trail's lock (`audited`): a claim that writes its
+`job.start` entry must hold it anyway, and one lock for both keeps every claim — audited
+or not — from counting running jobs while another starts one. Every job start and end of
+every process waits for that lock, so a claim does as little as it can while holding it:
+what it needs of the job that never changes once it is queued (its command, requester
+and place in line) is read before, and the limits are checked in one query.
 """
 
 from __future__ import annotations
@@ -13,19 +20,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Integer, Row, and_, bindparam, func, literal, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opsroom.errors import StoreError
 from opsroom.model.audit import AuditEvent
 from opsroom.model.jobs import Job, JobState
-from opsroom.store.audit import audited, insert_audit
+from opsroom.store.audit import LastEntry, insert_audit, last_entry, lock_audit
 from opsroom.store.database import Part
-from opsroom.store.engine import serialise
 from opsroom.store.jobs import fetch_job, insert_job, job_from_row, new_job_values
 from opsroom.store.schema import jobs, utcnow
-
-_CLAIM_LOCK_KEY = 0x6F7073636C61696D  # "opsclaim": serialises job starts across processes
 
 ORPHANED = ""
 """The owner of a queued job whose waiting process is gone, until another process adopts it."""
@@ -61,12 +65,15 @@ class Start:
     `token` is the job's OPSROOM_JOB_TOKEN (it finds the job's processes should this
     process die); `catalog` the (commit, script hash) it runs when they changed since it
     was queued; `audit` makes its `job.start` entry from the job as it starts — with it
-    the claim is durable, and a started job is never without its entry.
+    the claim is durable, and a started job is never without its entry. `request` (for
+    `create_and_claim` only) is the request's own entry, chained before it: one commit,
+    not two, for a request that runs at once — and no job without its request's entry.
     """
 
     token: str | None = None
     catalog: tuple[str | None, str | None] | None = None
     audit: Callable[[Job], AuditEvent] | None = None
+    request: AuditEvent | None = None
 
 
 class Queue(Part):
@@ -77,17 +84,18 @@ class Queue(Part):
     ) -> Claim:
         """Start a queued job for `owner` if the limits allow it now; otherwise say why not.
 
-        Claims are serialised across processes (SQLite: BEGIN IMMEDIATE; PostgreSQL: an
-        advisory lock), so the counts they check cannot change underneath them. With a
-        per-command limit, jobs of one command start strictly in queue order. `start`
-        says what else to record if it starts.
+        Claims are serialised across processes (SQLite: BEGIN IMMEDIATE; PostgreSQL: the
+        audit trail's advisory lock), so the counts they check cannot change underneath
+        them. With a per-command limit, jobs of one command start strictly in queue order.
+        `start` says what else to record if it starts.
         """
         start = start or Start()
+        doing = f"start job {job_id}"
         if start.audit is None:
-            async with self._db.write(f"start job {job_id}") as conn:
-                return await _claim(conn, job_id, owner, limits, start)
-        async with audited(self._db, f"start job {job_id}") as conn:
-            return await _claim(conn, job_id, owner, limits, start)
+            async with self._db.write(doing) as conn:
+                return await _claim(conn, await _queued(conn, job_id), owner, limits, start)
+        async with self._db.durable(doing) as conn:
+            return await _claim(conn, await _queued(conn, job_id), owner, limits, start)
 
     async def create_and_claim(
         self,
@@ -119,9 +127,15 @@ class Queue(Part):
             dry_run=dry_run,
             owner=owner,
         )
-        async with audited(self._db, "record and start a job") as conn:
+        async with self._db.durable("record and start a job") as conn:
+            # Recorded before the claim takes its lock: a row nobody else sees yet.
             job = await insert_job(conn, values)
-            return await _claim(conn, job.id, owner, limits, start, job=job)
+            if start.request is not None:
+                # Under the lock the claim takes anyway (re-taking it is free), and before
+                # the claim's `job.start` entry: the chain reads request, then start.
+                await lock_audit(conn)
+                await insert_audit(conn, start.request)
+            return await _claim(conn, job, owner, limits, start)
 
     async def release_orphaned_queue(self, *, is_owner_alive: Callable[[str], bool]) -> list[Job]:
         """Queued jobs whose waiting process is gone lose their owner; return them.
@@ -183,29 +197,31 @@ class Queue(Part):
             return [job_from_row(row) for row in (await conn.execute(query)).all()]
 
 
-async def _claim(
-    conn: AsyncConnection,
-    job_id: int,
-    owner: str,
-    limits: Limits,
-    start: Start,
-    *,
-    job: Job | None = None,
-) -> Claim:
-    """Claim the job inside the caller's write transaction (see `Queue.claim_job`).
-
-    `job`: the job as this transaction just wrote it, so it need not be read again.
-    """
-    await serialise(conn, _CLAIM_LOCK_KEY)
-    job = job or await fetch_job(conn, job_id)
+async def _queued(conn: AsyncConnection, job_id: int) -> Job:
+    """The job to claim, read before the claim takes its lock (see `_claim`)."""
+    job = await fetch_job(conn, job_id)
     if job is None:
         raise StoreError(f"job {job_id} does not exist")
+    return job
+
+
+async def _claim(
+    conn: AsyncConnection, job: Job, owner: str, limits: Limits, start: Start
+) -> Claim:
+    """Claim `job` inside the caller's write transaction (see `Queue.claim_job`).
+
+    `job` was read in this transaction before the lock: the limits only need what never
+    changes once it is queued, and its start below only happens while it is still
+    queued, so a job cancelled meanwhile is never started.
+    """
     if job.state is not JobState.QUEUED:
-        return Claim(False, job, reason=f"job {job_id} is {job.state.value}")
+        return Claim(False, job, reason=f"job {job.id} is {job.state.value}")
+    await lock_audit(conn)
     blocker = await _blocker(conn, job, limits)
     if blocker is not None:
         return Claim(False, job, blocked_by=blocker[0], reason=blocker[1])
     values: dict[str, Any] = {
+        "job_id": job.id,
         "state": JobState.RUNNING.value,
         "started_at": utcnow(),
         "owner": owner,
@@ -214,15 +230,17 @@ async def _claim(
         values.update(pid=0, process_token=start.token)  # the pid follows once it runs
     if start.catalog is not None:
         values.update(catalog_commit=start.catalog[0], script_hash=start.catalog[1])
-    await conn.execute(
-        update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.state == JobState.QUEUED.value)
-        .values(**values)
-    )
-    job = await fetch_job(conn, job_id)
-    assert job is not None
+    # The started row comes back with the audit trail's last entry, which its `job.start`
+    # entry follows: one round trip, not three, while every start and end waits.
+    started = (await conn.execute(_START, values)).first()
+    if started is None:  # cancelled (or adopted and run) since it was read
+        now = await fetch_job(conn, job.id)
+        assert now is not None
+        return Claim(False, now, reason=f"job {job.id} is {now.state.value}")
+    job = job_from_row(started)
     if start.audit is not None:
-        await insert_audit(conn, start.audit(job))
+        last = LastEntry(started.audit_last_id, started.audit_last_hash)
+        await insert_audit(conn, start.audit(job), last=last)
     return Claim(True, job)
 
 
@@ -230,42 +248,84 @@ def _queue_key() -> Any:
     return func.coalesce(jobs.c.queue_seq, jobs.c.id)
 
 
-async def _blocker(conn: AsyncConnection, job: Job, limits: Limits) -> tuple[int, str] | None:
-    """The job (and reason) that keeps `job` from starting now, or None when it may start."""
-    # Running jobs are few (at most the overall limit), so one small read serves every check.
-    running = (
-        await conn.execute(
-            select(jobs.c.id, jobs.c.command, jobs.c.requester)
-            .where(jobs.c.state == JobState.RUNNING.value)
-            .order_by(jobs.c.id)
+_RUNNING, _AHEAD = 0, 1  # the two kinds of row `_blocker` reads
+
+# The claim's statements, built once: the job's values are bound at execution, so each
+# claim finds the compiled form in the cache without building or keying it anew.
+_JOB_ID = bindparam("job_id", type_=jobs.c.id.type)
+# SET from the values given at execution (state, start, owner, token, catalog).
+_START = (
+    update(jobs)
+    .where(jobs.c.id == _JOB_ID, jobs.c.state == JobState.QUEUED.value)
+    .returning(*jobs.c, *last_entry())
+)
+_RUNNING_ROWS = select(
+    literal(_RUNNING).label("kind"),
+    jobs.c.id,
+    jobs.c.command,
+    jobs.c.requester,
+    _queue_key().label("key"),
+).where(jobs.c.state == JobState.RUNNING.value)
+
+
+def _with_line() -> Any:
+    """The running jobs, and the queued jobs of the command that are ahead of the job."""
+    me = jobs.alias("me")  # aliased: not correlated with the rows it is compared with
+    mine = (
+        select(func.coalesce(me.c.queue_seq, me.c.id)).where(me.c.id == _JOB_ID)
+    ).scalar_subquery()
+    in_line = (
+        select(jobs.c.id, jobs.c.command, jobs.c.requester, _queue_key().label("key"))
+        .where(
+            jobs.c.command == bindparam("command", type_=jobs.c.command.type),
+            jobs.c.state == JobState.QUEUED.value,
+            # Orphans (no process waits for them) do not hold up the line.
+            or_(jobs.c.owner.is_(None), jobs.c.owner != ORPHANED),
+            or_(_queue_key() < mine, and_(_queue_key() == mine, jobs.c.id < _JOB_ID)),
         )
-    ).all()
+        .order_by(_queue_key(), jobs.c.id)
+        .limit(bindparam("ahead", type_=Integer))
+        .subquery()
+    )
+    return union_all(
+        _RUNNING_ROWS,
+        select(
+            literal(_AHEAD).label("kind"),
+            in_line.c.id,
+            in_line.c.command,
+            in_line.c.requester,
+            in_line.c.key,
+        ),
+    )
+
+
+_WITH_LINE = _with_line()
+
+
+async def _blocker(conn: AsyncConnection, job: Job, limits: Limits) -> tuple[int, str] | None:
+    """The job (and reason) that keeps `job` from starting now, or None when it may start.
+
+    One query under the lock: the running jobs (few: at most the overall limit) and, with
+    a per-command limit, the queued jobs of its command ahead of it (at most the limit).
+    """
+    if limits.per_command is None:
+        result = await conn.execute(_RUNNING_ROWS)
+    else:
+        line = {"job_id": job.id, "command": job.command, "ahead": max(limits.per_command, 1)}
+        result = await conn.execute(_WITH_LINE, line)
+    rows: list[Row[Any]] = list(result.all())
+    running = sorted((r for r in rows if r.kind == _RUNNING), key=lambda r: int(r.id))
     if limits.per_command is not None:
         same = [int(r.id) for r in running if r.command == job.command]
-        mine = await conn.scalar(select(_queue_key()).where(jobs.c.id == job.id))
-        ahead = list(
-            await conn.scalars(
-                select(jobs.c.id)
-                .where(
-                    jobs.c.command == job.command,
-                    jobs.c.state == JobState.QUEUED.value,
-                    # Orphans (no process waits for them) do not hold up the line.
-                    or_(jobs.c.owner.is_(None), jobs.c.owner != ORPHANED),
-                    or_(
-                        _queue_key() < mine,
-                        and_(_queue_key() == mine, jobs.c.id < job.id),
-                    ),
-                )
-                .order_by(_queue_key(), jobs.c.id)
-                .limit(max(limits.per_command, 1))
-            )
-        )
+        # In line order: the subquery's order does not survive the union.
+        ahead = sorted((r for r in rows if r.kind == _AHEAD), key=lambda r: (r.key, r.id))
         # Older queued jobs take the free places first (FIFO).
         if len(same) + len(ahead) >= limits.per_command:
             reason = _per_command_reason(job.command, limits.per_command)
             if same:
                 return same[0], reason
-            return int(ahead[0]), f"{reason}; job {ahead[0]} is ahead in the queue"
+            first = int(ahead[0].id)
+            return first, f"{reason}; job {first} is ahead in the queue"
     if len(running) >= limits.total:
         return int(running[0].id), _total_reason(limits.total)
     own = [int(r.id) for r in running if r.requester == job.requester]

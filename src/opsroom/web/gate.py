@@ -5,7 +5,10 @@ its answer is cached on the request for them), whether the declared body fits, a
 whether its type is one the route speaks. Only then may a route read the body, and it
 reads through a counter and a clock: a chunked body that passes the limit is cut off
 with 413, one that trickles past `body_timeout` with 408. A response sent before the
-body was read closes the connection, so nobody drains a 50 MB upload it refused.
+body was read closes the connection, so nobody drains a 50 MB upload it refused. A small
+body (at most `pre_auth_body`) is read and dropped after the answer went out and before
+the close: a close with unread bytes makes the kernel reset the connection, and a client
+still sending its body then sees "connection reset" instead of the answer.
 
 Open without a login: /healthz, /metrics, the favicon, static files, the login form and
 the single sign-on redirects (small bodies only), and /hooks/* (the platforms calling us:
@@ -16,6 +19,7 @@ session or an API token, so a new route is closed unless listed here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -103,12 +107,17 @@ class Gate:
         try:
             declared = _content_length(headers)
         except ValueError:
+            # No framing to trust, so nothing to drain: the server closes on it as it must.
             await _refuse(scope, receive, send, 400, "bad Content-Length")
             return
         # HTTP/1.1 has a body only when it says so: a length, or chunked transfer.
         has_body = bool(declared) or "transfer-encoding" in headers
-        if access is Access.USER and await identify(HTTPConnection(scope)) is None:
-            await _login_first(scope, receive, send, close=has_body)
+        stranger = access is Access.USER and await identify(HTTPConnection(scope)) is None
+        deadline = asyncio.get_running_loop().time() + self.limits.body_timeout
+        drain = self._drainable(headers, declared, 0) if has_body else 0
+        refusing = _then_drain(send, receive, drain, deadline)
+        if stranger:
+            await _login_first(scope, receive, refusing, close=has_body)
             return
         if not has_body:
             await self.app(scope, receive, send)
@@ -117,19 +126,38 @@ class Gate:
         if access in (Access.OPEN, Access.LOGIN):
             limit = min(limit, self.limits.pre_auth_body)
         if declared is not None and declared > limit:
-            await _refuse(scope, receive, send, 413, _too_large(limit))
+            await _refuse(scope, receive, refusing, 413, _too_large(limit))
             return
         wanted = accepted_types(access, path)
         if wanted and not _media_type_in(headers, wanted):
-            await _refuse(scope, receive, send, 415, f"send the body as {wanted[0]}")
+            await _refuse(scope, receive, refusing, 415, f"send the body as {wanted[0]}")
             return
-        await self._read_under_limits(scope, receive, send, limit)
+        await self._read_under_limits(scope, receive, send, limit, deadline, declared)
+
+    def _drainable(self, headers: Headers, declared: int | None, received: int) -> int:
+        """Bytes of an unread body to read and drop before closing (0: close at once).
+
+        Only a small one: a large or endless body is left unread, and the connection closes
+        on it. Not when the client waits for "100 Continue" before sending its body: it
+        takes a final answer instead as the word not to send it.
+        """
+        if "100-continue" in headers.get("expect", "").lower():
+            return 0
+        small = self.limits.pre_auth_body
+        if declared is None:  # chunked: read on up to the small size, then give up
+            return max(small - received, 0)
+        return declared - received if declared <= small else 0
 
     async def _read_under_limits(
-        self, scope: Scope, receive: Receive, send: Send, limit: int
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        limit: int,
+        deadline: float,
+        declared: int | None,
     ) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.limits.body_timeout
+        headers = Headers(scope=scope)
         received = 0
         done = False  # the route has the whole body (or the client left)
         started = False
@@ -163,8 +191,13 @@ class Gate:
                 return  # the route's answer to a body it could not read: ours goes instead
             if message["type"] == "http.response.start":
                 started = True
-                if not done:  # answered without reading it all: do not drain the rest
+                if not done:  # answered without reading it all: do not read a large rest
                     message = {**message, "headers": [*message.get("headers", []), _CLOSE]}
+            elif not done and refusal is None and _ends(message):
+                # The route left a small rest unread: drop it, so the close is no reset.
+                drain = self._drainable(headers, declared, received)
+                await _then_drain(send, receive, drain, deadline)(message)
+                return
             await send(message)
 
         try:
@@ -174,6 +207,43 @@ class Gate:
                 raise
         if refusal is not None and not started:
             await _refuse(scope, receive, send, *refusal)
+
+
+def _ends(message: Message) -> bool:
+    return message["type"] == "http.response.body" and not message.get("more_body", False)
+
+
+def _then_drain(send: Send, receive: Receive, up_to: int, deadline: float) -> Send:
+    """`send` that, before ending the response, reads and drops up to `up_to` body bytes.
+
+    The answer goes out first, so a client that waits for it before sending the body has
+    it at once; the connection then closes with nothing left unread, so with a plain FIN.
+    """
+    if up_to <= 0:
+        return send
+
+    async def draining_send(message: Message) -> None:
+        if _ends(message):
+            await send({**message, "more_body": True})
+            await _drain(receive, up_to, deadline)
+            message = {"type": "http.response.body", "body": b"", "more_body": False}
+        await send(message)
+
+    return draining_send
+
+
+async def _drain(receive: Receive, up_to: int, deadline: float) -> None:
+    """Read and drop the rest of a body: until its end, `up_to` bytes, or the deadline."""
+    got = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout_at(deadline):
+            while got <= up_to:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client left
+                got += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
 
 
 def _content_length(headers: Headers) -> int | None:

@@ -10,6 +10,7 @@ import hashlib
 import os
 import pickle
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,13 @@ from gitrepo import make_remote
 from opsroom.catalog.live import FolderCatalog, GitCatalog, Version
 from opsroom.catalog.scan import bundled_catalog_path, load_catalog
 from opsroom.catalog.source import GitSource
-from opsroom.catalog.stored import MAGIC, MAX_FILES, StoredParses, code_version
+from opsroom.catalog.stored import (
+    MAGIC,
+    MAX_FILES,
+    StoredParses,
+    code_version,
+    content_fingerprint,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
@@ -103,6 +110,44 @@ def test_files_rewritten_with_the_same_content_are_not_parsed_again(tmp_path: Pa
         script.unlink()
         script.write_bytes(text)
     assert _start(root, cache).parsed == ()
+
+
+def _start_reading(root: Path, cache: Path, *, later_ns: int = 0) -> tuple[Version, list[str]]:
+    """`_start`, also saying which scripts it read; its clock `later_ns` ahead of the files'."""
+    folder = FolderCatalog(root, cache_dir=cache)
+    stored = folder.cache.stored
+    assert stored is not None
+    read: list[str] = []
+
+    def reading(relpath: str, path: Path) -> object:
+        read.append(relpath)
+        return content_fingerprint(relpath, path)
+
+    stored.content = reading
+    stored.clock = lambda: time.time_ns() + later_ns
+    return folder.load(), read
+
+
+def test_a_restart_reads_only_scripts_whose_status_changed(tmp_path: Path) -> None:
+    root, cache = _catalog(tmp_path / "scripts"), tmp_path / "cache"
+    # Hashed the moment they were written: a same-tick edit could hide, so each is read.
+    first, read = _start_reading(root, cache)
+    assert sorted(read) == ["greet/hello.sh", "store/status.py"]
+    again, read = _start_reading(root, cache, later_ns=60 * 10**9)
+    assert again.parsed == ()
+    assert sorted(read) == ["greet/hello.sh", "store/status.py"]
+    # Hashed a minute after their last change: a start that finds them as they were reads none.
+    restart, read = _start_reading(root, cache)
+    assert (restart.parsed, read) == ((), [])
+    assert restart.catalog == first.catalog
+    # An edit that keeps the size and the modification time still changes the status.
+    script = root / "greet" / "hello.sh"
+    before = script.stat()
+    script.write_text(HELLO.replace("Say hello.", "Say howdy."))
+    os.utime(script, ns=(before.st_atime_ns, before.st_mtime_ns))
+    edited, read = _start_reading(root, cache, later_ns=60 * 10**9)
+    assert (edited.parsed, read) == (("greet/hello.sh",), ["greet/hello.sh"])
+    assert _summaries(edited)["greet hello"] == "Say howdy."
 
 
 def test_a_sidecar_or_folder_defaults_change_parses_again(tmp_path: Path) -> None:

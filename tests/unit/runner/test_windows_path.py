@@ -54,7 +54,7 @@ SELECTOR_LOOP_LACKS = {
     "subprocess_exec", "subprocess_shell",
 }  # fmt: skip
 # The runner's POSIX-only modules: never called from the Windows path, but for these.
-POSIX_MODULES = {"tree", "cgroup", "pool"}
+POSIX_MODULES = {"tree", "cgroup", "pool", "spawn"}
 ALLOWED_CALLS = {
     "tree.new_token",  # secrets.token_hex
     "cgroup.enforcement",  # reads the host record, which on Windows says "no cgroups"

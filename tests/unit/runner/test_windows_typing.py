@@ -18,7 +18,7 @@ import opsroom
 PACKAGE = Path(opsroom.__file__).parent
 # Never run on Windows (tests/unit/runner/test_windows_path.py: nothing on the Windows path
 # calls them, and what runs when they are imported is Windows-safe).
-POSIX_ONLY = {"tree.py", "cgroup.py", "pool.py"}
+POSIX_ONLY = {"tree.py", "cgroup.py", "pool.py", "spawn.py"}
 
 
 def test_the_runner_type_checks_as_windows_code(tmp_path: Path) -> None:

@@ -16,8 +16,9 @@ async tests drive the same engine with `Bot`:
         said = await bot.say("!store status 42", as_="local:alice")
 
 pytest imports this module at the start of every run in an environment where opsroom is
-installed, so at import it needs only the standard library and pytest: the engine is imported
-when a bot is opened.
+installed, and a program driving `Bot` imports it at its start, so at import it needs only
+the standard library: the engine is imported when a bot is opened, and the fixtures (which
+need pytest) live in `opsroom.testing.plugin`, which pytest loads through `pytest_plugins`.
 """
 
 from __future__ import annotations
@@ -25,14 +26,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
-
-import pytest
 
 if TYPE_CHECKING:
     from opsroom.app import App
@@ -44,6 +43,10 @@ if TYPE_CHECKING:
     from opsroom.router.outcome import Outcome
 
 T = TypeVar("T")
+
+# pytest registers this module (the `pytest11` entry point), then the modules named here:
+# the fixtures are there, so that importing `Bot` does not import pytest (~45 ms at start).
+pytest_plugins = ["opsroom.testing.plugin"]
 
 DEFAULT_USER = "local:tester"
 DEFAULT_ROOM = "local:test"
@@ -517,142 +520,3 @@ class Started:
                 said = self.result(0)
                 raise AssertionError(f"{self.text!r} started no job: {said!r}")
             await asyncio.sleep(_POLL)
-
-
-# -- the pytest plugin ---------------------------------------------------------------------
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    """The options of the `bot` fixture: which catalog and which opsroom.toml."""
-    group = parser.getgroup("opsroom", "opsroom's bot fixture")
-    group.addoption(
-        "--opsroom-catalog",
-        dest="opsroom_catalog",
-        metavar="DIR",
-        default=None,
-        help="the scripts folder the bot fixture serves (default: [catalog] path of opsroom.toml)",
-    )
-    group.addoption(
-        "--opsroom-config",
-        dest="opsroom_config",
-        metavar="FILE",
-        default=None,
-        help="the opsroom.toml the bot fixture reads (default: the nearest from rootdir up)",
-    )
-    parser.addini("opsroom_catalog", "the scripts folder the bot fixture serves")
-    parser.addini("opsroom_config", "the opsroom.toml the bot fixture reads")
-
-
-def _given(config: pytest.Config, name: str) -> tuple[Path, str] | None:
-    """A path from the command line (relative to where pytest runs) or the ini file (to it)."""
-    option = config.getoption(name)
-    if option:
-        flag = "--" + name.replace("_", "-")
-        return config.invocation_params.dir / str(option), flag
-    value = config.getini(name)
-    if value:
-        ini = config.inipath
-        base = ini.parent if ini is not None else config.rootpath
-        where = f"{name} in {ini.name}" if ini is not None else name
-        return base / str(value), where
-    return None
-
-
-@pytest.fixture
-def opsroom_config(pytestconfig: pytest.Config) -> Path | None:
-    """The opsroom.toml the bot reads (None: there is none).
-
-    --opsroom-config, the `opsroom_config` ini option, else the nearest opsroom.toml from
-    pytest's rootdir up to the repository's root.
-    """
-    given = _given(pytestconfig, "opsroom_config")
-    if given is not None:
-        path, where = given
-        if not path.is_file():
-            pytest.fail(f"opsroom: {path} (from {where}) is not a file", pytrace=False)
-        return path
-    for folder in (pytestconfig.rootpath, *pytestconfig.rootpath.parents):
-        candidate = folder / CONFIG_NAME
-        if candidate.is_file():
-            return candidate
-        if (folder / ".git").exists():
-            break  # never a file outside the repository under test
-    return None
-
-
-@pytest.fixture
-def opsroom_settings(opsroom_config: Path | None) -> Settings:
-    """The settings the bot runs with: that file's, as `opsroom serve` reads them.
-
-    Roles, approvals, runner limits and secrets as in production, but without OPSROOM_*
-    overrides from the test run's environment: a developer's shell cannot change a result.
-    """
-    from opsroom.config import Settings, load_settings
-    from opsroom.errors import ConfigError
-
-    if opsroom_config is None:
-        return Settings()
-    try:
-        return load_settings(str(opsroom_config), environ={})
-    except ConfigError as e:
-        problem = str(e)
-    pytest.fail(f"opsroom: {problem}", pytrace=False)  # outside `except`: the message alone
-
-
-@pytest.fixture
-def opsroom_catalog(pytestconfig: pytest.Config, opsroom_settings: Settings) -> Path:
-    """The scripts folder the bot serves.
-
-    --opsroom-catalog, the `opsroom_catalog` ini option, else `[catalog] path` of
-    opsroom.toml. Override this fixture to choose it in code.
-    """
-    given = _given(pytestconfig, "opsroom_catalog")
-    if given is not None:
-        path, where = given
-    elif opsroom_settings.catalog.path is not None:
-        path, where = (
-            Path(opsroom_settings.catalog.path),
-            f"[catalog] path of {opsroom_settings.path}",
-        )
-    else:
-        how = (
-            "pass --opsroom-catalog DIR, set opsroom_catalog in the pytest ini file, "
-            "or override the opsroom_catalog fixture"
-        )
-        if opsroom_settings.catalog.git is not None:
-            pytest.fail(
-                f"opsroom: {opsroom_settings.path} deploys the catalog from git; the bot fixture "
-                f"serves a folder of scripts: {how}",
-                pytrace=False,
-            )
-        pytest.fail(
-            f"opsroom: the bot fixture has no catalog to serve: set [catalog] path in "
-            f"{CONFIG_NAME}, {how}",
-            pytrace=False,
-        )
-    if not path.is_dir():
-        pytest.fail(
-            f"opsroom: the catalog folder {path} (from {where}) does not exist", pytrace=False
-        )
-    return path.resolve()
-
-
-@pytest.fixture
-def bot(
-    opsroom_settings: Settings, opsroom_catalog: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SyncBot]:
-    """A running opsroom serving the team's catalog on a fresh SQLite store of its own."""
-    from opsroom.errors import OpsroomError
-
-    store = tmp_path_factory.mktemp("opsroom") / "opsroom.db"
-    try:
-        opened = SyncBot.open(
-            catalog_dir=opsroom_catalog, store_url=f"sqlite:///{store}", settings=opsroom_settings
-        )
-    except OpsroomError as e:
-        problem = str(e)
-    else:
-        with opened:
-            yield opened
-        return
-    pytest.fail(f"opsroom: {problem}", pytrace=False)

@@ -1,0 +1,196 @@
+"""`!cancel` answers from the job's end itself, on every store backend (SPEC §5.5).
+
+A job this process runs wakes the waiting cancel the moment its end is recorded: while the
+job takes its time to stop, the cancel does not read the job from the store over and over.
+A job another process runs is watched in the store (notices on PostgreSQL, looks that back
+off on SQLite), and a job that outlasts the wait is reported still stopping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from opsroom.config import RunnerSettings, Settings, StoreSettings
+from opsroom.model.blocks import Reply, Status
+from opsroom.model.jobs import JobState
+from opsroom.store import Store
+from opsroom.testing import Bot
+from stores import row
+from support import OPSROOM, async_wait_for, wait_for
+
+STEPS = 30  # clean-up steps of 0.1 s after TERM: the job stops over 3 s at least
+
+SCRIPTS = {
+    # On TERM it cleans up in steps, leaving a mark at each, then exits. Its waits are
+    # bash's own (a read that times out): a process started during the kill grace would
+    # get a TERM of its own and end early.
+    "stop/slowly.sh": f"""#!/usr/bin/env bash
+# @describe Take a while to stop.
+# @arg marks! a folder for the marks
+exec {{nap}}<> <(:)
+clean() {{
+  for ((i = 1; i <= {STEPS}; i++)); do
+    : > "$OPSROOM_ARG_MARKS/cleaning-$i"
+    read -rt 0.1 -u "$nap" || true
+  done
+  exit 143
+}}
+trap clean TERM
+: > "$OPSROOM_ARG_MARKS/started"
+sleep 600 &
+wait $!
+""",
+    # Ignores TERM until the test lets it go (its owner's kill grace is long).
+    "stop/held.sh": """#!/usr/bin/env bash
+# @describe Stop only when let go.
+# @arg marks! a folder for the marks
+trap ': > "$OPSROOM_ARG_MARKS/term"' TERM
+: > "$OPSROOM_ARG_MARKS/started"
+while [ ! -e "$OPSROOM_ARG_MARKS/go" ]; do sleep 0.05; done
+exit 143
+""",
+}
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Path:
+    """A catalog of the two scripts."""
+    root = tmp_path / "catalog"
+    for rel, text in SCRIPTS.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+@pytest.fixture
+def marks(tmp_path: Path) -> Path:
+    """Where the job leaves its marks."""
+    folder = tmp_path / "marks"
+    folder.mkdir()
+    return folder
+
+
+class JobReads:
+    """Counts the reads of one job's whole row, as the store's own engine runs them."""
+
+    def __init__(self, store: Store, job_id: int) -> None:
+        self.count = 0
+        self._job_id = job_id
+        self._engine = store._db.engine.sync_engine  # observed, not replaced
+
+    def __enter__(self) -> JobReads:
+        event.listen(self._engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn: Any, _cursor: Any, sql: str, params: Any, *_: Any) -> None:
+        words = " ".join(sql.split())
+        whole_row = words.startswith("SELECT jobs.id, jobs.command") and "jobs.state" in words
+        if whole_row and " FROM jobs WHERE jobs.id = " in words and self._job_id in _values(params):
+            self.count += 1
+
+
+def _values(params: Any) -> list[Any]:
+    if isinstance(params, dict):
+        return list(params.values())
+    if isinstance(params, (list, tuple)):
+        return list(params)
+    return []
+
+
+def _statuses(replies: tuple[Reply, ...]) -> list[str]:
+    return [b.text for r in replies for b in r.blocks if isinstance(b, Status)]
+
+
+async def test_a_cancelled_job_of_this_process_is_reported_from_its_end_not_by_polling(
+    catalog: Path, marks: Path, store_url: str
+) -> None:
+    # A long kill grace (the cancel waits that plus 3 s): the job ends by its own clean-up.
+    settings = Settings(store=StoreSettings(url=store_url), runner=RunnerSettings(kill_grace=60))
+    async with Bot.open(catalog_dir=str(catalog), store_url=store_url, settings=settings) as bot:
+        job_said: list[Reply] = []
+
+        async def to_room(reply: Reply) -> None:
+            job_said.append(reply)
+
+        running = asyncio.create_task(bot.handle(f"!stop slowly {marks}", to_room))
+        await async_wait_for(lambda: (marks / "started").exists(), 60, what="the job to start")
+        (job,) = await bot.app.store.list_jobs(limit=1)
+        with JobReads(bot.app.store, job.id) as reads:
+            cancel = asyncio.create_task(bot.say(f"!cancel {job.id}"))
+            await async_wait_for(lambda: (marks / "cleaning-2").exists(), 60, what="TERM")
+            before = reads.count
+            # The job stops for a while yet (each step sleeps 0.1 s): the old wait read the
+            # job five times a second meanwhile; the cancel now waits for the end's wake-up.
+            last = marks / f"cleaning-{STEPS - 5}"
+            await async_wait_for(last.exists, 60, what="the clean-up to go on")
+            while_stopping = reads.count - before
+            said = await cancel
+        ended = await bot.job(job.id)
+        await running
+    assert ended.state is JobState.CANCELLED
+    assert _statuses(said.replies) == [f"job {job.id} stop slowly: cancelled"]
+    assert while_stopping == 0, f"the waiting cancel read the job {while_stopping} times"
+    told = _statuses(tuple(job_said))
+    assert [t for t in told if t.startswith(f"job {job.id} stop slowly: cancelled")], told
+
+
+@pytest.fixture
+def owner(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`opsroom run` processes owning jobs; killed at the end if still there."""
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait(30)
+
+
+async def test_a_job_of_another_process_that_outlasts_the_wait_is_reported_still_stopping(
+    catalog: Path, marks: Path, store_url: str, tmp_path: Path, owner: list[subprocess.Popen[bytes]]
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSROOM_")}
+    env.update(OPSROOM_STORE_URL=store_url, OPSROOM_RUNNER_KILL_GRACE="600")
+    owner.append(
+        subprocess.Popen(
+            [OPSROOM, "run", "--json", "--catalog", str(catalog), f"!stop held {marks}"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+    )
+    wait_for(lambda: (marks / "started").exists(), 60, what="the job to start")
+    found = wait_for(
+        lambda: row(store_url, "SELECT id FROM jobs WHERE state = 'running' AND pid > 0"),
+        30,
+        what="its process to be recorded",
+    )
+    assert found is not None
+    job_id = int(found["id"])
+    # This bot waits 0.1 + 3 s; the owner gives the job 600 s to stop after TERM.
+    settings = Settings(store=StoreSettings(url=store_url), runner=RunnerSettings(kill_grace=0.1))
+    async with Bot.open(catalog_dir=str(catalog), store_url=store_url, settings=settings) as bot:
+        said = await bot.say(f"!cancel {job_id}")
+        stopping = await bot.job(job_id)
+        await async_wait_for(lambda: (marks / "term").exists(), 60, what="the owner's TERM")
+        (marks / "go").touch()
+        out, _ = owner[0].communicate(timeout=60)
+        ended = await bot.job(job_id)
+    assert _statuses(said.replies) == [
+        f"cancel of job {job_id} requested; it is still stopping — `!job {job_id}` to check"
+    ]
+    assert stopping.state is JobState.RUNNING
+    assert ended.state is JobState.CANCELLED
+    assert json.loads(out.splitlines()[-1])["state"] == "cancelled"
