@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import shutil
 import tempfile
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 Send = Callable[[Reply], Awaitable[None]]
 
 CLAIM_POLL_SECONDS = 0.5
+TICK_SECONDS = 1.0  # how often a running job's collector stores and shows its output
 CANCEL_POLL_SECONDS = 0.5  # without notices (SQLite): between looks for cancel requests
 
 
@@ -103,6 +105,10 @@ class Supervisor:
         self.workdir_root = workdir_root
         self._running: dict[int, _Running] = {}
         self._poller: asyncio.Task[None] | None = None
+        # One ticker for every running job's collector, not a timer task per job.
+        self._collectors: dict[int, Collector] = {}
+        self._ticking: dict[int, asyncio.Task[None]] = {}
+        self._ticker: asyncio.Task[None] | None = None
         # Set in a worker (`opsroom worker --queue NAME`): it runs here every job its queue
         # hands it. Elsewhere jobs whose command names a queue go to that queue's workers.
         self.worker_queue: str | None = None
@@ -119,6 +125,11 @@ class Supervisor:
         """Stop polling for cancel requests; keep the output still buffered; stop the pool."""
         await self.output.close()
         await self.python_pool.close()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -534,7 +545,7 @@ class Supervisor:
                 )
             )
             wait = 0.0 if req.spec.background else runner.foreground_seconds
-            ticks = asyncio.create_task(_tick(collector))
+            self._watch(job.id, collector)
             try:
                 # "is running" is said of a process that exists: the spawn runs off the loop,
                 # so the foreground wait counts from the start, not from the request.
@@ -561,9 +572,7 @@ class Supervisor:
                     await task
                 raise
             finally:
-                ticks.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ticks
+                await self._unwatch(job.id)
         except RefusedError as e:
             return ExitEvent(None, JobState.FAILED, str(e))
         finally:
@@ -580,6 +589,40 @@ class Supervisor:
             python=self.settings.runner.python,
         )
         return str(env_python)
+
+    # -- ticking running jobs' collectors ----------------------------------------------------
+
+    def _watch(self, job_id: int, collector: Collector) -> None:
+        """Tick `collector` about once a second while its job runs."""
+        self._collectors[job_id] = collector
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.create_task(self._tick_all())
+
+    async def _unwatch(self, job_id: int) -> None:
+        """Stop ticking a job's collector; a tick still under way is cancelled and waited
+        for, so nothing it would show comes after the job's final reply."""
+        self._collectors.pop(job_id, None)
+        tick = self._ticking.pop(job_id, None)
+        if tick is not None:
+            tick.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tick
+
+    async def _tick_all(self) -> None:
+        """Let running jobs' collectors store and show output while their scripts are quiet."""
+        while self._collectors:
+            await asyncio.sleep(TICK_SECONDS)
+            for job_id, collector in list(self._collectors.items()):
+                if job_id in self._ticking:
+                    continue  # its last tick (a slow send) is still under way
+                tick = asyncio.create_task(collector.tick())
+                self._ticking[job_id] = tick
+                tick.add_done_callback(_log_failed_tick)
+                tick.add_done_callback(functools.partial(self._ticked, job_id))
+
+    def _ticked(self, job_id: int, tick: asyncio.Task[None]) -> None:
+        if self._ticking.get(job_id) is tick:
+            del self._ticking[job_id]
 
     # -- cancel requests through the store --------------------------------------------------
 
@@ -730,11 +773,9 @@ async def local_secrets(settings: Settings) -> dict[str, str]:
     return values
 
 
-async def _tick(collector: Collector) -> None:
-    """Let a running job's collector store and show output even while the script is quiet."""
-    while True:
-        await asyncio.sleep(1.0)
-        await collector.tick()
+def _log_failed_tick(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (e := task.exception()) is not None:
+        log.warning("could not show a running job's output (%s)", e)
 
 
 def _status(text: str, level: str, job_id: int | None) -> Reply:
