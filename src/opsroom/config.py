@@ -377,6 +377,9 @@ class RunnerSettings(_Section):
     # Python environments kept warm, a fork server each (runner/pool.py); 0: every Python
     # job starts a fresh interpreter.
     python_pool: int = Field(default=4, ge=0, le=64)
+    # True: jobs are started by a small spawner process (runner/pool.py), whose fork copies a
+    # few MB, not opsroom's whole memory; False: opsroom forks them itself.
+    spawner: StrictBool = True
     # False: the bot's host runs no job; commands without runs_on go to the workers of
     # queue "default" (SPEC §8, docs/scale.md).
     local: StrictBool = True

@@ -467,29 +467,67 @@ async def test_each_python_environment_gets_a_server_of_its_own(
 # -- [runner] python_pool, through the engine ---------------------------------------------
 
 
-async def _ppids(tmp_path: Path, settings: Settings, jobs: int) -> list[int]:
+async def _ppids(
+    tmp_path: Path, settings: Settings, jobs: int, *, spawner: bool = False
+) -> tuple[list[int], list[bool], int | None]:
+    """Each job's parent pid, and whether it is a fork of a pool server (its command line
+    is the server's); the spawner's pid when `spawner` (waited for before the first job)."""
     catalog = tmp_path / "catalog"
     catalog.mkdir(parents=True)
     (catalog / "ppid.py").write_text(
         '"""Print the parent pid."""\nimport os\n\n\ndef main() -> None:\n'
-        '    print(f"ppid={os.getppid()}")\n'
+        '    with open("/proc/self/cmdline", "rb") as f:\n'
+        '        forked = b"python_pool.py" in f.read()\n'
+        '    print(f"ppid={os.getppid()} forked={forked}")\n'
     )
-    found = []
+    ppids: list[int] = []
+    forks: list[bool] = []
     async with Bot.open(
         catalog_dir=str(catalog), store_url=f"sqlite:///{tmp_path}/t.db", settings=settings
     ) as bot:
+        pool = bot.app.dispatcher.supervisor.python_pool
+        spawner_pid = await pool.spawner_ready() if spawner else None
         for _ in range(jobs):
             said = await bot.say("!ppid", as_="local:alice")
-            found += [int(x) for x in re.findall(r"ppid=(\d+)", said.text)]
-    return found
+            for ppid, forked in re.findall(r"ppid=(\d+) forked=(\w+)", said.text):
+                ppids.append(int(ppid))
+                forks.append(forked == "True")
+    return ppids, forks, spawner_pid
 
 
 async def test_python_pool_zero_starts_every_job_as_a_fresh_interpreter(tmp_path: Path) -> None:
-    off = Settings.model_validate({"runner": {"python_pool": 0}})
-    assert await _ppids(tmp_path / "off", off, 3) == [os.getpid()] * 3
-    on = await _ppids(tmp_path / "on", Settings(), 3)
-    assert on[0] == os.getpid(), "the first one starts cold while its server starts"
-    assert os.getpid() not in on[1:], "the others are forked by the server"
+    off = Settings.model_validate({"runner": {"python_pool": 0, "spawner": False}})
+    assert await _ppids(tmp_path / "off", off, 3) == ([os.getpid()] * 3, [False] * 3, None)
+    # With the spawner, still a fresh interpreter each, exec'd by the spawner.
+    spawned = Settings.model_validate({"runner": {"python_pool": 0}})
+    ppids, forks, spawner_pid = await _ppids(tmp_path / "spawned", spawned, 3, spawner=True)
+    assert spawner_pid is not None
+    assert spawner_pid != os.getpid()
+    assert (ppids, forks) == ([spawner_pid] * 3, [False] * 3)
+    ppids, forks, _ = await _ppids(tmp_path / "on", Settings(), 3)
+    assert ppids[0] == os.getpid(), "the first one starts cold while its server starts"
+    assert not forks[0]
+    assert os.getpid() not in ppids[1:], "the others are forked by the server"
+    assert forks[1:] == [True, True]
+
+
+async def test_spawner_false_starts_every_job_from_opsroom_itself(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    (catalog / "ppid.sh").write_text("#!/usr/bin/env bash\n# @describe Parent.\necho ppid=$PPID\n")
+    for spawner, expected_other in ((False, False), (True, True)):
+        settings = Settings.model_validate({"runner": {"spawner": spawner}})
+        async with Bot.open(
+            catalog_dir=str(catalog),
+            store_url=f"sqlite:///{tmp_path}/{spawner}.db",
+            settings=settings,
+        ) as bot:
+            pid = await bot.app.dispatcher.supervisor.python_pool.spawner_ready()
+            assert (pid is not None) is spawner
+            said = await bot.say("!ppid", as_="local:alice")
+            ppid = int(re.findall(r"ppid=(\d+)", said.text)[0])
+            assert (ppid != os.getpid()) is expected_other
+            assert ppid == (pid if spawner else os.getpid())
 
 
 @pytest.mark.parametrize(
@@ -498,6 +536,8 @@ async def test_python_pool_zero_starts_every_job_as_a_fresh_interpreter(tmp_path
         ("[runner]\npython_pool = -1\n", "runner.python_pool"),
         ("[runner]\npython_pool = 65\n", "runner.python_pool"),
         ("[runner]\npython_pools = 2\n", "runner.python_pools: unknown key"),
+        ("[runner]\nspawner = 1\n", "runner.spawner"),
+        ("[runner]\nspawners = false\n", "runner.spawners: unknown key"),
     ],
 )
 def test_python_pool_is_checked_when_the_config_is_read(

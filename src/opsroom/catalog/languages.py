@@ -15,11 +15,11 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
-from opsroom.catalog.parsers.base import ParsedScript
 from opsroom.errors import CatalogError
 from opsroom.model.languages import LanguageSupport
 
 if TYPE_CHECKING:
+    from opsroom.catalog.parsers.base import ParsedScript
     from opsroom.catalog.psmodule import Module
 
 

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opsroom.catalog.directives import Directives, read_directives
-from opsroom.catalog.encoding import decode_script
 from opsroom.catalog.languages import module_reader_of, reader_of
 from opsroom.catalog.naming import (
     FOLDER_DEFAULTS,
@@ -28,15 +26,6 @@ from opsroom.catalog.naming import (
     is_hidden_name,
     named_like_folder,
     script_suffix,
-)
-from opsroom.catalog.parsers.base import ParsedScript, Problem, SubCommand
-from opsroom.catalog.sidecar import (
-    ParamOverride,
-    Sidecar,
-    apply_params,
-    map_credentials,
-    read_folder_defaults,
-    read_sidecar,
 )
 from opsroom.errors import CatalogError
 from opsroom.model.catalog import Catalog, CatalogIssue, ScriptFile, Severity
@@ -59,8 +48,12 @@ from opsroom.model.languages import (
 from opsroom.model.patterns import PatternError, check_pattern
 
 if TYPE_CHECKING:
+    # What reading a script needs is imported when a script is read: a restart whose
+    # scripts are all in the parse cache reads none (catalog/cache.py).
     from opsroom.catalog.cache import ParseCache
+    from opsroom.catalog.parsers.base import Problem, SubCommand
     from opsroom.catalog.psmodule import ModuleCommand
+    from opsroom.catalog.sidecar import ParamOverride
 
 # Single-word names the router answers itself (SPEC §4.3); a script may not shadow them.
 BUILTIN_NAMES = frozenset(b.value for b in Builtin)
@@ -132,6 +125,10 @@ class _Loader:
     def issue(self, path: str, problem: Problem) -> None:
         self.issues.append(CatalogIssue(path, problem.line, problem.message, problem.severity))
 
+    def issue_on_file(self, path: str, message: str, severity: Severity = Severity.ERROR) -> None:
+        """An issue with a file as a whole (line 1), found without reading a script."""
+        self.issues.append(CatalogIssue(path, 1, message, severity))
+
     def walk(
         self,
         folder: Path,
@@ -161,7 +158,7 @@ class _Loader:
                 # Symlinked folders are never walked (their scripts would load twice, or
                 # loop); one that points outside the catalog is said to be refused.
                 if self.escapes(entry.path):
-                    self.issue(relpath, Problem(1, _outside("folder")))
+                    self.issue_on_file(relpath, _outside("folder"))
                 continue
             if name.endswith(SIDECAR_SUFFIX):
                 if (
@@ -169,8 +166,8 @@ class _Loader:
                     and not in_module  # a module function's sidecar is named for the function
                     and name[: -len(SIDECAR_SUFFIX)] not in names
                 ):
-                    self.issue(
-                        relpath, Problem(1, "sidecar without a script beside it", Severity.WARNING)
+                    self.issue_on_file(
+                        relpath, "sidecar without a script beside it", Severity.WARNING
                     )
                 continue
             suffix = script_suffix(name)
@@ -182,17 +179,14 @@ class _Loader:
             executable = suffix is None and entry.is_file() and os.access(entry.path, os.X_OK)
             if not is_candidate(relpath, has_sidecar=has_sidecar, executable=executable):
                 if suffix is None:
-                    self.issue(
+                    self.issue_on_file(
                         relpath + SIDECAR_SUFFIX,
-                        Problem(
-                            1,
-                            f"sidecar for '{name}', which is not an executable file",
-                            Severity.WARNING,
-                        ),
+                        f"sidecar for '{name}', which is not an executable file",
+                        Severity.WARNING,
                     )
                 continue
             if entry.is_symlink() and self.escapes(entry.path):
-                self.issue(relpath, Problem(1, _outside("file")))
+                self.issue_on_file(relpath, _outside("file"))
                 continue
             language = (for_suffix(suffix or "") or PROGRAM).language
             sidecar = Path(entry.path + SIDECAR_SUFFIX) if has_sidecar else None
@@ -229,14 +223,16 @@ class _Loader:
     def _folder_defaults(
         self, path: Path, prefix: str, inherited: Mapping[str, tuple[Any, str, int]]
     ) -> Mapping[str, tuple[Any, str, int]]:
+        from opsroom.catalog.sidecar import read_folder_defaults
+
         rel = prefix + FOLDER_DEFAULTS
         if self.escapes(path):
-            self.issue(rel, Problem(1, _outside("file")))
+            self.issue_on_file(rel, _outside("file"))
             return {**inherited, _REFUSED_DEFAULTS: (None, rel, 1)}
         try:
             parsed = read_folder_defaults(path.read_text(encoding="utf-8-sig"))
         except (OSError, UnicodeDecodeError) as e:
-            self.issue(rel, Problem(1, f"cannot read: {e}"))
+            self.issue_on_file(rel, f"cannot read: {e}")
             return inherited
         for p in parsed.problems:
             self.issue(rel, p)
@@ -249,6 +245,11 @@ class _Loader:
         self, found: _Found
     ) -> tuple[CommandSpec | _Family | None, list[tuple[str, int, str]]]:
         """One command (None when it has errors) and the names it claims: (word, line, kind)."""
+        from opsroom.catalog.directives import Directives, read_directives
+        from opsroom.catalog.encoding import decode_script
+        from opsroom.catalog.parsers.base import ParsedScript, Problem
+        from opsroom.catalog.sidecar import Sidecar, apply_params, map_credentials, read_sidecar
+
         rel = found.relpath
         refused = found.defaults.get(_REFUSED_DEFAULTS)
         if refused is not None:
@@ -431,6 +432,8 @@ def _subcommand(
 ) -> tuple[CommandSpec, list[tuple[str, int, str]]]:
     """`<file's name> <sub-command>`: the file's directives, the sub-command's own help and
     parameters; a file alias gives `<alias> <sub-command>`."""
+    from opsroom.catalog.sidecar import apply_params
+
     words = " ".join(sub.chat_words)
     name = f"{spec.name} {words}"
     aliases = [f"{a} {words}" for a in spec.aliases]
@@ -493,6 +496,8 @@ def _argv_problems(
     sidecar_lines: Mapping[str, int],
 ) -> list[Problem]:
     """What stops the runner building this argv (sidecar `argv`, docs/adopting.md)."""
+    from opsroom.catalog.parsers.base import Problem
+
     if support.launch.passing is not Passing.ENV:  # the values go to a bootstrap instead
         return [Problem(1, "argv applies to shell scripts and other executables only")]
     out = []
@@ -528,6 +533,8 @@ def _outside(kind: str) -> str:
 
 def _pattern_problems(p: ParamSpec, support: LanguageSupport) -> list[Problem]:
     """A pattern chat values could not be matched against in linear time (model.patterns)."""
+    from opsroom.catalog.parsers.base import Problem
+
     if p.pattern is None:
         return []
     try:
@@ -538,6 +545,8 @@ def _pattern_problems(p: ParamSpec, support: LanguageSupport) -> list[Problem]:
 
 
 def _param_problems(p: ParamSpec) -> list[Problem]:
+    from opsroom.catalog.parsers.base import Problem
+
     out = []
     if p.required and (p.default is not None or p.default_text is not None):
         out.append(Problem(p.line or 1, f"mandatory parameter '{p.name}' has a default"))
@@ -555,6 +564,8 @@ def _param_problems(p: ParamSpec) -> list[Problem]:
 
 
 def _duplicate_params(params: tuple[ParamSpec, ...]) -> list[Problem]:
+    from opsroom.catalog.parsers.base import Problem
+
     # Chat matches parameter names case-insensitively (SPEC §4.2), so `Name` and `name` clash.
     seen: dict[str, str] = {}
     out = []

@@ -40,8 +40,6 @@ from opsroom.router.outcome import Outcome
 from opsroom.runner.argv import build_launch
 from opsroom.runner.cgroup import log_move_wait
 from opsroom.runner.limits import Limits as JobLimits
-from opsroom.runner.local import run_local
-from opsroom.runner.pep723 import ensure_environment, environments_dir
 from opsroom.runner.pool import PythonPool
 from opsroom.runner.tree import new_token
 from opsroom.store import Claim, Limits
@@ -114,8 +112,9 @@ class Supervisor:
         self.worker_queue: str | None = None
         self.remote = Remote(settings, store, owner=owner)
         self.output = OutputWriter(store, cap_bytes=settings.runner.output_cap)
-        # Python jobs forked from a warm interpreter ([runner] python_pool; 0: none).
-        self.python_pool = PythonPool(settings.runner.python_pool)
+        # Python jobs forked from a warm interpreter ([runner] python_pool; 0: none), the
+        # others started by the spawner ([runner] spawner).
+        self.python_pool = PythonPool(settings.runner.python_pool, spawner=settings.runner.spawner)
         # Once per process: whether a job's start waits for the kernel here, and the fix.
         log_move_wait(JobLimits.from_settings(settings.runner))
 
@@ -530,6 +529,9 @@ class Supervisor:
                 started.set()
 
             timeout = min(req.spec.timeout or runner.timeout, runner.max_timeout)
+            # Imported on the first job, not at start: nothing before it needs the spawning code.
+            from opsroom.runner.local import run_local
+
             task = asyncio.ensure_future(
                 run_local(
                     launch,
@@ -582,6 +584,8 @@ class Supervisor:
         """The interpreter of the cached PEP 723 environment a Python script asks for."""
         if not own_environment(spec):
             return None
+        from opsroom.runner.pep723 import ensure_environment, environments_dir
+
         env_python = await ensure_environment(
             spec.requires,
             spec.requires_python,

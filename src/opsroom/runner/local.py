@@ -34,6 +34,7 @@ from opsroom.runner.argv import Launch
 from opsroom.runner.attachments import MAX_ATTACHMENT, AttachmentRefused, resolve_attachment
 from opsroom.runner.events import AttachmentRequest, MalformedEvent, parse_event
 from opsroom.runner.limits import rlimits
+from opsroom.runner.limitwatch import WATCH
 from opsroom.runner.platform import ON_LINUX, ON_WINDOWS, Platform, current
 from opsroom.runner.pool import LOST, PoolChild, PoolStart, PythonPool
 
@@ -50,9 +51,6 @@ else:
 # Once the tree is ended, a pipe that stays silent this long is held by something that
 # escaped: stop reading it.
 _DRAIN_IDLE = 0.5
-# How often a running job's cgroup counters are read (a few small files): how late a limit
-# hit is noticed at most.
-_LIMIT_POLL = 0.25
 
 log = logging.getLogger("opsroom.runner")
 
@@ -274,11 +272,10 @@ class _Run:
         )
 
     async def _watch_limits(self) -> str:
-        """Return once the kernel's counters say the job reached one of its limits."""
+        """Return once the kernel's counters say the job reached one of its limits (read by
+        one thread for every job: limitwatch.py)."""
         assert self.group is not None
-        while (reason := self.group.limit_hit()) is None:
-            await asyncio.sleep(_LIMIT_POLL)
-        return reason
+        return await WATCH.watch(self.group.limit_hit)
 
     def _limit_reached(self, returncode: int | None) -> str | None:
         if self.group is not None and (reason := self.group.limit_hit()) is not None:
@@ -412,14 +409,18 @@ class _Run:
     async def _pooled(
         self, env: dict[str, str], fds: list[int], limits: list[tuple[int, tuple[int, int]]]
     ) -> PoolChild | str | None:
-        """The job forked from a warm Python (runner/pool.py): its process, why it could not
-        start, or None to start it the ordinary way."""
-        if self.pool is None or len(fds) != 3 or not self.pool.serves(self.launch, self.token):
+        """The job forked from a warm Python, or else started by the spawner (runner/pool.py):
+        its process, why it could not start, or None to start it from opsroom itself."""
+        if self.pool is None or len(fds) != 3:
             return None
         out, err, events = fds
         procs = self.group.procs_fds() if self.group is not None else ()
         start = PoolStart(out, err, events, procs, tuple(limits))
-        return await self.pool.start(self.launch, env, start)
+        if self.pool.serves(self.launch, self.token):
+            child = await self.pool.start(self.launch, env, start)
+            if child is not None:
+                return child
+        return await self.pool.exec(self.launch, env, start)
 
     async def _read(
         self, fd: int, limit: int, handle: Callable[[bytes, bool], Awaitable[None]]

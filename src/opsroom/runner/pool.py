@@ -18,6 +18,13 @@ never waits for a server). A server that died — killed, crashed — is replace
 one that does not answer within a few seconds is killed and replaced. A job whose server dies
 while it runs runs on; how it ended is then known where opsroom adopted it (the fallback's
 subreaper), and reported as unknown elsewhere. Linux only, with pidfds (5.3+).
+
+The same server, started lean (`-I -S`, nothing imported for jobs), is the spawner
+(`[runner] spawner`): every job not forked from a warm Python is started by it, its program
+exec'd as subprocess would. Forking opsroom itself copies tens of MB of page tables, holds
+Python's lock (so the event loop) meanwhile, and took ~5 ms a job with a cgroup to join; the
+spawner's fork copies a few MB, in another process. Jobs that come while it starts wait for
+it (up to `_SPAWNER_WAIT`); the first one starts it and is started by opsroom (spawn.py).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +54,7 @@ _READY_WAIT = 30.0  # a server's start: an interpreter and its imports, on a bus
 _START_WAIT = 10.0  # a fork and a few system calls: longer, and the server is stuck
 _STATUS_WAIT = 2.0  # once a job's process is gone, for its server to report how it ended
 _CLOSE_WAIT = 5.0
+_SPAWNER_WAIT = 2.0  # a job waits this long for a spawner that is starting, then starts cold
 
 
 def _pidfds() -> bool:
@@ -144,11 +153,13 @@ def _adopted_status(pid: int) -> int | None:
 
 
 class _Server:
-    """One fork server and the jobs it started that have not ended yet."""
+    """One fork server and the jobs it started that have not ended yet; with `spawner`, the
+    lean one that execs every other job."""
 
-    def __init__(self, interpreter: str, env: Mapping[str, str]) -> None:
+    def __init__(self, interpreter: str, env: Mapping[str, str], *, spawner: bool = False) -> None:
         self.interpreter = interpreter
         self.env = dict(env)
+        self.spawner = spawner
         self.proc: asyncio.subprocess.Process | None = None
         self.sock: socket.socket | None = None
         self.alive = True
@@ -168,10 +179,15 @@ class _Server:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             env = {**self.env, SLOT_VAR: "x" * SLOT_SIZE}
+            # The spawner: isolated (no site, no PYTHON* variables), so it stays a few MB.
+            flags = ("-I", "-S") if self.spawner else ()
+            mode = ("exec",) if self.spawner else ()
             self.proc = await asyncio.create_subprocess_exec(
                 self.interpreter,
+                *flags,
                 str(SERVER),
                 str(theirs.fileno()),
+                *mode,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
@@ -235,7 +251,9 @@ class _Server:
     async def spawn(
         self, launch: Launch, env: Mapping[str, str], fds: PoolStart
     ) -> PoolChild | str | None:
-        """Fork the job: its process, a start error for people, or None (start it cold)."""
+        """Fork the job: its process, a start error for people, or None (start it cold).
+        From the spawner, the job execs its whole argv; raises OSError when that fails, as
+        subprocess does."""
         if not self.alive or self.sock is None:
             return None
         loop = asyncio.get_running_loop()
@@ -244,10 +262,11 @@ class _Server:
         self.jobs[number] = status
         description = json.dumps(
             {
-                "argv": list(launch.argv[1:]),
+                "argv": list(launch.argv if self.spawner else launch.argv[1:]),
                 "env": dict(env),
                 "cwd": launch.cwd,
                 "rlimits": [[which, soft, hard] for which, (soft, hard) in fds.rlimits],
+                "exec": self.spawner,
             }
         ).encode("utf-8")
         memfd = os.memfd_create("opsroom-job", os.MFD_CLOEXEC)
@@ -264,19 +283,29 @@ class _Server:
             finally:
                 for fd in (memfd, ready_w, go_r):
                     os.close(fd)
-            said = await _read_all(ready_r, _START_WAIT)
+            # The spawner's child keeps the pipe open until its exec: "ok <pid>" is a line.
+            said = await _read_all(ready_r, _START_WAIT, line=self.spawner)
             if said is None:
                 log.warning("the Python pool for %s is stuck; replaced", self.interpreter)
                 self.kill()  # its socket closes: the request's fds go with it
                 return None
-            text = said.decode("utf-8", "replace")
+            text = said.decode("utf-8", "replace").rstrip("\n")
             if not text.startswith("ok ") or not text[3:].isdigit():
                 self.jobs.pop(number, None)
                 # Its setup failed, before any of the job ran (said why), or it died.
                 return text or None
             os.write(go_w, b"g")
-        except OSError:
+            if self.spawner:
+                # The pipe closes with the exec; before that, a failed exec says its errno.
+                failed = await _exec_result(ready_r, int(text[3:]))
+                if failed and failed.startswith(b"x ") and failed[2:].isdigit():
+                    self.jobs.pop(number, None)
+                    code = int(failed[2:])
+                    raise OSError(code, os.strerror(code), launch.argv[0])
+        except OSError as e:
             self.jobs.pop(number, None)
+            if e.filename is not None:
+                raise  # the job's own start error, for people
             return None
         finally:
             os.close(ready_r)
@@ -323,14 +352,54 @@ class _Server:
 
 
 class PythonPool:
-    """Fork servers by Python environment, at most `size` at once (`[runner] python_pool`)."""
+    """Fork servers by Python environment, at most `size` at once (`[runner] python_pool`);
+    with `spawner` (`[runner] spawner`), one more that starts every other job."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, spawner: bool = False) -> None:
         self.size = size
         self._servers: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], _Server] = OrderedDict()
         self._seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
         self.hits = 0
         self.misses = 0
+        self.spawner = spawner and _PIDFDS
+        self._spawner: _Server | None = None
+        self.spawned = 0  # jobs the spawner started
+
+    async def spawner_ready(self) -> int | None:
+        """Start the spawner if it is not running, and wait until it is ready: its pid; None
+        when there is none (turned off, not Linux, or it could not start)."""
+        if not self.spawner:
+            return None
+        if self._spawner is None or not self._spawner.alive:
+            self._spawner = _Server(sys.executable, {"PATH": os.defpath}, spawner=True)
+        server = self._spawner
+        if not await server.ready() or server.proc is None:
+            return None
+        return server.proc.pid
+
+    async def exec(
+        self, launch: Launch, env: Mapping[str, str], fds: PoolStart
+    ) -> PoolChild | str | None:
+        """The job started by the spawner; None: start it from opsroom (no spawner, or not
+        ready yet: the first job starts it). Raises OSError when the program cannot start;
+        a setup failure is a start error for people, as from `start`."""
+        if not self.spawner or not launch.argv:
+            return None
+        server = self._spawner
+        if server is None or not server.alive:
+            # Started now, used once ready: this job and those meanwhile start from opsroom.
+            self._spawner = _Server(sys.executable, {"PATH": os.defpath}, spawner=True)
+            return None
+        if not server._ready.done():
+            # Starting: waiting for it costs less than a fork of opsroom each (and a burst of
+            # those would hold Python's lock, so the event loop, the whole time).
+            await asyncio.wait({server._ready}, timeout=_SPAWNER_WAIT)
+        if not server._ready.done() or not server._ready.result():
+            return None
+        child = await server.spawn(launch, env, fds)
+        if isinstance(child, PoolChild):
+            self.spawned += 1
+        return child
 
     def serves(self, launch: Launch, token: str) -> bool:
         """True when this launch may be forked from a server: a Python launch, on Linux,
@@ -395,6 +464,9 @@ class PythonPool:
         """Stop every server."""
         servers = list(self._servers.values())
         self._servers.clear()
+        if self._spawner is not None:
+            servers.append(self._spawner)
+            self._spawner = None
         await asyncio.gather(*(s.close() for s in servers))
 
 
@@ -415,8 +487,9 @@ async def _send(sock: socket.socket, data: bytes, fds: Sequence[int]) -> None:
                 loop.remove_writer(sock.fileno())
 
 
-async def _read_all(fd: int, timeout: float) -> bytes | None:
-    """Everything written to a pipe until its end; None after `timeout`."""
+async def _read_all(fd: int, timeout: float, *, line: bool = False) -> bytes | None:
+    """Everything written to a pipe until its end (with `line`: or a newline); None after
+    `timeout`."""
     loop = asyncio.get_running_loop()
     os.set_blocking(fd, False)
     chunks: list[bytes] = []
@@ -431,7 +504,7 @@ async def _read_all(fd: int, timeout: float) -> bytes | None:
             chunk = b""
         if chunk:
             chunks.append(chunk)
-        elif not closed.done():
+        if (not chunk or (line and chunk.endswith(b"\n"))) and not closed.done():
             closed.set_result(None)
 
     loop.add_reader(fd, readable)
@@ -440,6 +513,18 @@ async def _read_all(fd: int, timeout: float) -> bytes | None:
     finally:
         loop.remove_reader(fd)
     return b"".join(chunks) if closed.done() else None
+
+
+async def _exec_result(ready: int, pid: int) -> bytes | None:
+    """What a spawner's child said after the go: nothing once it exec'd, `x <errno>` when
+    it could not. Given up meanwhile (cancelled), the job, told to go, is ended here: no
+    caller would know of it."""
+    try:
+        return await _read_all(ready, _START_WAIT)
+    except asyncio.CancelledError:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)  # its own session and group, from its start
+        raise
 
 
 async def _exited(pid: int) -> None:

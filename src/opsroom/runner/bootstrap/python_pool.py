@@ -1,9 +1,11 @@
 """opsroom's warm Python: a fork server per Python environment (runner/pool.py starts it).
 
-    python python_pool.py <socket fd>
+    python python_pool.py <socket fd> [exec]
 
 It imports the Python bootstrap and the modules scripts commonly use once, says `R` on the
-socket, then waits. Each request is a number with file descriptors (SCM_RIGHTS): the job's
+socket, then waits. With `exec` it imports nothing more: it is the spawner, which starts every
+job that is not forked from a warm Python, so that the fork copies this small process and not
+opsroom's (runner/pool.py). Each request is a number with file descriptors (SCM_RIGHTS): the job's
 description (a memfd of JSON: argv after the interpreter, environment, folder, rlimits), its
 stdout, stderr and event pipes, a pipe to say it is set up, a pipe to wait for the go on, and
 its cgroups' `cgroup.procs` files. For each it forks a child that, before any of the job's
@@ -11,7 +13,10 @@ code runs: starts a session of its own, joins the job's cgroups, sets its limits
 the job's folder, takes the job's environment and pipes, says `ok <pid>` and waits for opsroom's
 go. Then it runs the script exactly as `python <argv>` would — through the bootstrap, or as
 `__main__` — and exits the way a fresh interpreter does (threads joined, atexit run, streams
-flushed). When a child ends the server reports `E <request> <returncode>`.
+flushed); or, for a description with `"exec": true`, it execs argv as subprocess would (the
+signals Python ignores set back to their defaults, the program searched in the job's PATH) and
+says `x <errno>` on the setup pipe if it cannot. When a child ends the server
+reports `E <request> <returncode>`.
 
 The server never reads a job's description: secrets never enter its memory, so no later job,
 a copy of it, can find them there. Each job is a fork of a server that never ran a script, so
@@ -113,9 +118,9 @@ def _receive(sock):
     return int(msg), list(fds)
 
 
-def serve(sock_fd):
+def serve(sock_fd, lean=False):
     """Fork a child per request; in the server None once opsroom has gone, in a child the fds
-    of its job."""
+    of its job. `lean`: the spawner, which imports nothing for the jobs."""
     sock = socket.socket(fileno=sock_fd)
     sock.setblocking(True)
     wake_r, wake_w = os.pipe()
@@ -125,7 +130,7 @@ def serve(sock_fd):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_w)
-    boot = _warm()
+    boot = None if lean else _warm()
     gc.collect()
     if hasattr(gc, "freeze"):
         gc.freeze()  # the warm objects are never collected: their pages stay shared
@@ -205,14 +210,20 @@ def _enter(fds):
         os.chdir(spec["cwd"])
     except OSError as e:
         fail("could not start the job: working folder {}: {}".format(spec["cwd"], e.strerror or e))
-    os.environ.clear()
-    os.environ.update(spec["env"])
-    os.environ["OPSROOM_EVENTS_FD"] = str(events)
+    env = dict(spec["env"])
+    env["OPSROOM_EVENTS_FD"] = str(events)
     os.set_inheritable(events, True)
     os.dup2(out, 1)
     os.dup2(err, 2)
     os.close(out)
     os.close(err)
+    if spec.get("exec"):
+        os.write(ready, b"ok %d\n" % os.getpid())
+        if os.read(go, 1) != b"g":
+            os._exit(0)  # opsroom gave the job up before it started: none of it ran
+        _exec(spec["argv"], env, ready)
+    os.environ.clear()
+    os.environ.update(env)
     _mark(spec["env"].get(TOKEN_VAR))
     os.write(ready, b"ok %d" % os.getpid())
     os.close(ready)
@@ -221,6 +232,22 @@ def _enter(fds):
     if word != b"g":
         os._exit(0)  # opsroom gave the job up before it started: none of it ran
     return spec
+
+
+def _exec(argv, env, ready):
+    """Become argv, as subprocess starts a program; never returns. The setup pipe closes
+    with the exec (it is close-on-exec); before it, a failed exec is said there."""
+    # Python ignores these for itself; a program expects them as they are by default (a
+    # pipeline's writer dies of SIGPIPE). SIGINT: the server ignores it, a job must not.
+    for name in ("SIGPIPE", "SIGXFSZ", "SIGINT"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    try:
+        os.execvpe(argv[0], argv, env)  # noqa: S606 - the job's argv, as given; no shell
+    except OSError as e:
+        code = e.errno or 0
+    os.write(ready, b"x %d" % code)
+    os._exit(SETUP_FAILED)
 
 
 def _mark(token):
@@ -360,7 +387,7 @@ def _shutdown():
 _JOB_MODULES = []  # the job's script as a module: what it holds is let go of at its exit
 
 if __name__ == "__main__":
-    started = serve(int(sys.argv[1]))
+    started = serve(int(sys.argv[1]), lean=sys.argv[2:] == ["exec"])
     if started is None:
         sys.exit(0)
     try:

@@ -1,0 +1,249 @@
+"""Jobs started by the spawner (runner/pool.py, `[runner] spawner`): the same job as when
+opsroom forks it itself, only its parent differs.
+
+Real spawner processes, real scripts through build_launch + run_local; each spawned run is
+compared with one opsroom starts itself (`pool=None`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import textwrap
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from opsroom.config import RunnerSettings
+from opsroom.model.commands import CommandSpec, Invocation, Language
+from opsroom.model.jobs import ExitEvent, JobEvent, JobState, OutputLine
+from opsroom.runner.argv import Launch, build_launch
+from opsroom.runner.local import run_local
+from opsroom.runner.pool import PythonPool
+from opsroom.runner.tree import new_token
+from support import async_wait_for
+
+MODES = pytest.mark.parametrize("mode", ["cgroup", "fallback"])
+
+# Everything a program can tell about how it was started.
+WHOAMI = r"""#!/usr/bin/env bash
+# @describe Who am I.
+printf 'arg=[%s]\n' "$@"
+echo "ppid=$PPID pid=$$ sid=$(ps -o sid= -p $$ | tr -d ' ') pgid=$(ps -o pgid= -p $$ | tr -d ' ')"
+echo "stdin=$(readlink /proc/$$/fd/0)"
+grep -E '^(SigIgn|SigBlk):' /proc/$$/status
+echo "cgroup=$(grep '^0::' /proc/$$/cgroup)"
+echo "cwd=$PWD"
+env | grep -v -E '^(_|SHLVL|PWD|OLDPWD)=' | sort | sed 's/^/env:/'
+ls /proc/$$/fd | sort -n | tr '\n' ' ' | sed 's/^/fds:/'
+echo
+echo to-stderr >&2
+exit 3
+"""
+
+# Values that a shell would change: every one must arrive exactly as given.
+TRICKY = ("two words", "$(touch pwned)", "a;b", "'q'", '"dq"', "*", "line\nbreak", "ünï", "")
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[PythonPool]:
+    pool = PythonPool(0, spawner=True)
+    assert await pool.spawner_ready() is not None
+    yield pool
+    await pool.close()
+
+
+def launch(tmp_path: Path, text: str, mode: str, *args: str) -> Launch:
+    catalog = tmp_path / "catalog"
+    catalog.mkdir(parents=True, exist_ok=True)
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    (catalog / "job.sh").write_text(text, encoding="utf-8")
+    spec = CommandSpec(name="t", path="job.sh", language=Language.SHELL)
+    built = build_launch(
+        spec,
+        Invocation("t", MappingProxyType({})),
+        catalog_root=catalog,
+        job_id=7,
+        requester="local:alice",
+        room="local:term",
+        settings=RunnerSettings(cgroups=mode == "cgroup"),
+        secrets={},
+        workdir=work,
+        token=new_token(),
+    )
+    return replace(built, argv=(*built.argv, *args))
+
+
+async def run(
+    launch: Launch, pool: PythonPool | None, **kw: object
+) -> tuple[ExitEvent, list[JobEvent]]:
+    events: list[JobEvent] = []
+    end = await run_local(
+        launch,
+        on_event=events.append,
+        pool=pool,
+        **{"timeout": 60.0, "kill_grace": 1.0, **kw},  # type: ignore[arg-type]
+    )
+    return end, events
+
+
+def lines(events: list[JobEvent], stream: str = "stdout") -> list[str]:
+    return [e.text for e in events if isinstance(e, OutputLine) and e.stream == stream]
+
+
+def field(out: list[str], name: str) -> str:
+    return next(line for line in out if line.startswith(name + "=")).split("=", 1)[1]
+
+
+@MODES
+async def test_a_spawned_job_is_started_exactly_as_opsroom_starts_one(
+    tmp_path: Path, pool: PythonPool, mode: str
+) -> None:
+    spawner = await pool.spawner_ready()
+    runs = {}
+    for how, via in (("spawned", pool), ("opsroom", None)):
+        job = launch(tmp_path / how, WHOAMI, mode, *TRICKY)
+        end, events = await run(job, via)
+        assert (end.state, end.exit_code) == (JobState.FAILED, 3)
+        assert lines(events, "stderr") == ["to-stderr"]
+        runs[how] = (job, lines(events))
+    assert pool.spawned == 1
+    (job, out), (_, cold) = runs["spawned"], runs["opsroom"]
+    # The values as typed, each one argument, never through a shell.
+    assert out[:10] == [
+        "arg=[two words]",
+        "arg=[$(touch pwned)]",
+        "arg=[a;b]",
+        "arg=['q']",
+        'arg=["dq"]',
+        "arg=[*]",
+        "arg=[line",
+        "break]",
+        "arg=[ünï]",
+        "arg=[]",
+    ]
+    assert not list(tmp_path.rglob("pwned"))
+    ids = dict(kv.split("=") for kv in ("ppid=" + field(out, "ppid")).split())
+    assert ids["ppid"] == str(spawner), "its parent is the spawner"
+    assert ids["sid"] == ids["pid"] == ids["pgid"], "a session and process group of its own"
+    assert field(cold, "ppid").split()[0] == str(os.getpid())
+    assert field(out, "stdin") == "/dev/null"
+    assert field(out, "cwd") == job.cwd
+    if mode == "cgroup":
+        assert field(out, "cgroup").endswith("/opsroom-job-" + job.env["OPSROOM_JOB_TOKEN"])
+
+    # The same signals (none ignored or blocked) as a job opsroom starts itself; exactly the
+    # job's environment; open only 0-2, the event pipe (its number differs) and bash's script.
+    def signals(lines: list[str]) -> list[str]:
+        return [line for line in lines if line.startswith("Sig")]
+
+    assert signals(out) == signals(cold)
+    ignored = int(next(x for x in signals(out) if x.startswith("SigIgn:"))[7:], 16)
+    for sig in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM):
+        assert not ignored & (1 << (sig - 1)), f"{sig.name} ignored"
+    for ran, seen in (runs["spawned"], runs["opsroom"]):
+        env = dict(line[4:].split("=", 1) for line in seen if line.startswith("env:"))
+        events_fd = env.pop("OPSROOM_EVENTS_FD")
+        assert env == {k: v for k, v in ran.env.items() if "\n" not in v}
+        fds = next(line for line in seen if line.startswith("fds:"))[4:].split()
+        assert sorted(fds, key=int) == sorted(["0", "1", "2", "255", events_fd], key=int)
+
+
+async def test_a_pipeline_writer_dies_of_sigpipe_as_it_does_anywhere(
+    tmp_path: Path, pool: PythonPool
+) -> None:
+    text = "#!/usr/bin/env bash\n# @describe Pipe.\nyes | head -n 1\necho status=${PIPESTATUS[0]}\n"
+    end, events = await run(launch(tmp_path, text, "cgroup"), pool)
+    assert end.state is JobState.SUCCEEDED
+    assert pool.spawned == 1
+    assert lines(events) == ["y", f"status={128 + signal.SIGPIPE}"]
+    assert lines(events, "stderr") == []
+
+
+async def test_a_program_that_cannot_start_says_why_as_it_does_from_opsroom(
+    tmp_path: Path, pool: PythonPool
+) -> None:
+    base = launch(tmp_path, "#!/usr/bin/env bash\ntrue\n", "cgroup")
+    plain = tmp_path / "not-executable"
+    plain.write_text("#!/bin/sh\n")
+    cases = {
+        tmp_path / "missing": "No such file or directory",
+        plain: "Permission denied",
+    }
+    for program, reason in cases.items():
+        for via in (pool, None):
+            end, events = await run(replace(base, argv=(str(program), "x")), via)
+            assert (end.state, end.exit_code) == (JobState.FAILED, None)
+            assert end.message == f"could not start {program}: {reason}"
+            assert lines(events) == []
+    gone = replace(base, cwd=str(tmp_path / "no-such-folder"))
+    for via in (pool, None):
+        end, _ = await run(gone, via)
+        assert end.message == (
+            f"could not start the job: working folder {gone.cwd}: No such file or directory"
+        )
+    assert pool.spawned == 0  # none of them started
+    end, events = await run(base, pool)  # and the spawner still works
+    assert end.state is JobState.SUCCEEDED
+    assert pool.spawned == 1
+
+
+async def test_a_killed_spawner_is_replaced_and_no_job_is_lost(
+    tmp_path: Path, pool: PythonPool
+) -> None:
+    text = "#!/usr/bin/env bash\n# @describe Parent.\necho ppid=$PPID\n"
+    job = launch(tmp_path, text, "cgroup")
+    first = await pool.spawner_ready()
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    await async_wait_for(lambda: not Path(f"/proc/{first}").exists() or _zombie(first))
+    end, events = await run(job, pool)
+    assert end.state is JobState.SUCCEEDED
+    assert lines(events) == [f"ppid={os.getpid()}"], "started from opsroom meanwhile"
+    second = await pool.spawner_ready()
+    assert second not in (None, first)
+    end, events = await run(job, pool)
+    assert end.state is JobState.SUCCEEDED
+    assert lines(events) == [f"ppid={second}"]
+
+
+@MODES
+async def test_cancel_ends_a_spawned_jobs_whole_tree(
+    tmp_path: Path, pool: PythonPool, mode: str
+) -> None:
+    text = textwrap.dedent(
+        """\
+        #!/usr/bin/env bash
+        # @describe Sleeps, with a child.
+        sleep 300 &
+        echo child=$!
+        wait
+        """
+    )
+    cancel = asyncio.Event()
+    events: list[JobEvent] = []
+
+    def seen(event: JobEvent) -> None:
+        events.append(event)
+        if isinstance(event, OutputLine) and event.text.startswith("child="):
+            cancel.set()
+
+    job = launch(tmp_path, text, mode)
+    end = await run_local(
+        job, on_event=seen, pool=pool, timeout=60.0, kill_grace=1.0, cancel=cancel
+    )
+    assert end.state is JobState.CANCELLED
+    child = int(field(lines(events), "child"))
+    await async_wait_for(lambda: not Path(f"/proc/{child}").exists() or _zombie(child))
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, IndexError):
+        return True
