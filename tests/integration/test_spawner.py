@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import signal
+import sys
 import textwrap
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -39,11 +41,14 @@ grep -E '^(SigIgn|SigBlk):' /proc/$$/status
 echo "cgroup=$(grep '^0::' /proc/$$/cgroup)"
 echo "cwd=$PWD"
 env | grep -v -E '^(_|SHLVL|PWD|OLDPWD)=' | sort | sed 's/^/env:/'
-ls /proc/$$/fd | sort -n | tr '\n' ' ' | sed 's/^/fds:/'
-echo
+@PYTHON@ -c 'import os; print("fds:" + " ".join(os.listdir(f"/proc/{os.getppid()}/fd")))'
 echo to-stderr >&2
 exit 3
 """
+
+# Listed by a child of the script's shell while the shell only waits: a pipeline run by the
+# shell itself would show the pipes it is still setting up.
+WHOAMI = WHOAMI.replace("@PYTHON@", shlex.quote(sys.executable))
 
 # Values that a shell would change: every one must arrive exactly as given.
 TRICKY = ("two words", "$(touch pwned)", "a;b", "'q'", '"dq"', "*", "line\nbreak", "ünï", "")

@@ -60,6 +60,11 @@ Send = Callable[[Reply], Awaitable[None]]
 CLAIM_POLL_SECONDS = 0.5
 TICK_SECONDS = 1.0  # how often a running job's collector stores and shows its output
 CANCEL_POLL_SECONDS = 0.5  # without notices (SQLite): between looks for cancel requests
+# Jobs being started at once, the rest waiting their turn: a job's start (its transaction's
+# statements, its cgroup, its spawn) is work on the event loop, and 500 started together
+# made turns of the loop of tens of milliseconds, in which no room was answered. More at
+# once would not start them sooner: the loop is the one doing it (bench/README.md).
+STARTS_AT_ONCE = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,9 @@ class Supervisor:
         self.owner = owner
         self.workdir_root = workdir_root
         self._running: dict[int, _Running] = {}
+        # Jobs between their claim and their process's start (all of it work on the event
+        # loop), at once: see STARTS_AT_ONCE.
+        self._starting = asyncio.Semaphore(STARTS_AT_ONCE)
         self._poller: asyncio.Task[None] | None = None
         # One ticker for every running job's collector, not a timer task per job.
         self._collectors: dict[int, Collector] = {}
@@ -371,18 +379,8 @@ class Supervisor:
         if job is None:
             assert params is not None
             try:
-                claim = await self.store.create_and_claim(
-                    command=req.spec.name,
-                    params=params,
-                    requester=req.requester,
-                    room=req.room,
-                    owner=self.owner,
-                    limits=limits,
-                    start=replace(start, request=entry),
-                    catalog_commit=self._deployment(req).commit,
-                    script_hash=req.spec.script_hash or None,
-                    dry_run=req.invocation.dry_run,
-                )
+                async with self._starting:
+                    claim = await self._create_and_claim(req, params, limits, start, entry)
             except StoreError as e:
                 if entry is None:
                     raise
@@ -405,6 +403,28 @@ class Supervisor:
             return await self._fail_before_start(claimed, req, send, str(e))
         await self._audit("job.start", claimed, req, masker=Masker(secrets))
         return claimed, secrets, token
+
+    async def _create_and_claim(
+        self,
+        req: JobRequest,
+        params: dict[str, Any],
+        limits: Limits,
+        start: Start,
+        entry: AuditEvent | None,
+    ) -> Claim:
+        """Record the job with its request entry and claim it, in one durable transaction."""
+        return await self.store.create_and_claim(
+            command=req.spec.name,
+            params=params,
+            requester=req.requester,
+            room=req.room,
+            owner=self.owner,
+            limits=limits,
+            start=replace(start, request=entry),
+            catalog_commit=self._deployment(req).commit,
+            script_hash=req.spec.script_hash or None,
+            dry_run=req.invocation.dry_run,
+        )
 
     def _limits(self, req: JobRequest) -> Limits:
         runner = self.settings.runner
@@ -532,6 +552,14 @@ class Supervisor:
             # Imported on the first job, not at start: nothing before it needs the spawning code.
             from opsroom.runner.local import run_local
 
+            await self._starting.acquire()
+            starting = [True]  # until the process exists (or the job has ended)
+
+            def started_now() -> None:
+                if starting[0]:
+                    starting[0] = False
+                    self._starting.release()
+
             task = asyncio.ensure_future(
                 run_local(
                     launch,
@@ -556,6 +584,7 @@ class Supervisor:
                     await asyncio.wait({task, began}, return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     began.cancel()
+                    started_now()
                 done, _ = await asyncio.wait({task}, timeout=wait)
                 if not done:
                     await send(
@@ -574,6 +603,7 @@ class Supervisor:
                     await task
                 raise
             finally:
+                started_now()
                 await self._unwatch(job.id)
         except RefusedError as e:
             return ExitEvent(None, JobState.FAILED, str(e))

@@ -279,7 +279,11 @@ class _Server:
                 os.write(memfd, description)  # a memfd takes all of it at once
                 os.lseek(memfd, 0, os.SEEK_SET)
                 sent = (memfd, fds.stdout, fds.stderr, fds.events, ready_w, go_r, *fds.cgroups)
-                await _send(self.sock, b"%d" % number, sent)
+                try:
+                    await _send(self.sock, b"%d" % number, sent)
+                except OSError:
+                    self.kill()  # its end of the socket is gone: so is it (killed, crashed)
+                    raise
             finally:
                 for fd in (memfd, ready_w, go_r):
                     os.close(fd)
@@ -312,6 +316,10 @@ class _Server:
             os.close(go_w)
         self.running += 1
         return PoolChild(int(text[3:]), status, self)
+
+    def up(self) -> bool:
+        """Not known to be gone: alive, and its process not seen to exit."""
+        return self.alive and (self.proc is None or self.proc.returncode is None)
 
     def finished(self) -> None:
         """One of its jobs has ended."""
@@ -370,7 +378,7 @@ class PythonPool:
         when there is none (turned off, not Linux, or it could not start)."""
         if not self.spawner:
             return None
-        if self._spawner is None or not self._spawner.alive:
+        if self._spawner is None or not self._spawner.up():
             self._spawner = _Server(sys.executable, {"PATH": os.defpath}, spawner=True)
         server = self._spawner
         if not await server.ready() or server.proc is None:
@@ -386,7 +394,7 @@ class PythonPool:
         if not self.spawner or not launch.argv:
             return None
         server = self._spawner
-        if server is None or not server.alive:
+        if server is None or not server.up():
             # Started now, used once ready: this job and those meanwhile start from opsroom.
             self._spawner = _Server(sys.executable, {"PATH": os.defpath}, spawner=True)
             return None

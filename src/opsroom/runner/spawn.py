@@ -1,10 +1,12 @@
 """Starting a job's process off the event loop, and collecting its exit status from it.
 
-Starting a process forks opsroom, and the child enters the job's cgroup and sets its limits
-before it execs the script. With that work between fork and exec, Python cannot use vfork: it
-copies opsroom's page tables, and waits until the child has exec'd, and entering a cgroup
-may wait for the kernel (cgroup.py, `move_wait`). All of it would stop the event loop, and
-with it every room, for milliseconds per job; here it happens in a spawner thread.
+This is the way when the spawner (pool.py, `[runner] spawner`) does not start the job: it is
+off, not ready yet, or gone. Starting a process forks opsroom, and the child enters the
+job's cgroup and sets its limits before it execs the script. With that work between fork
+and exec, Python cannot use vfork: it copies opsroom's page tables, and waits until the
+child has exec'd, and entering a cgroup may wait for the kernel (cgroup.py, `move_wait`).
+All of it would stop the event loop, and with it every room, for milliseconds per job; here
+it happens in a spawner thread.
 
 The process is then watched from the loop: its pidfd turns readable when it exits, and its
 status is collected by pid (`waitpid`, never for any child) — once, here, with no watcher
