@@ -378,12 +378,16 @@ class PythonPool:
         when there is none (turned off, not Linux, or it could not start)."""
         if not self.spawner:
             return None
-        if self._spawner is None or not self._spawner.up():
-            self._spawner = _Server(sys.executable, {"PATH": os.defpath}, spawner=True)
-        server = self._spawner
+        server = self._running_spawner()
         if not await server.ready() or server.proc is None:
             return None
         return server.proc.pid
+
+    def _running_spawner(self) -> _Server:
+        """The spawner, started anew when there is none or it is gone."""
+        if self._spawner is None or not self._spawner.up():
+            self._spawner = _Server(sys.executable, {"PATH": os.defpath}, spawner=True)
+        return self._spawner
 
     async def exec(
         self, launch: Launch, env: Mapping[str, str], fds: PoolStart
@@ -393,11 +397,11 @@ class PythonPool:
         a setup failure is a start error for people, as from `start`."""
         if not self.spawner or not launch.argv:
             return None
-        server = self._spawner
-        if server is None or not server.up():
+        if self._spawner is None or not self._spawner.up():
             # Started now, used once ready: this job and those meanwhile start from opsroom.
-            self._spawner = _Server(sys.executable, {"PATH": os.defpath}, spawner=True)
+            self._running_spawner()
             return None
+        server = self._spawner
         if not server._ready.done():
             # Starting: waiting for it costs less than a fork of opsroom each (and a burst of
             # those would hold Python's lock, so the event loop, the whole time).
