@@ -62,7 +62,9 @@ async def pool() -> AsyncIterator[PythonPool]:
     await pool.close()
 
 
-def launch(tmp_path: Path, text: str, mode: str, *args: str) -> Launch:
+def launch(
+    tmp_path: Path, text: str, mode: str, *args: str, settings: RunnerSettings | None = None
+) -> Launch:
     catalog = tmp_path / "catalog"
     catalog.mkdir(parents=True, exist_ok=True)
     work = tmp_path / "work"
@@ -76,7 +78,7 @@ def launch(tmp_path: Path, text: str, mode: str, *args: str) -> Launch:
         job_id=7,
         requester="local:alice",
         room="local:term",
-        settings=RunnerSettings(cgroups=mode == "cgroup"),
+        settings=settings or RunnerSettings(cgroups=mode == "cgroup"),
         secrets={},
         workdir=work,
         token=new_token(),
@@ -245,6 +247,56 @@ async def test_cancel_ends_a_spawned_jobs_whole_tree(
     assert end.state is JobState.CANCELLED
     child = int(field(lines(events), "child"))
     await async_wait_for(lambda: not Path(f"/proc/{child}").exists() or _zombie(child))
+
+
+def _cgroups(pid: int | str) -> dict[str, str]:
+    """The cgroup of a process in each hierarchy, by its controllers ("" for v2)."""
+    text = Path(f"/proc/{pid}/cgroup").read_text()
+    return {ctrl: path for _, ctrl, path in (line.split(":", 2) for line in text.splitlines())}
+
+
+async def test_a_spawned_job_is_born_in_every_cgroup_of_its_own_and_the_spawner_goes_home(
+    tmp_path: Path, pool: PythonPool
+) -> None:
+    spawner = await pool.spawner_ready()
+    assert spawner is not None
+    home = _cgroups(spawner)
+    assert home == _cgroups(os.getpid())
+    # The script's first command reads its cgroups: nothing of it ran outside them.
+    text = "#!/usr/bin/env bash\n# @describe Where.\ncat /proc/$$/cgroup\necho pid=$$ ppid=$PPID\n"
+    job = launch(tmp_path, text, "cgroup")
+    end, events = await run(job, pool)
+    assert end.state is JobState.SUCCEEDED
+    out = lines(events)
+    ids = dict(kv.split("=") for kv in out[-1].split())
+    assert ids["ppid"] == str(spawner)
+    name = "/opsroom-job-" + job.env["OPSROOM_JOB_TOKEN"]
+    seen = {ctrl: path for _, ctrl, path in (line.split(":", 2) for line in out[:-1])}
+    made = [ctrl for ctrl in seen if seen[ctrl].endswith(name)]
+    assert "" in made, "the cgroup v2"
+    for hierarchy in ("memory", "pids"):  # the v1 hierarchies this host limits jobs with
+        if any(hierarchy in ctrl.split(",") and home[ctrl] != seen[ctrl] for ctrl in seen):
+            assert any(hierarchy in ctrl.split(",") for ctrl in made)
+    assert _cgroups(spawner) == home, "the spawner is back in its own cgroups"
+
+
+async def test_a_job_with_rlimits_or_a_pids_limit_of_one_is_still_started_by_the_spawner(
+    tmp_path: Path, pool: PythonPool
+) -> None:
+    spawner = await pool.spawner_ready()
+    text = "#!/usr/bin/env bash\n# @describe Limits.\necho ppid=$PPID as=$(ulimit -v)\n"
+    # Without cgroups the memory limit is an rlimit, set in the spawner's forked child.
+    rlimited = RunnerSettings(cgroups=False, max_memory=512 * 1024**2)
+    end, events = await run(launch(tmp_path / "r", text, "fallback", settings=rlimited), pool)
+    assert end.state is JobState.SUCCEEDED
+    assert lines(events) == [f"ppid={spawner} as={512 * 1024}"]
+    # A pids limit of one leaves no room for the spawner beside the job for its start.
+    one = RunnerSettings(cgroups=True, max_pids=1)
+    job = launch(tmp_path / "p", "#!/usr/bin/env bash\necho ppid=$PPID\n", "cgroup", settings=one)
+    end, events = await run(job, pool)
+    assert end.state is JobState.SUCCEEDED, end.message
+    assert lines(events) == [f"ppid={spawner}"]
+    assert pool.spawned == 2
 
 
 def _zombie(pid: int) -> bool:

@@ -227,6 +227,24 @@ def move_wait(limits: Limits, where: Host | None = None) -> str | None:
     )
 
 
+def home_procs() -> tuple[int, ...]:
+    """This process's own `cgroup.procs` files, open for writing, in every hierarchy job
+    cgroups are made in; none when one cannot be opened (or no hierarchy is usable)."""
+    h = host()
+    fds: list[int] = []
+    try:
+        for folder in (h.v2, h.memory_v1, h.pids_v1):
+            if folder is not None:
+                fds.append(
+                    os.open(os.path.join(folder, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+                )
+    except OSError:
+        for fd in fds:
+            os.close(fd)
+        return ()
+    return tuple(fds)
+
+
 def log_move_wait(limits: Limits) -> None:
     """Say `move_wait` in the log, once per process (at start-up)."""
     global _move_noted

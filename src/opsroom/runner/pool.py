@@ -21,10 +21,13 @@ subreaper), and reported as unknown elsewhere. Linux only, with pidfds (5.3+).
 
 The same server, started lean (`-I -S`, nothing imported for jobs), is the spawner
 (`[runner] spawner`): every job not forked from a warm Python is started by it, its program
-exec'd as subprocess would. Forking opsroom itself copies tens of MB of page tables, holds
-Python's lock (so the event loop) meanwhile, and took ~5 ms a job with a cgroup to join; the
-spawner's fork copies a few MB, in another process. Jobs that come while it starts wait for
-it (up to `_SPAWNER_WAIT`); the first one starts it and is started by opsroom (spawn.py).
+started as subprocess starts one — a vfork, from inside the job's cgroups, which the spawner
+enters for the start and leaves before it answers (its own are passed to it at start). Forking
+opsroom itself copies tens of MB of page tables, holds Python's lock (so the event loop)
+meanwhile, and took ~5 ms a job with a cgroup to join; even a fork of the small spawner cost
+~1.5 ms more than the vfork. Its jobs need no go: they start at once, and a start that was
+given up meanwhile is ended once its pid is known. Jobs that come while it starts wait for it
+(up to `_SPAWNER_WAIT`); the first one starts it and is started by opsroom (spawn.py).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -43,7 +47,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opsroom.runner import tree
+from opsroom.runner import cgroup, tree
 from opsroom.runner.argv import BOOTSTRAP_DIR, Launch
 from opsroom.runner.platform import ON_LINUX
 
@@ -177,11 +181,13 @@ class _Server:
 
     async def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # The spawner's own cgroups, which it enters a job's for each start and comes back to.
+        homes = cgroup.home_procs() if self.spawner else ()
         try:
             env = {**self.env, SLOT_VAR: "x" * SLOT_SIZE}
             # The spawner: isolated (no site, no PYTHON* variables), so it stays a few MB.
             flags = ("-I", "-S") if self.spawner else ()
-            mode = ("exec",) if self.spawner else ()
+            mode = ("exec", ",".join(map(str, homes))) if self.spawner else ()
             self.proc = await asyncio.create_subprocess_exec(
                 self.interpreter,
                 *flags,
@@ -193,7 +199,7 @@ class _Server:
                 stderr=asyncio.subprocess.DEVNULL,
                 env=env,
                 cwd="/",
-                pass_fds=(theirs.fileno(),),
+                pass_fds=(theirs.fileno(), *homes),
                 process_group=0,  # Ctrl-C at opsroom's terminal is not the server's
             )
         except OSError as e:
@@ -203,6 +209,8 @@ class _Server:
             return
         finally:
             theirs.close()
+            for fd in homes:
+                os.close(fd)
         tree.manage(self.proc.pid)  # asyncio waits for it: never reaped by the tree's look
         ours.setblocking(False)
         self.sock = ours
@@ -245,6 +253,12 @@ class _Server:
                 status.set_result(None)
         self.jobs.clear()
         if self.sock is not None:
+            # Out of the event loop before its fd is closed: the loop would still hold the
+            # number, and the next fd to get it (a job's pidfd) would never be watched.
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().remove_reader(self.sock.fileno())
+            if self._reader is not None and self._reader is not asyncio.current_task():
+                self._reader.cancel()
             self.sock.close()
             self.sock = None
 
@@ -267,10 +281,15 @@ class _Server:
                 "cwd": launch.cwd,
                 "rlimits": [[which, soft, hard] for which, (soft, hard) in fds.rlimits],
                 "exec": self.spawner,
+                # No room beside the job for the spawner's vfork: its child is forked.
+                "fork": launch.limits.pids == 1,
             }
         ).encode("utf-8")
         memfd = os.memfd_create("opsroom-job", os.MFD_CLOEXEC)
         ready_r, ready_w = os.pipe()
+        if self.spawner:
+            own = (memfd, ready_r, ready_w)
+            return await self._exec(number, status, description, own, fds, launch)
         go_r, go_w = os.pipe()
         # Whatever happens here (the caller cancelled too), `go_w` is closed at the end: a
         # child not told to go exits before any of the job runs.
@@ -279,43 +298,91 @@ class _Server:
                 os.write(memfd, description)  # a memfd takes all of it at once
                 os.lseek(memfd, 0, os.SEEK_SET)
                 sent = (memfd, fds.stdout, fds.stderr, fds.events, ready_w, go_r, *fds.cgroups)
-                try:
-                    await _send(self.sock, b"%d" % number, sent)
-                except OSError:
-                    self.kill()  # its end of the socket is gone: so is it (killed, crashed)
-                    raise
+                await self._request(number, sent)
             finally:
                 for fd in (memfd, ready_w, go_r):
                     os.close(fd)
-            # The spawner's child keeps the pipe open until its exec: "ok <pid>" is a line.
-            said = await _read_all(ready_r, _START_WAIT, line=self.spawner)
+            said = await _read_all(ready_r, _START_WAIT)
             if said is None:
                 log.warning("the Python pool for %s is stuck; replaced", self.interpreter)
                 self.kill()  # its socket closes: the request's fds go with it
                 return None
-            text = said.decode("utf-8", "replace").rstrip("\n")
+            text = said.decode("utf-8", "replace")
             if not text.startswith("ok ") or not text[3:].isdigit():
                 self.jobs.pop(number, None)
                 # Its setup failed, before any of the job ran (said why), or it died.
                 return text or None
             os.write(go_w, b"g")
-            if self.spawner:
-                # The pipe closes with the exec; before that, a failed exec says its errno.
-                failed = await _exec_result(ready_r, int(text[3:]))
-                if failed and failed.startswith(b"x ") and failed[2:].isdigit():
-                    self.jobs.pop(number, None)
-                    code = int(failed[2:])
-                    raise OSError(code, os.strerror(code), launch.argv[0])
-        except OSError as e:
+        except OSError:
             self.jobs.pop(number, None)
-            if e.filename is not None:
-                raise  # the job's own start error, for people
             return None
         finally:
             os.close(ready_r)
             os.close(go_w)
         self.running += 1
         return PoolChild(int(text[3:]), status, self)
+
+    async def _exec(
+        self,
+        number: int,
+        status: asyncio.Future[int | None],
+        description: bytes,
+        own: tuple[int, int, int],
+        fds: PoolStart,
+        launch: Launch,
+    ) -> PoolChild | str | None:
+        """The spawner's start, without a go: the job runs once started. The setup pipe
+        says `ok <pid>` (then, from a forked child whose exec failed, `x <errno>`), `x
+        <errno>` alone when the program could not start, or why the job was not set up."""
+        memfd, ready_r, ready_w = own
+        reading: asyncio.Future[bytes | None] | None = None
+        try:
+            try:
+                os.write(memfd, description)
+                os.lseek(memfd, 0, os.SEEK_SET)
+                sent = (memfd, fds.stdout, fds.stderr, fds.events, ready_w, *fds.cgroups)
+                await self._request(number, sent)
+            finally:
+                os.close(memfd)
+                os.close(ready_w)
+            reading = asyncio.ensure_future(_read_all(ready_r, _START_WAIT))
+            said = await asyncio.shield(reading)
+        except asyncio.CancelledError:
+            self.jobs.pop(number, None)
+            if reading is None:
+                os.close(ready_r)
+            else:
+                # Given up while the spawner starts it: the job may be running already, and
+                # no caller would know of it. It is ended once its pid is known.
+                reading.add_done_callback(functools.partial(_end_unwanted, ready_r))
+            raise
+        except OSError:
+            self.jobs.pop(number, None)
+            os.close(ready_r)
+            return None
+        os.close(ready_r)
+        if said is None:
+            log.warning("the spawner is stuck; replaced")
+            self.kill()  # its socket closes: the request's fds go with it
+            return None
+        pid, failed, text = _started(said)
+        if pid is None or failed is not None:
+            self.jobs.pop(number, None)
+        if failed is not None:
+            raise OSError(failed, os.strerror(failed), launch.argv[0])
+        if pid is None:
+            return text or None  # its setup failed, before any of the job ran; or it died
+        self.running += 1
+        return PoolChild(pid, status, self)
+
+    async def _request(self, number: int, fds: Sequence[int]) -> None:
+        """Send one request; a server whose end of the socket is gone is gone itself."""
+        assert self.sock is not None
+        try:
+            await _send(self.sock, b"%d" % number, fds)
+        except OSError:
+            self.kill()  # killed, crashed
+            raise
 
     def up(self) -> bool:
         """Not known to be gone: alive, and its process not seen to exit."""
@@ -499,9 +566,8 @@ async def _send(sock: socket.socket, data: bytes, fds: Sequence[int]) -> None:
                 loop.remove_writer(sock.fileno())
 
 
-async def _read_all(fd: int, timeout: float, *, line: bool = False) -> bytes | None:
-    """Everything written to a pipe until its end (with `line`: or a newline); None after
-    `timeout`."""
+async def _read_all(fd: int, timeout: float) -> bytes | None:
+    """Everything written to a pipe until its end; None after `timeout`."""
     loop = asyncio.get_running_loop()
     os.set_blocking(fd, False)
     chunks: list[bytes] = []
@@ -516,7 +582,7 @@ async def _read_all(fd: int, timeout: float, *, line: bool = False) -> bytes | N
             chunk = b""
         if chunk:
             chunks.append(chunk)
-        if (not chunk or (line and chunk.endswith(b"\n"))) and not closed.done():
+        if not chunk and not closed.done():
             closed.set_result(None)
 
     loop.add_reader(fd, readable)
@@ -527,16 +593,30 @@ async def _read_all(fd: int, timeout: float, *, line: bool = False) -> bytes | N
     return b"".join(chunks) if closed.done() else None
 
 
-async def _exec_result(ready: int, pid: int) -> bytes | None:
-    """What a spawner's child said after the go: nothing once it exec'd, `x <errno>` when
-    it could not. Given up meanwhile (cancelled), the job, told to go, is ended here: no
-    caller would know of it."""
-    try:
-        return await _read_all(ready, _START_WAIT)
-    except asyncio.CancelledError:
+def _started(said: bytes) -> tuple[int | None, int | None, str]:
+    """What the spawner's setup pipe said: the job's pid, the errno of a failed exec, and
+    the text (why the job could not be set up, when it has no pid)."""
+    text = said.decode("utf-8", "replace")
+    pid: int | None = None
+    rest = text
+    if text.startswith("ok "):
+        first, _, rest = text.partition("\n")
+        if first[3:].isdigit():
+            pid = int(first[3:])
+    if rest.startswith("x ") and rest[2:].isdigit():
+        return pid, int(rest[2:]), text
+    return pid, None, text
+
+
+def _end_unwanted(ready: int, reading: asyncio.Future[bytes | None]) -> None:
+    """Close the setup pipe of a start that was given up, and end the job if it started."""
+    os.close(ready)
+    if reading.cancelled() or reading.exception() is not None or (said := reading.result()) is None:
+        return
+    pid, failed, _ = _started(said)
+    if pid is not None and failed is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)  # its own session and group, from its start
-        raise
 
 
 async def _exited(pid: int) -> None:

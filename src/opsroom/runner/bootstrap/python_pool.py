@@ -1,11 +1,9 @@
 """opsroom's warm Python: a fork server per Python environment (runner/pool.py starts it).
 
-    python python_pool.py <socket fd> [exec]
+    python python_pool.py <socket fd> [exec [<home cgroup.procs fd>,...]]
 
 It imports the Python bootstrap and the modules scripts commonly use once, says `R` on the
-socket, then waits. With `exec` it imports nothing more: it is the spawner, which starts every
-job that is not forked from a warm Python, so that the fork copies this small process and not
-opsroom's (runner/pool.py). Each request is a number with file descriptors (SCM_RIGHTS): the job's
+socket, then waits. Each request is a number with file descriptors (SCM_RIGHTS): the job's
 description (a memfd of JSON: argv after the interpreter, environment, folder, rlimits), its
 stdout, stderr and event pipes, a pipe to say it is set up, a pipe to wait for the go on, and
 its cgroups' `cgroup.procs` files. For each it forks a child that, before any of the job's
@@ -13,15 +11,25 @@ code runs: starts a session of its own, joins the job's cgroups, sets its limits
 the job's folder, takes the job's environment and pipes, says `ok <pid>` and waits for opsroom's
 go. Then it runs the script exactly as `python <argv>` would — through the bootstrap, or as
 `__main__` — and exits the way a fresh interpreter does (threads joined, atexit run, streams
-flushed); or, for a description with `"exec": true`, it execs argv as subprocess would (the
-signals Python ignores set back to their defaults, the program searched in the job's PATH) and
-says `x <errno>` on the setup pipe if it cannot. When a child ends the server
-reports `E <request> <returncode>`.
+flushed). When a child ends the server reports `E <request> <returncode>`.
 
-The server never reads a job's description: secrets never enter its memory, so no later job,
+This server never reads a job's description: secrets never enter its memory, so no later job,
 a copy of it, can find them there. Each job is a fork of a server that never ran a script, so
 nothing a script does to modules or globals reaches the next one. The server exits when
 opsroom closes the socket.
+
+With `exec` it imports nothing more: it is the spawner, which starts every job that is not
+forked from a warm Python, as subprocess would (the signals Python ignores set back to their
+defaults, the program searched in the job's PATH). Its requests carry no go pipe: the job
+starts at once, and the setup pipe says `ok <pid>`, `x <errno>` when the program could not
+start, or why the job could not be set up. It starts the program as Popen does, with a vfork
+(nothing of this process is copied), from inside the job's cgroups — it moves itself into them
+for the spawn and back into its own (the fds given at start) before it answers — so the
+program is born inside them. A job with rlimits to set, or one a vfork cannot start (a pids
+limit of 1 leaves no room for the spawner beside it: a failed try would count as the job's),
+is forked instead, the child setting
+itself up as above and exec'ing at once. The spawner reads descriptions, and what it starts
+replaces its memory at once by the exec: no job can read it.
 
 Standard library only, valid on Python 3.8+: it runs in PEP 723 environments too. Linux only.
 """
@@ -42,6 +50,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 SLOT_VAR = "OPSROOM_POOL_SLOT"  # as long as the token's name: the child writes the token there
 TOKEN_VAR = "OPSROOM_JOB_TOKEN"  # noqa: S105 - a variable name, not a secret
 _FIXED = 6  # description, stdout, stderr, events, ready, go; then cgroup.procs files
+_EXEC_FIXED = 5  # the spawner's: no go
 _MAX_FDS = 16
 SETUP_FAILED = 127
 _START_ERROR = "could not start the job: it could not enter its cgroup or set its limits"
@@ -97,7 +106,7 @@ def _returncode(status):
     return 255
 
 
-def _receive(sock):
+def _receive(sock, fixed):
     """(request number, fds); (None, []) once opsroom closed the socket."""
     fds = array.array("i")
     try:
@@ -111,18 +120,22 @@ def _receive(sock):
             fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
     if not msg and not fds:
         return None, []
-    if flags & socket.MSG_CTRUNC or not msg.isdigit() or len(fds) < _FIXED:
+    if flags & socket.MSG_CTRUNC or not msg.isdigit() or len(fds) < fixed:
         for fd in fds:
             os.close(fd)
         return b"", []
     return int(msg), list(fds)
 
 
-def serve(sock_fd, lean=False):
-    """Fork a child per request; in the server None once opsroom has gone, in a child the fds
-    of its job. `lean`: the spawner, which imports nothing for the jobs."""
+def serve(sock_fd, lean=False, homes=()):
+    """Start a job per request; in the server None once opsroom has gone, in a forked child
+    the fds of its job (and its description, for the spawner). `lean`: the spawner, which
+    imports nothing for the jobs; `homes`: its own `cgroup.procs` files, to come back to."""
     sock = socket.socket(fileno=sock_fd)
     sock.setblocking(True)
+    # Nothing of the server's may reach a job the spawner starts: only what it passes on.
+    for fd in (sock_fd, *homes):
+        os.set_inheritable(fd, False)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -131,22 +144,35 @@ def serve(sock_fd, lean=False):
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_w)
     boot = None if lean else _warm()
+    if lean:
+        import subprocess  # noqa: F401 - loaded now, not during the first job's start
     gc.collect()
     if hasattr(gc, "freeze"):
         gc.freeze()  # the warm objects are never collected: their pages stay shared
     sock.sendall(b"R")
     jobs = {}
+    popens = {}  # the spawner's: reaped here, never by Popen
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
     while True:
         for key, _ in selector.select():
             if key.fileobj is sock:
-                number, fds = _receive(sock)
+                number, fds = _receive(sock, _EXEC_FIXED if lean else _FIXED)
                 if number is None:
                     return None
                 if not fds:
                     continue
+                spec = None
+                if lean:
+                    spec = _description(fds[0])
+                    pid = _spawn(spec, fds, homes, popens)
+                    if pid is not None:
+                        for fd in fds:
+                            os.close(fd)
+                        if pid:
+                            jobs[pid] = number
+                        continue
                 pid = os.fork()
                 if pid == 0:
                     selector.close()
@@ -156,6 +182,8 @@ def serve(sock_fd, lean=False):
                     os.close(wake_w)
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                     signal.signal(signal.SIGINT, signal.default_int_handler)
+                    if spec is not None:
+                        _enter_exec(spec, fds)  # never returns
                     return _enter(fds), boot
                 for fd in fds:
                     os.close(fd)
@@ -174,14 +202,119 @@ def serve(sock_fd, lean=False):
             if pid == 0:
                 break
             number = jobs.pop(pid, None)
+            code = _returncode(status)
+            proc = popens.pop(pid, None)
+            if proc is not None:
+                proc.returncode = code  # reaped: Popen must not wait for it again
             if number is not None:
-                sock.sendall(b"E %d %d" % (number, _returncode(status)))
+                sock.sendall(b"E %d %d" % (number, code))
+
+
+def _description(fd):
+    """A job's description from its memfd (read from the start, the offset left alone)."""
+    return json.loads(os.pread(fd, os.fstat(fd).st_size, 0).decode("utf-8"))
+
+
+# Python ignores these for itself; a program expects them as they are by default (a
+# pipeline's writer dies of SIGPIPE). SIGINT: the server ignores it, a job must not.
+_DEFAULTS = tuple(
+    getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SIGINT") if hasattr(signal, name)
+)
+
+
+def _spawn(spec, fds, homes, started):
+    """The spawner's way: the job's pid once started, 0 when it could not start (said on
+    the setup pipe), None when it must be forked instead (rlimits to set, or `fork`: a pids
+    limit of 1, which has no room for the spawner beside the job). `started` keeps each
+    process's Popen until the server has reaped it."""
+    _, out, err, events, ready = fds[:_EXEC_FIXED]
+    cgroups = fds[_EXEC_FIXED:]
+    if spec["rlimits"] or spec.get("fork") or (cgroups and not homes):
+        return None
+    import subprocess
+
+    env = dict(spec["env"])
+    env["OPSROOM_EVENTS_FD"] = str(events)
+    here = os.getcwd()
+    moved = False
+    try:
+        try:
+            for fd in cgroups:
+                moved = True
+                os.write(fd, b"0")  # the program is born where its parent is
+        except OSError:
+            return _said(ready, _START_ERROR)
+        try:
+            os.chdir(spec["cwd"])
+        except OSError as e:
+            why = "could not start the job: working folder {}: {}"
+            return _said(ready, why.format(spec["cwd"], e.strerror or e))
+        # Popen resets SIGPIPE and SIGXFSZ (restore_signals); what the server ignores
+        # itself the program must not.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        try:
+            # A vfork, as Popen starts programs: nothing of this process is copied. The
+            # program is found as `os.execvpe` finds it, in the job's PATH; its argv as
+            # given, never through a shell.
+            proc = subprocess.Popen(
+                spec["argv"],
+                env=env,
+                stdout=out,
+                stderr=err,
+                pass_fds=(events,),
+                start_new_session=True,
+            )
+        except OSError as e:
+            return _said(ready, f"x {e.errno or 0}")
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    finally:
+        os.chdir(here)
+        if moved:
+            for fd in homes:
+                # Should this fail the spawner stays in the job's cgroups, ends with the
+                # job, and opsroom starts another.
+                with contextlib.suppress(OSError):
+                    os.write(fd, b"0")
+    started[proc.pid] = proc
+    os.write(ready, b"ok %d\n" % proc.pid)
+    return proc.pid
+
+
+def _said(ready, message):
+    """Say why the job did not start; 0: nothing to wait for."""
+    os.write(ready, message.encode("utf-8", "replace"))
+    return 0
 
 
 def _enter(fds):
     """In the child: become the job's process; its description once opsroom said go."""
     spec_fd, out, err, events, ready, go = fds[:_FIXED]
-    cgroups = fds[_FIXED:]
+    with os.fdopen(spec_fd, "rb") as f:
+        spec = json.loads(f.read().decode("utf-8"))
+    env = _setup(spec, fds[_FIXED:], out, err, events, ready)
+    os.environ.clear()
+    os.environ.update(env)
+    _mark(spec["env"].get(TOKEN_VAR))
+    os.write(ready, b"ok %d" % os.getpid())
+    os.close(ready)
+    word = os.read(go, 1)
+    os.close(go)
+    if word != b"g":
+        os._exit(0)  # opsroom gave the job up before it started: none of it ran
+    return spec
+
+
+def _enter_exec(spec, fds):
+    """In the spawner's forked child: become the job's program at once; never returns."""
+    _, out, err, events, ready = fds[:_EXEC_FIXED]
+    env = _setup(spec, fds[_EXEC_FIXED:], out, err, events, ready)
+    os.write(ready, b"ok %d\n" % os.getpid())
+    _exec(spec["argv"], env, ready)
+
+
+def _setup(spec, cgroups, out, err, events, ready):
+    """Session, cgroups, limits, folder and pipes of the job; its environment."""
 
     def fail(message):
         try:
@@ -196,8 +329,6 @@ def _enter(fds):
             os.close(fd)
     except OSError:
         fail(_START_ERROR)
-    with os.fdopen(spec_fd, "rb") as f:
-        spec = json.loads(f.read().decode("utf-8"))
     try:
         if spec["rlimits"]:
             import resource
@@ -217,31 +348,14 @@ def _enter(fds):
     os.dup2(err, 2)
     os.close(out)
     os.close(err)
-    if spec.get("exec"):
-        os.write(ready, b"ok %d\n" % os.getpid())
-        if os.read(go, 1) != b"g":
-            os._exit(0)  # opsroom gave the job up before it started: none of it ran
-        _exec(spec["argv"], env, ready)
-    os.environ.clear()
-    os.environ.update(env)
-    _mark(spec["env"].get(TOKEN_VAR))
-    os.write(ready, b"ok %d" % os.getpid())
-    os.close(ready)
-    word = os.read(go, 1)
-    os.close(go)
-    if word != b"g":
-        os._exit(0)  # opsroom gave the job up before it started: none of it ran
-    return spec
+    return env
 
 
 def _exec(argv, env, ready):
     """Become argv, as subprocess starts a program; never returns. The setup pipe closes
     with the exec (it is close-on-exec); before it, a failed exec is said there."""
-    # Python ignores these for itself; a program expects them as they are by default (a
-    # pipeline's writer dies of SIGPIPE). SIGINT: the server ignores it, a job must not.
-    for name in ("SIGPIPE", "SIGXFSZ", "SIGINT"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    for number in _DEFAULTS:
+        signal.signal(number, signal.SIG_DFL)
     try:
         os.execvpe(argv[0], argv, env)  # noqa: S606 - the job's argv, as given; no shell
     except OSError as e:
@@ -387,7 +501,9 @@ def _shutdown():
 _JOB_MODULES = []  # the job's script as a module: what it holds is let go of at its exit
 
 if __name__ == "__main__":
-    started = serve(int(sys.argv[1]), lean=sys.argv[2:] == ["exec"])
+    lean = sys.argv[2:3] == ["exec"]
+    homes = tuple(int(fd) for fd in sys.argv[3].split(",") if fd) if sys.argv[3:] else ()
+    started = serve(int(sys.argv[1]), lean=lean, homes=homes)
     if started is None:
         sys.exit(0)
     try:
