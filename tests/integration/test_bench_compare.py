@@ -117,3 +117,42 @@ def test_the_opsroom_runner_and_the_table(tmp_path: Path) -> None:
     assert "Hubot" not in text
     assert "| 0.25× | ≤ 0.5× | met (goal at 10,000 commands; here 500) |" in text
     json.dumps(first)  # what the runner saves is plain JSON
+
+
+def test_a_run_that_fails_is_run_once_more_and_a_second_failure_is_said(tmp_path: Path) -> None:
+    compare = _compare()
+    # A bot that fails its first run of each kind and answers the second: a peer's hiccup.
+    script = tmp_path / "flaky.py"
+    script.write_text(
+        "import json, pathlib, sys\n"
+        "seen = pathlib.Path(sys.argv[1])\n"
+        "count = int(seen.read_text()) + 1 if seen.exists() else 1\n"
+        "seen.write_text(str(count))\n"
+        "if count % 2:\n"
+        "    sys.exit('AssertionError: no answer')\n"
+        "print(json.dumps({'run': count}))\n"
+    )
+    flaky = compare.Bot(
+        "flaky", (sys.executable, str(script), str(tmp_path / "seen")), tmp_path, tmp_path / "keep"
+    )
+    said: list[str] = []
+    runs = compare._rounds(
+        [flaky], compare.Sizes(n=1, nsub=1, rounds=1, restarts=1), said.append, {}
+    )
+    # Runs 1 (the untimed warm-up start), 3 (the full run) fail; 2 and 4 answer.
+    assert runs["flaky"] == {"restart": [{"run": 2}], "full": [{"run": 4}]}
+    assert said == [
+        "flaky: the warm-up start failed: exit 1: AssertionError: no answer",
+        "round 1 of 1: flaky",
+        "flaky: a run failed (exit 1: AssertionError: no answer); running it once more",
+    ]
+    # Failing twice, the run is left out, and said so.
+    broken = compare.Bot(
+        "broken", (sys.executable, "-c", "raise SystemExit('down')"), tmp_path, tmp_path / "k2"
+    )
+    said.clear()
+    runs = compare._rounds(
+        [broken], compare.Sizes(n=1, nsub=1, rounds=1, restarts=0), said.append, {}
+    )
+    assert runs["broken"] == {"restart": [], "full": []}
+    assert said[-1] == "broken: a run failed again: exit 1: down"

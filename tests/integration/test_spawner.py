@@ -249,6 +249,49 @@ async def test_cancel_ends_a_spawned_jobs_whole_tree(
     await async_wait_for(lambda: not Path(f"/proc/{child}").exists() or _zombie(child))
 
 
+async def test_a_start_given_up_while_the_spawner_starts_it_is_ended_once_it_runs(
+    tmp_path: Path, pool: PythonPool
+) -> None:
+    spawner = await pool.spawner_ready()
+    assert spawner is not None
+    # Stopped, the spawner holds the request: the start is given up before it has begun.
+    os.kill(spawner, signal.SIGSTOP)
+    try:
+        marker = tmp_path / "ran"
+        text = f"#!/usr/bin/env bash\n# @describe Lingers.\ntouch {marker}\nexec sleep 300\n"
+        job = launch(tmp_path, text, "fallback")
+        token = job.env["OPSROOM_JOB_TOKEN"]
+        starting = asyncio.ensure_future(run(job, pool))
+        await async_wait_for(lambda: pool._spawner is not None and bool(pool._spawner.jobs))
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+    finally:
+        os.kill(spawner, signal.SIGCONT)
+    # The spawner starts it now, then the next job (it takes requests in turn); opsroom,
+    # which gave the first up, ends it as soon as it hears of it.
+    later = launch(tmp_path / "next", "#!/usr/bin/env bash\necho ok\n", "cgroup")
+    end, events = await run(later, pool)
+    assert (end.state, lines(events)) == (JobState.SUCCEEDED, ["ok"]), "and the spawner goes on"
+    await async_wait_for(lambda: not carriers(token))
+    assert pool.spawned == 1  # the one that ran to its end
+
+
+def carriers(token: str) -> list[int]:
+    """Every live process whose environment holds the job's token."""
+    needle = f"OPSROOM_JOB_TOKEN={token}".encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                env = Path(f"/proc/{name}/environ").read_bytes()
+            except OSError:
+                continue
+            if needle in env.split(b"\0") and not _zombie(int(name)):
+                found.append(int(name))
+    return found
+
+
 def _cgroups(pid: int | str) -> dict[str, str]:
     """The cgroup of a process in each hierarchy, by its controllers ("" for v2)."""
     text = Path(f"/proc/{pid}/cgroup").read_text()

@@ -562,10 +562,10 @@ class _Run:
                 since = idle[0]
                 if not task.done() and since is not None and now - since > _DRAIN_IDLE:
                     task.cancel()
-        results = await asyncio.gather(*self.pumps, return_exceptions=True)
-        for r in results:
-            if isinstance(r, Exception):
-                raise r
+        # All done: their outcomes are read as they are (a gather would cost a turn of the loop).
+        for task in self.pumps:
+            if not task.cancelled() and isinstance(error := task.exception(), Exception):
+                raise error
 
     async def cleanup(self) -> None:
         """Whatever happened: no child left running, no task left behind, no fd leaked."""
@@ -585,10 +585,14 @@ class _Run:
         if self.group is not None and not self.group.remove():
             # A process stuck in the kernel (D state) keeps it: it goes once that one does.
             log.warning("the cgroup %s of an ended job is not empty yet", self.group.name)
-        for task in self.pumps:
+        running = [task for task in self.pumps if not task.done()]
+        for task in running:
             task.cancel()
-        if self.pumps:
-            await asyncio.gather(*self.pumps, return_exceptions=True)
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        for task in self.pumps:
+            if not task.cancelled():
+                task.exception()  # retrieved: never reported as lost
         for transport in self.transports:
             transport.close()
         for fd in self.read_fds:

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from opsroom.errors import StoreError
 from opsroom.model.audit import AuditEvent
 from opsroom.model.jobs import Job, JobState
-from opsroom.store.audit import audited, insert_audit
+from opsroom.store.audit import LastEntry, audited, insert_audit, last_entry
 from opsroom.store.database import Part
 from opsroom.store.notify import Topic, send_notices
 from opsroom.store.output import record_lines
@@ -152,7 +152,8 @@ class Jobs(Part):
         """
         state = _final(state)
         async with self._db.write(f"finish job {job_id}") as conn:
-            return await _finish(conn, job_id, state, exit_code, error)
+            job, _ = await _finish(conn, job_id, state, exit_code, error)
+            return job
 
     async def end_job(self, job_id: int, end: End) -> Job:
         """Record a job's end, its last output lines and its audit entry: one durable commit.
@@ -166,9 +167,11 @@ class Jobs(Part):
         async with audited(self._db, f"record the end of job {job_id}") as conn:
             if end.output:
                 await record_lines(conn, job_id, end.output, end.cap_bytes)
-            job = await _finish(conn, job_id, state, end.exit_code, end.error, pid=end.pid)
+            job, last = await _finish(
+                conn, job_id, state, end.exit_code, end.error, pid=end.pid, audited=True
+            )
             if end.audit is not None:
-                await insert_audit(conn, end.audit(job))
+                await insert_audit(conn, end.audit(job), last=last)
         return job
 
     async def set_job_catalog(
@@ -402,6 +405,8 @@ _FETCH = select(jobs).where(jobs.c.id == _JOB_ID)
 _INSERT = insert(jobs).values(queue_seq=next_queue_seq()).returning(*jobs.c)
 # SET from the values given at execution: state, exit code, error, end time (and pid).
 _END = update(jobs).where(jobs.c.id == _JOB_ID, jobs.c.state.not_in(_FINAL)).returning(*jobs.c)
+# Under the audit lock: with the trail's last entry, which the `job.end` entry follows.
+_END_AUDITED = _END.returning(*last_entry())
 _END_LATE = (
     update(jobs)
     .where(jobs.c.id == _JOB_ID)
@@ -459,8 +464,10 @@ async def _finish(
     error: str | None,
     *,
     pid: int | None = None,
-) -> Job:
-    """Record the end inside the caller's write transaction; the job as it now stands."""
+    audited: bool = False,
+) -> tuple[Job, LastEntry | None]:
+    """Record the end inside the caller's write transaction: the job as it now stands, and
+    (`audited`: the caller holds the audit lock) the trail's last entry when it was read."""
     now = utcnow()
     values: dict[str, Any] = {
         "job_id": job_id,
@@ -471,7 +478,7 @@ async def _finish(
     }
     if pid is not None:
         values["pid"] = pid
-    row = (await conn.execute(_END, values)).first()
+    row = (await conn.execute(_END_AUDITED if audited else _END, values)).first()
     if row is None:
         late = {"job_id": job_id, "late_exit_code": exit_code, "late_error": error, "late_at": now}
         if pid is not None:
@@ -482,7 +489,10 @@ async def _finish(
     job = job_from_row(row) if row is not None else await fetch_job(conn, job_id)
     if job is None:
         raise StoreError(f"job {job_id} does not exist")
-    return job
+    last = (
+        LastEntry(row.audit_last_id, row.audit_last_hash) if audited and row is not None else None
+    )
+    return job, last
 
 
 def _interrupted_event(job: Job) -> AuditEvent:
