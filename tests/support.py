@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sys
 import time
@@ -130,3 +131,27 @@ async def async_wait_for(
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         await asyncio.sleep(pause)  # a poll interval: other tasks run, then `cond` again
         pause = min(pause * 2, 0.1)
+
+
+def alive(pid: int) -> bool:
+    """Running and not a zombie, read from /proc independently of the runner."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def carriers(token: str) -> list[int]:
+    """Every live process whose environment holds the job token."""
+    needle = f"OPSROOM_JOB_TOKEN={token}".encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                env = Path(f"/proc/{name}/environ").read_bytes()
+            except OSError:
+                continue
+            if needle in env.split(b"\0") and alive(int(name)):
+                found.append(int(name))
+    return found

@@ -7,33 +7,16 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from stores import row, store_bytes, with_store
-from support import FIXTURES, OPSROOM, Opsroom, wait_for
+from support import FIXTURES, OPSROOM, Opsroom, carriers, wait_for
 
 CATALOG = FIXTURES / "jobs_catalog"
-
-
-def _processes_with(token: str) -> list[int]:
-    """Live processes whose environment carries a job token."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            continue
-        if f"OPSROOM_JOB_TOKEN={token}".encode() in environ.split(b"\0"):
-            found.append(int(entry.name))
-    return found
 
 
 def _job(store_url: str, job_id: int) -> dict[str, object]:
@@ -95,7 +78,7 @@ def test_cancel_from_another_process_ends_the_whole_tree(
     token = str(job["process_token"])
     # The script, its child and its setsid grandchild (`bash -c` execs its last command; the
     # script's own `sleep 0.2` is there for 0.2 s only, so it is not counted on).
-    wait_for(lambda: len(_processes_with(token)) >= 3, 10, what="the script's children")
+    wait_for(lambda: len(carriers(token)) >= 3, 10, what="the script's children")
     r = opsroom("run", "--catalog", str(CATALOG), f"!cancel {job['id']}")
     assert r.code == 0, r.stderr
     # The tree ignores TERM and never ends by itself: the first process ending at all shows
@@ -104,7 +87,7 @@ def test_cancel_from_another_process_ends_the_whole_tree(
     assert first.returncode == 1
     summary = json.loads(out.splitlines()[-1])
     assert summary["state"] == "cancelled"
-    assert _processes_with(token) == [], "no process of the job may survive"
+    assert carriers(token) == [], "no process of the job may survive"
     assert "cancelled" in r.stdout
 
 
@@ -123,7 +106,7 @@ def test_cancel_from_someone_else_ends_a_well_behaved_job(
     out, _ = first.communicate(timeout=30)
     assert r.code == 0, r.stderr
     assert json.loads(out.splitlines()[-1])["state"] == "cancelled"
-    assert _processes_with(token) == []
+    assert carriers(token) == []
     assert _job(store_url, int(str(job["id"])))["cancel_requested_by"] == "local:someone-else"
     audit = opsroom("audit", "export", "--since", "1h", "--format", "json")
     entries = json.loads(audit.stdout)
@@ -159,20 +142,29 @@ def test_kill_9_of_the_owner_marks_interrupted_and_ends_children(
     token = str(victim["process_token"])
     # The script, its child and its setsid grandchild (`bash -c` execs its last command; the
     # script's own `sleep 0.2` is there for 0.2 s only, so it is not counted on).
-    wait_for(lambda: len(_processes_with(token)) >= 3, 10, what="the script's children")
+    wait_for(lambda: len(carriers(token)) >= 3, 10, what="the script's children")
     _start(workdir, background, "!slow nap --seconds 60", store_url=store_url)
     alive = _running_job(store_url, "slow nap")
 
+    # Its working folder (TMPDIR, in the temporary folder, named by the job's token).
+    folders = list(Path(tempfile.gettempdir()).glob(f"opsroom-job{victim['id']}-{token[:12]}-*"))
+    assert len(folders) == 1, folders
+    assert folders[0].is_dir()
+    other = str(alive["process_token"])
+    assert list(Path(tempfile.gettempdir()).glob(f"opsroom-job{alive['id']}-{other[:12]}-*"))
+
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
-    assert _processes_with(token), "its script outlives the owner until opsroom starts again"
+    assert carriers(token), "its script outlives the owner until opsroom starts again"
 
     r = opsroom("jobs", "--json", "--catalog", str(CATALOG))
     assert r.code == 0
     states = {j["id"]: j["state"] for j in r.json_lines[0]}
     assert states[victim["id"]] == "interrupted"
     assert states[alive["id"]] == "running", "a live owner's job is never touched"
-    wait_for(lambda: not _processes_with(token), 10, what="the leftover tree to end")
+    wait_for(lambda: not carriers(token), 10, what="the leftover tree to end")
+    assert not folders[0].exists(), "the interrupted job's folder is removed with its processes"
+    assert list(Path(tempfile.gettempdir()).glob(f"opsroom-job{alive['id']}-{other[:12]}-*"))
 
     # The requester is told once, by the next opsroom call they make.
     told = opsroom("run", "--catalog", str(CATALOG), "!version")

@@ -23,8 +23,8 @@ from opsroom.model.commands import CommandSpec, Invocation, Language
 from opsroom.model.jobs import AttachmentEvent, ExitEvent, JobEvent, JobState, OutputLine
 from opsroom.runner.argv import Launch, build_launch
 from opsroom.runner.local import run_local
-from opsroom.runner.tree import end_orphaned_job, job_processes, new_token
-from support import async_wait_for
+from opsroom.runner.tree import end_orphaned_job, job_processes, new_token, remove_workdirs
+from support import alive, async_wait_for, carriers
 
 GRACE = 1.0
 MODES = ["cgroup", "fallback"]
@@ -116,30 +116,6 @@ class Script:
             lambda: set(names) <= self.pids().keys(), what=f"the script to print {names}"
         )
         return self.pids()
-
-
-def alive(pid: int) -> bool:
-    """Running and not a zombie, read from /proc independently of the runner."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def carriers(token: str) -> list[int]:
-    """Every live process whose environment holds the token."""
-    needle = f"OPSROOM_JOB_TOKEN={token}".encode()
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                env = Path(f"/proc/{name}/environ").read_bytes()
-            except OSError:
-                continue
-            if needle in env.split(b"\0") and alive(int(name)):
-                found.append(int(name))
-    return found
 
 
 def our_zombie(pid: int) -> bool:
@@ -462,3 +438,22 @@ def test_memory_stays_bounded_whatever_the_script_prints(tmp_path: Path) -> None
     assert state == "succeeded"
     assert int(lines) == 300_000  # 300 MB in lines of 1,000 bytes, none lost
     assert int(grown_mb) < 100
+
+
+def test_only_the_working_folders_of_the_jobs_token_are_removed(tmp_path: Path) -> None:
+    token, other = new_token(), new_token()
+    mine = tmp_path / f"opsroom-job7-{token[:12]}-abc123"
+    (mine / "deep").mkdir(parents=True)
+    (mine / "deep" / "file").write_text("x")
+    theirs = tmp_path / f"opsroom-job8-{other[:12]}-def456"
+    theirs.mkdir()
+    # A link named like the job's folder is not followed: what it points at stays.
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep").write_text("x")
+    (tmp_path / f"opsroom-job9-{token[:12]}-link").symlink_to(target)
+    assert remove_workdirs(token, str(tmp_path)) == [str(mine)]
+    assert not mine.exists()
+    assert theirs.is_dir()
+    assert (target / "keep").exists()
+    assert remove_workdirs(token, str(tmp_path)) == []

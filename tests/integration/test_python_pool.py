@@ -30,7 +30,7 @@ from opsroom.runner.pep723 import ensure_environment
 from opsroom.runner.pool import PoolStats, PythonPool
 from opsroom.runner.tree import job_processes, new_token
 from opsroom.testing import Bot
-from support import async_wait_for
+from support import alive, async_wait_for
 
 MODES = ["cgroup", "fallback"]
 
@@ -125,15 +125,6 @@ class Jobs:
 
 def lines(events: list[JobEvent], stream: str = "stdout") -> list[str]:
     return [e.text for e in events if isinstance(e, OutputLine) and e.stream == stream]
-
-
-def alive(pid: int) -> bool:
-    """Running and not a zombie, read from /proc independently of the code under test."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def cmdline(pid: int) -> list[str]:

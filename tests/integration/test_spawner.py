@@ -27,7 +27,7 @@ from opsroom.runner.argv import Launch, build_launch
 from opsroom.runner.local import run_local
 from opsroom.runner.pool import PythonPool
 from opsroom.runner.tree import new_token
-from support import async_wait_for
+from support import async_wait_for, carriers
 
 MODES = pytest.mark.parametrize("mode", ["cgroup", "fallback"])
 
@@ -275,21 +275,6 @@ async def test_a_start_given_up_while_the_spawner_starts_it_is_ended_once_it_run
     assert (end.state, lines(events)) == (JobState.SUCCEEDED, ["ok"]), "and the spawner goes on"
     await async_wait_for(lambda: not carriers(token))
     assert pool.spawned == 1  # the one that ran to its end
-
-
-def carriers(token: str) -> list[int]:
-    """Every live process whose environment holds the job's token."""
-    needle = f"OPSROOM_JOB_TOKEN={token}".encode()
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                env = Path(f"/proc/{name}/environ").read_bytes()
-            except OSError:
-                continue
-            if needle in env.split(b"\0") and not _zombie(int(name)):
-                found.append(int(name))
-    return found
 
 
 def _cgroups(pid: int | str) -> dict[str, str]:

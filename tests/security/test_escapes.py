@@ -32,7 +32,7 @@ from opsroom.runner.cgroup import JobCgroup, preexec
 from opsroom.runner.limits import Limits
 from opsroom.runner.local import run_local
 from opsroom.runner.tree import new_token
-from support import OPSROOM, Opsroom
+from support import OPSROOM, Opsroom, alive
 
 GRACE = 1.0
 
@@ -135,15 +135,6 @@ def reported(tmp_path: Path) -> dict[str, list[int]]:
         if path.name != "ready":
             found[path.name] = [int(p) for p in path.read_text().split() if p.isdigit()]
     return found
-
-
-def alive(pid: int) -> bool:
-    """Running and not a zombie, read from /proc independently of the runner."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def survivors(tmp_path: Path) -> dict[str, list[int]]:

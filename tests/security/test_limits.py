@@ -24,19 +24,10 @@ from opsroom.errors import ConfigError
 from opsroom.model.jobs import JobState
 from opsroom.runner.limits import Limits
 from opsroom.testing import Bot
-from support import Opsroom
+from support import Opsroom, alive
 
 MiB = 1024 * 1024
 PY = sys.executable
-
-
-def alive(pid: int) -> bool:
-    """Running and not a zombie, read from /proc independently of the runner."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def _sh(body: str) -> str:

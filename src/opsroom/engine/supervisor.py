@@ -41,7 +41,7 @@ from opsroom.runner.argv import build_launch
 from opsroom.runner.cgroup import log_move_wait
 from opsroom.runner.limits import Limits as JobLimits
 from opsroom.runner.pool import PythonPool
-from opsroom.runner.tree import new_token
+from opsroom.runner.tree import new_token, workdir_prefix
 from opsroom.store import Claim, Limits
 from opsroom.store.jobs import End
 from opsroom.store.notify import Topic, Waiter
@@ -516,7 +516,11 @@ class Supervisor:
     ) -> ExitEvent:
         runner = self.settings.runner
         prefix = self.settings.bot.prefix
-        workdir = Path(tempfile.mkdtemp(prefix=f"opsroom-job{job.id}-", dir=self.workdir_root))
+        # Named with the token too: should this process die, the next one that finds the job
+        # interrupted removes the folder by it (tree.end_orphaned_job).
+        workdir = Path(
+            tempfile.mkdtemp(prefix=workdir_prefix(job.id, token), dir=self.workdir_root)
+        )
         collector.workdir = str(workdir)
         running = self._running[job.id] = _Running()
         self._ensure_poller()
@@ -574,7 +578,7 @@ class Supervisor:
                     pool=self.python_pool,
                 )
             )
-            wait = 0.0 if req.spec.background else runner.foreground_seconds
+            wait = runner.foreground_seconds
             self._watch(job.id, collector)
             try:
                 # "is running" is said of a process that exists: the spawn runs off the loop,
@@ -585,8 +589,13 @@ class Supervisor:
                 finally:
                     began.cancel()
                     started_now()
-                done, _ = await asyncio.wait({task}, timeout=wait)
-                if not done:
+                # `background`: told at once, even when the job is over already (its process
+                # started: a start that failed is only told as that).
+                over = False
+                if not (req.spec.background and started.is_set()):
+                    done, _ = await asyncio.wait({task}, timeout=wait)
+                    over = bool(done)
+                if not over:
                     await send(
                         _status(
                             f"job {job.id} is running — `{prefix}job {job.id}` to look, "

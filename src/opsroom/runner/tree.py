@@ -434,9 +434,46 @@ def _pid_carries(pid: int, token: str) -> bool:
     return proc is not None and not proc.gone and _carries(pid, needle)
 
 
-async def end_orphaned_job(token: str | None, pid: int | None, *, grace: float) -> list[int]:
+# Of the token, in a job's folder name: enough to find it, short enough that paths a script
+# makes under its TMPDIR (a Unix socket's: 107 bytes at most) keep their room.
+_WORKDIR_TOKEN = 12
+
+
+def workdir_prefix(job_id: int, token: str) -> str:
+    """The start of the name of a job's working folder: its id, then its token's start."""
+    return f"opsroom-job{job_id}-{token[:_WORKDIR_TOKEN]}-"
+
+
+def remove_workdirs(token: str, root: str | None = None) -> list[str]:
+    """Remove the working folders of the job with this token (in `root`, the temporary
+    folder by default), as a process that died with the job running left them; the folders
+    removed. Only folders of this user, never through a symbolic link."""
+    import glob
+    import shutil
+    import stat
+    import tempfile
+
+    root = root or tempfile.gettempdir()
+    removed = []
+    mark = glob.escape(token[:_WORKDIR_TOKEN])
+    for path in glob.glob(os.path.join(glob.escape(root), f"opsroom-job*-{mark}-*")):
+        try:
+            found = os.lstat(path)
+        except OSError:
+            continue
+        mine = not hasattr(os, "geteuid") or found.st_uid == os.geteuid()  # Windows: no uids
+        if stat.S_ISDIR(found.st_mode) and mine:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+async def end_orphaned_job(
+    token: str | None, pid: int | None, *, grace: float, workdirs: str | None = None
+) -> list[int]:
     """End what is left of a job whose owner died; only processes proven to be the job's:
-    the members of its cgroups (found by name), then what carries its token."""
+    the members of its cgroups (found by name), then what carries its token. Its working
+    folder goes too (in `workdirs`, the temporary folder by default)."""
     if not token:
         return []  # without the token nothing proves a process is the job's: pids get reused
     in_cgroups = await end_leftovers(token, grace=grace)
@@ -447,4 +484,5 @@ async def end_orphaned_job(token: str | None, pid: int | None, *, grace: float) 
             pgid = os.getpgid(pid)
             sid = os.getsid(pid)
     by_token = await end_processes(token, pgid=pgid, sid=sid, grace=grace)
+    remove_workdirs(token, workdirs)  # once nothing of the job writes there any more
     return sorted({*in_cgroups, *by_token})
