@@ -13,29 +13,48 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
 from opsroom.engine.output import FLUSH_SECONDS
 from opsroom.model.blocks import Reply
 from opsroom.model.jobs import JobState
-from opsroom.store import Store
+from opsroom.store import Store, inline
 from opsroom.testing import Bot
 from support import async_wait_for
 
 
 class Commits:
-    """Counts the commits of the store's own engine (observed, not replaced)."""
+    """Counts the store's commits as its driver makes them (observed, not replaced).
 
-    def __init__(self, store: Store) -> None:
+    SQLite's durable batches commit on the driver itself, out of SQLAlchemy's sight, so
+    there every commit of the inline driver counts; elsewhere SQLAlchemy's commit event.
+    """
+
+    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
         self._engine = store._db.engine.sync_engine
+        self._sqlite = self._engine.dialect.name == "sqlite"
+        self._monkeypatch = monkeypatch
 
     def __enter__(self) -> Commits:
-        event.listen(self._engine, "commit", self._seen)
+        if self._sqlite:
+            commit = inline.Connection.commit
+
+            async def counted(conn: inline.Connection) -> None:
+                await commit(conn)
+                self.count += 1
+
+            self._monkeypatch.setattr(inline.Connection, "commit", counted)
+        else:
+            event.listen(self._engine, "commit", self._seen)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        event.remove(self._engine, "commit", self._seen)
+        if self._sqlite:
+            self._monkeypatch.undo()
+        else:
+            event.remove(self._engine, "commit", self._seen)
 
     def _seen(self, _conn: Any) -> None:
         self.count += 1
@@ -55,13 +74,13 @@ def catalog(root: Path) -> Path:
 
 
 async def test_a_job_that_runs_at_once_costs_two_commits_and_audits_as_before(
-    tmp_path: Path, store_url: str
+    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = catalog(tmp_path / "catalog")
     async with Bot.open(catalog_dir=str(root), store_url=store_url) as bot:
         store = bot.app.store
         assert (await bot.say("!bench true")).succeeded  # the first one sets things up
-        with Commits(store) as commits:
+        with Commits(store, monkeypatch) as commits:
             said = [await bot.say("!bench true") for _ in range(3)]
         assert all(s.succeeded for s in said), said
         ids = [s.job_id for s in said]

@@ -12,13 +12,19 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+
+from sqlalchemy import insert, select
 
 from opsroom.errors import StoreError
 from opsroom.model.audit import AuditEvent
 from opsroom.model.jobs import Job
 from opsroom.store import Limits, Store
+from opsroom.store.database import Database
+from opsroom.store.prepared import Prepared
 from opsroom.store.queue import Start
+from opsroom.store.schema import jobs
 
 # Writes `n` audit entries at once into a store that exists already, then closes it.
 APPEND_AT_ONCE = """
@@ -132,3 +138,44 @@ async def test_a_write_that_fails_among_others_undoes_only_its_own(store_url: st
     assert (started.state.value, started.process_token) == ("running", "t")
     assert verdict.intact, verdict.broken
     assert verdict.entries == 11
+
+
+async def test_work_written_then_failed_in_a_batch_is_undone_alone(store_url: str) -> None:
+    # Each failing write has written rows before it fails: two ways (a statement through
+    # SQLAlchemy, a prepared one), first in the batch and in the middle of it.
+    db = await Database.open(store_url)
+    try:
+
+        async def write(n: int, *, fail: bool) -> None:
+            async with db.durable(f"write {n}") as conn:
+                await conn.execute(insert(jobs), job_row(f"sa-{n}"))
+                await NEW_JOB.all(conn, job_row(f"prepared-{n}"))
+                if fail:
+                    raise RuntimeError(f"write {n} failed")
+
+        outcomes = await asyncio.gather(
+            *(write(n, fail=n in (0, 3)) for n in range(6)), return_exceptions=True
+        )
+        async with db.read("test") as conn:
+            kept = sorted((await conn.execute(select(jobs.c.command))).scalars())
+    finally:
+        await db.close()
+    assert [str(o) for o in outcomes if isinstance(o, BaseException)] == [
+        "write 0 failed",
+        "write 3 failed",
+    ]
+    assert kept == sorted(f"{how}-{n}" for how in ("sa", "prepared") for n in (1, 2, 4, 5))
+
+
+NEW_JOB = Prepared(insert(jobs))
+
+
+def job_row(command: str) -> dict[str, object]:
+    return {
+        "command": command,
+        "params": "{}",
+        "state": "queued",
+        "requester": "local:a",
+        "room": "local:r",
+        "created_at": datetime.now(UTC),
+    }

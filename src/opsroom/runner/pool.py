@@ -287,16 +287,22 @@ class _Server:
         ).encode("utf-8")
         memfd = os.memfd_create("opsroom-job", os.MFD_CLOEXEC)
         ready_r, ready_w = os.pipe()
+        try:
+            os.write(memfd, description)  # a memfd takes all of it at once
+            os.lseek(memfd, 0, os.SEEK_SET)
+        except OSError:
+            for fd in (memfd, ready_r, ready_w):
+                os.close(fd)
+            self.jobs.pop(number, None)
+            return None
         if self.spawner:
             own = (memfd, ready_r, ready_w)
-            return await self._exec(number, status, description, own, fds, launch)
+            return await self._exec(number, status, own, fds, launch)
         go_r, go_w = os.pipe()
         # Whatever happens here (the caller cancelled too), `go_w` is closed at the end: a
         # child not told to go exits before any of the job runs.
         try:
             try:
-                os.write(memfd, description)  # a memfd takes all of it at once
-                os.lseek(memfd, 0, os.SEEK_SET)
                 sent = (memfd, fds.stdout, fds.stderr, fds.events, ready_w, go_r, *fds.cgroups)
                 await self._request(number, sent)
             finally:
@@ -326,7 +332,6 @@ class _Server:
         self,
         number: int,
         status: asyncio.Future[int | None],
-        description: bytes,
         own: tuple[int, int, int],
         fds: PoolStart,
         launch: Launch,
@@ -338,8 +343,6 @@ class _Server:
         reading: asyncio.Future[bytes | None] | None = None
         try:
             try:
-                os.write(memfd, description)
-                os.lseek(memfd, 0, os.SEEK_SET)
                 sent = (memfd, fds.stdout, fds.stderr, fds.events, ready_w, *fds.cgroups)
                 await self._request(number, sent)
             finally:

@@ -31,6 +31,7 @@ from opsroom.store.audit_chain import (
 )
 from opsroom.store.database import Database, Part
 from opsroom.store.engine import serialise
+from opsroom.store.prepared import Prepared
 from opsroom.store.schema import GENESIS_HASH, UTCDateTime, audit, utcnow
 
 _AUDIT_LOCK_KEY = 0x6F7073726F6F6D  # "opsroom": serialises audit appends across processes
@@ -185,7 +186,7 @@ async def insert_audit(
     except (TypeError, ValueError) as e:
         raise StoreError(f"audit entry could not be written: parameters: {e}") from None
     if last is None:
-        row = (await conn.execute(_LAST)).first()
+        row = await _LAST.first(conn, {})
         last = LastEntry(None, None) if row is None else LastEntry(int(row.id), row.hash)
     if last.id is None or last.hash is None:
         entry_id, prev = 1, GENESIS_HASH
@@ -193,8 +194,8 @@ async def insert_audit(
         entry_id, prev = last.id + 1, last.hash
     at = utcnow()
     digest = entry_hash(prev, entry_id, at, event)
-    await conn.execute(
-        _INSERT,
+    await _INSERT.all(
+        conn,
         {
             "id": entry_id,
             "at": at,
@@ -216,8 +217,8 @@ async def insert_audit(
 
 
 # Built once, values bound at execution: an append finds its compiled form in the cache.
-_INSERT = insert(audit)
-_LAST = select(audit.c.id, audit.c.hash).order_by(audit.c.id.desc()).limit(1)
+_INSERT = Prepared(insert(audit))
+_LAST = Prepared(select(audit.c.id, audit.c.hash).order_by(audit.c.id.desc()).limit(1))
 
 
 def _audit_record(row: Row[Any]) -> AuditRecord:

@@ -22,6 +22,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opsroom.errors import StoreError
+from opsroom.store.engine import begin_savepoint
 
 BATCH_LIMIT = 64
 """Callers per commit at most: a batch holds the write lock other processes wait for."""
@@ -120,7 +121,7 @@ class GroupCommit:
             if turn.go.done():
                 continue  # its caller stopped waiting
             # The first work needs no savepoint: when it fails, the whole transaction goes.
-            savepoint = await conn.begin_nested() if batch else None
+            savepoint = await begin_savepoint(conn) if batch else None
             turn.go.set_result(conn)
             batch.append(turn)  # from now on, told of whatever becomes of the batch
             keep = await turn.done

@@ -34,6 +34,7 @@ class Database:
         self.url = url
         self.password = password  # the workers' job queue connects with it too (tasks.py)
         self._writers: _Writers | None = None
+        self._durable = backend.DurableWriter(self.writer)
 
     @classmethod
     async def open(cls, url: str, *, password: str | None = None) -> Database:
@@ -68,6 +69,7 @@ class Database:
 
     async def close(self) -> None:
         """Release every connection."""
+        await self._durable.close()
         await self.engine.dispose()
 
     @asynccontextmanager
@@ -95,7 +97,7 @@ class Database:
     @asynccontextmanager
     async def _durable_batch(self) -> AsyncIterator[AsyncConnection]:
         """The transaction one batch of durable work shares."""
-        async with self._turn(), backend.durable_transaction(self.writer) as conn:
+        async with self._turn(), self._durable.transaction() as conn:
             yield conn
 
     @asynccontextmanager

@@ -10,16 +10,19 @@ dialect-neutral SQLAlchemy Core; a further backend changes only this module.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import String, Table, Text, event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeEngine
@@ -59,6 +62,24 @@ def one_writer(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def inline_driver(conn: AsyncConnection) -> tuple[inline.Connection, Dialect] | None:
+    """The driver's own connection under `conn` and the dialect to compile for, when it runs
+    statements at once on the loop (SQLite's, inline.py), for statements run without
+    SQLAlchemy (prepared.py); None for any other driver."""
+    if conn.dialect.name != "sqlite" or conn.sync_connection is None:
+        return None
+    driver = conn.sync_connection.connection.driver_connection
+    return (driver, conn.dialect) if isinstance(driver, inline.Connection) else None
+
+
+def _driver(conn: AsyncConnection) -> inline.Connection:
+    """The inline driver's connection under a SQLite `conn`."""
+    found = inline_driver(conn)
+    if found is None:
+        raise StoreError("the store's SQLite connection is not on its own driver")
+    return found[0]
+
+
 def for_writing(engine: AsyncEngine) -> AsyncEngine:
     """The same engine, but its transactions take the write lock up front on SQLite.
 
@@ -93,6 +114,9 @@ def _setup_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        driver = conn.connection.driver_connection
+        if driver is not None and driver.in_transaction:
+            return  # begun on the driver itself (DurableWriter): the statement joins it
         mode = conn.get_execution_options().get(_BEGIN_OPTION, "")
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
@@ -120,43 +144,128 @@ async def serialise(conn: AsyncConnection, key: int) -> None:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
-@asynccontextmanager
-async def durable_transaction(writer: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A write transaction whose commit reaches the disk before it returns.
+class DurableWriter:
+    """Where the durable write transactions of one process run (group commit's batches).
 
-    SQLite: synchronous=FULL for this transaction only; PostgreSQL: synchronous_commit=on.
+    SQLite: one connection, kept from batch to batch, on which every commit reaches the
+    disk (synchronous=FULL, set once): a batch costs BEGIN and COMMIT, not a pool checkout
+    and two PRAGMAs around them. Other writes (job output) use the pool's connections,
+    which keep NORMAL: under WAL that survives a crash of the process, not a power loss.
+    PostgreSQL: a pooled connection per batch, with synchronous_commit=on.
+    Used by one batch at a time (the caller's queue sees to it).
     """
-    async with writer.connect() as conn, _fully_synchronous(conn), conn.begin():
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text("SET LOCAL synchronous_commit = on"))
-        yield conn
 
+    def __init__(self, writer: AsyncEngine) -> None:
+        self._writer = writer
+        self._held: AsyncConnection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # where it was taken
 
-@asynccontextmanager
-async def _fully_synchronous(conn: AsyncConnection) -> AsyncIterator[None]:
-    """On SQLite, fsync each commit made inside (synchronous=FULL); NORMAL again after.
-
-    SQLite refuses to change the safety level inside a transaction, so it is set on the
-    driver's connection around it. Other writes sharing the pool (job output) keep NORMAL,
-    which under WAL survives a crash of the process, though not a power loss.
-    """
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    driver = (await conn.get_raw_connection()).driver_connection
-    assert driver is not None
-    try:
-        await (await driver.execute("PRAGMA synchronous = FULL")).close()
-    except sqlite3.Error as e:
-        raise StoreError(f"could not make the audit write durable: {e}") from None
-    try:
-        yield
-    finally:
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction whose commit is on disk before the block returns."""
+        if self._writer.dialect.name != "sqlite":
+            async with self._writer.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    await conn.execute(text("SET LOCAL synchronous_commit = on"))
+                yield conn
+            return
+        if self._loop is not asyncio.get_running_loop():
+            await self.close()  # taken on a loop now gone (a CLI's earlier asyncio.run)
+        conn = self._held if self._held is not None else await self._hold()
+        driver = _driver(conn)
         try:
+            # On the driver: SQLAlchemy's transaction objects cost more than the batch's SQL.
+            # Its statements inside find the transaction open and join it (`_on_begin`).
+            await _inline_sql(driver, "BEGIN IMMEDIATE")
+            yield conn
+            try:
+                await driver.commit()
+            except inline.Error as e:
+                raise DBAPIError.instance("COMMIT", None, e, inline.Error) from e
+        except BaseException:
+            # Whatever went wrong (the work, BEGIN, COMMIT, a cancel), the next batch starts
+            # on a connection known to be clean: `close` rolls back what is open.
+            await self.close()
+            raise
+
+    async def _hold(self) -> AsyncConnection:
+        """Take a connection from the pool for the batches, fsyncing each commit."""
+        conn = await self._writer.connect()
+        try:
+            await (await _driver(conn).execute("PRAGMA synchronous = FULL")).close()
+        except sqlite3.Error as e:
+            await conn.invalidate()
+            await conn.close()
+            raise StoreError(f"could not make the audit write durable: {e}") from None
+        except BaseException:
+            await conn.invalidate()
+            await conn.close()
+            raise
+        self._held, self._loop = conn, asyncio.get_running_loop()
+        return conn
+
+    async def close(self) -> None:
+        """Give the kept connection back to the pool, as the pool's others are (NORMAL)."""
+        conn, self._held = self._held, None
+        if conn is None:
+            return
+        try:
+            driver = _driver(conn)
+            if driver.in_transaction:
+                await driver.rollback()
             await (await driver.execute("PRAGMA synchronous = NORMAL")).close()
-        except sqlite3.Error:
+        except Exception:
             # Never hand a FULL connection back to the pool: it would slow every write.
             await conn.invalidate()
+        await conn.close()
+
+
+class Savepoint(Protocol):
+    """Part of a transaction that can be undone alone (`begin_savepoint`)."""
+
+    async def commit(self) -> None:
+        """Keep the work done since it began (within the enclosing transaction)."""
+
+    async def rollback(self) -> None:
+        """Undo the work done since it began; the enclosing transaction goes on."""
+
+
+_SAVEPOINTS = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class _InlineSavepoint:
+    """A SAVEPOINT on SQLite's inline driver: three short statements, not SQLAlchemy's
+    nested-transaction objects (a group commit takes one for each caller but the first)."""
+
+    driver: inline.Connection
+    name: str
+
+    async def commit(self) -> None:
+        await _inline_sql(self.driver, f"RELEASE SAVEPOINT {self.name}")
+
+    async def rollback(self) -> None:
+        await _inline_sql(self.driver, f"ROLLBACK TO SAVEPOINT {self.name}")
+        await _inline_sql(self.driver, f"RELEASE SAVEPOINT {self.name}")
+
+
+async def begin_savepoint(conn: AsyncConnection) -> Savepoint:
+    """Begin a savepoint inside `conn`'s transaction."""
+    found = inline_driver(conn)
+    if found is None:
+        return await conn.begin_nested()
+    driver = found[0]
+    savepoint = _InlineSavepoint(driver, f"opsroom_{next(_SAVEPOINTS)}")
+    await _inline_sql(driver, f"SAVEPOINT {savepoint.name}")
+    return savepoint
+
+
+async def _inline_sql(driver: inline.Connection, sql: str) -> None:
+    """Run one statement on the inline driver, failing as SQLAlchemy would."""
+    try:
+        await (await driver.execute(sql)).close()
+    except inline.Error as e:
+        raise DBAPIError.instance(sql, None, e, inline.Error) from e
 
 
 def insert_new(conn: AsyncConnection, table: Table, values: Mapping[str, Any], key: str) -> Insert:

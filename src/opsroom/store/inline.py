@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+Error = sqlite3.Error
+"""What the driver raises (the DB-API's base error)."""
 
 # SQLite's own busy handler sleeps these many milliseconds between tries, then 100 each.
 _DELAYS_MS = (1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     case,
     func,
     insert,
+    literal,
     select,
     true,
     update,
@@ -32,6 +33,7 @@ from opsroom.store.audit import LastEntry, audited, insert_audit, last_entry
 from opsroom.store.database import Part
 from opsroom.store.notify import Topic, send_notices
 from opsroom.store.output import record_lines
+from opsroom.store.prepared import Prepared
 from opsroom.store.schema import UTCDateTime, jobs, utcnow
 
 _FINAL = [s.value for s in JobState if s.finished]
@@ -379,14 +381,14 @@ def new_job_values(
 
 async def insert_job(conn: AsyncConnection, values: Mapping[str, Any]) -> Job:
     """Insert a job row made by `new_job_values`; the job as stored, with its id."""
-    row = (await conn.execute(_INSERT, values)).first()
+    row = await _INSERT.first(conn, values)
     assert row is not None
     return job_from_row(row)
 
 
 async def fetch_job(conn: AsyncConnection, job_id: int) -> Job | None:
     """The job with this id as the connection sees it now, or None."""
-    row = (await conn.execute(_FETCH, {"job_id": job_id})).first()
+    row = await _FETCH.first(conn, {"job_id": job_id})
     return None if row is None else job_from_row(row)
 
 
@@ -400,13 +402,16 @@ def next_queue_seq() -> Any:
 # The statements of a job's start and end, built once: their values are bound at execution,
 # so each run finds its compiled form in the cache without building or keying it anew.
 _JOB_ID = bindparam("job_id", type_=jobs.c.id.type)
-_FETCH = select(jobs).where(jobs.c.id == _JOB_ID)
+_FETCH = Prepared(select(jobs).where(jobs.c.id == _JOB_ID))
 # `new_job_values` gives the other columns; the queue place is worked out in the statement.
-_INSERT = insert(jobs).values(queue_seq=next_queue_seq()).returning(*jobs.c)
+_INSERT = Prepared(insert(jobs).values(queue_seq=next_queue_seq()).returning(*jobs.c))
 # SET from the values given at execution: state, exit code, error, end time (and pid).
-_END = update(jobs).where(jobs.c.id == _JOB_ID, jobs.c.state.not_in(_FINAL)).returning(*jobs.c)
+# The final states as constants, not an expanding IN: one compiled form (prepared.py).
+_UNFINISHED = jobs.c.state.not_in([literal(s, jobs.c.state.type) for s in _FINAL])
+_END_ROW = update(jobs).where(jobs.c.id == _JOB_ID, _UNFINISHED).returning(*jobs.c)
+_END = Prepared(_END_ROW)
 # Under the audit lock: with the trail's last entry, which the `job.end` entry follows.
-_END_AUDITED = _END.returning(*last_entry())
+_END_AUDITED = Prepared(_END_ROW.returning(*last_entry()))
 _END_LATE = (
     update(jobs)
     .where(jobs.c.id == _JOB_ID)
@@ -478,7 +483,7 @@ async def _finish(
     }
     if pid is not None:
         values["pid"] = pid
-    row = (await conn.execute(_END_AUDITED if audited else _END, values)).first()
+    row = await (_END_AUDITED if audited else _END).first(conn, values)
     if row is None:
         late = {"job_id": job_id, "late_exit_code": exit_code, "late_error": error, "late_at": now}
         if pid is not None:

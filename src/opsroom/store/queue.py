@@ -30,6 +30,7 @@ from opsroom.model.jobs import Job, JobState
 from opsroom.store.audit import LastEntry, insert_audit, last_entry, lock_audit
 from opsroom.store.database import Part
 from opsroom.store.jobs import fetch_job, insert_job, job_from_row, new_job_values
+from opsroom.store.prepared import Prepared
 from opsroom.store.schema import jobs, utcnow
 
 ORPHANED = ""
@@ -233,7 +234,7 @@ async def _claim(
         values.update(catalog_commit=start.catalog[0], script_hash=start.catalog[1])
     # The started row comes back with the audit trail's last entry, which its `job.start`
     # entry follows: one round trip, not three, while every start and end waits.
-    started = (await conn.execute(_START, values)).first()
+    started = await _START.first(conn, values)
     if started is None:  # cancelled (or adopted and run) since it was read
         now = await fetch_job(conn, job.id)
         assert now is not None
@@ -255,7 +256,7 @@ _JOB_ID = bindparam("job_id", type_=jobs.c.id.type)
 _REQUESTER = bindparam("requester", type_=jobs.c.requester.type)
 _COMMAND = bindparam("command", type_=jobs.c.command.type)
 # SET from the values given at execution (state, start, owner, token, catalog).
-_START = (
+_START = Prepared(
     update(jobs)
     .where(jobs.c.id == _JOB_ID, jobs.c.state == JobState.QUEUED.value)
     .returning(*jobs.c, *last_entry())
@@ -274,14 +275,16 @@ def _how_many(where: Any) -> Any:
 
 # One row however many jobs run — counted by the database, not fetched row by row: with
 # hundreds running, reading them all cost each claim about a millisecond under the lock.
-_RUNNING = select(
-    func.count(jobs.c.id).label("total"),
-    func.min(jobs.c.id).label("first"),
-    _how_many(jobs.c.requester == _REQUESTER).label("own"),
-    _oldest(jobs.c.requester == _REQUESTER).label("first_own"),
-    _how_many(jobs.c.command == _COMMAND).label("same"),
-    _oldest(jobs.c.command == _COMMAND).label("first_same"),
-).where(jobs.c.state == JobState.RUNNING.value)
+_RUNNING = Prepared(
+    select(
+        func.count(jobs.c.id).label("total"),
+        func.min(jobs.c.id).label("first"),
+        _how_many(jobs.c.requester == _REQUESTER).label("own"),
+        _oldest(jobs.c.requester == _REQUESTER).label("first_own"),
+        _how_many(jobs.c.command == _COMMAND).label("same"),
+        _oldest(jobs.c.command == _COMMAND).label("first_same"),
+    ).where(jobs.c.state == JobState.RUNNING.value)
+)
 
 
 def _ahead() -> Any:
@@ -315,7 +318,8 @@ async def _blocker(conn: AsyncConnection, job: Job, limits: Limits) -> tuple[int
     of it (at most the limit).
     """
     mine = {"requester": job.requester, "command": job.command}
-    running = (await conn.execute(_RUNNING, mine)).one()
+    running = await _RUNNING.first(conn, mine)
+    assert running is not None  # counts: always one row
     if limits.per_command is not None:
         line = {"job_id": job.id, "command": job.command, "ahead": max(limits.per_command, 1)}
         ahead = [int(i) for i in (await conn.execute(_AHEAD, line)).scalars()]

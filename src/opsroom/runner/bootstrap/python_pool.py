@@ -152,6 +152,7 @@ def serve(sock_fd, lean=False, homes=()):
     sock.sendall(b"R")
     jobs = {}
     popens = {}  # the spawner's: reaped here, never by Popen
+    here = os.getcwd()  # where the spawner goes back to after each job's folder
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
@@ -166,7 +167,7 @@ def serve(sock_fd, lean=False, homes=()):
                 spec = None
                 if lean:
                     spec = _description(fds[0])
-                    pid = _spawn(spec, fds, homes, popens)
+                    pid = _spawn(spec, fds, homes, popens, here)
                     if pid is not None:
                         for fd in fds:
                             os.close(fd)
@@ -222,7 +223,7 @@ _DEFAULTS = tuple(
 )
 
 
-def _spawn(spec, fds, homes, started):
+def _spawn(spec, fds, homes, started, here):
     """The spawner's way: the job's pid once started, 0 when it could not start (said on
     the setup pipe), None when it must be forked instead (rlimits to set, or `fork`: a pids
     limit of 1, which has no room for the spawner beside the job). `started` keeps each
@@ -235,7 +236,6 @@ def _spawn(spec, fds, homes, started):
 
     env = dict(spec["env"])
     env["OPSROOM_EVENTS_FD"] = str(events)
-    here = os.getcwd()
     moved = False
     try:
         try:
@@ -247,8 +247,7 @@ def _spawn(spec, fds, homes, started):
         try:
             os.chdir(spec["cwd"])
         except OSError as e:
-            why = "could not start the job: working folder {}: {}"
-            return _said(ready, why.format(spec["cwd"], e.strerror or e))
+            return _said(ready, _folder_error(spec["cwd"], e))
         # Popen resets SIGPIPE and SIGXFSZ (restore_signals); what the server ignores
         # itself the program must not.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -279,6 +278,11 @@ def _spawn(spec, fds, homes, started):
     started[proc.pid] = proc
     os.write(ready, b"ok %d\n" % proc.pid)
     return proc.pid
+
+
+def _folder_error(cwd, error):
+    """Why the job could not start in its working folder, as opsroom says it."""
+    return f"could not start the job: working folder {cwd}: {error.strerror or error}"
 
 
 def _said(ready, message):
@@ -340,7 +344,7 @@ def _setup(spec, cgroups, out, err, events, ready):
     try:
         os.chdir(spec["cwd"])
     except OSError as e:
-        fail("could not start the job: working folder {}: {}".format(spec["cwd"], e.strerror or e))
+        fail(_folder_error(spec["cwd"], e))
     env = dict(spec["env"])
     env["OPSROOM_EVENTS_FD"] = str(events)
     os.set_inheritable(events, True)
