@@ -546,11 +546,13 @@ class Supervisor:
             # The token was recorded with the claim; the pid rides with the next batch of
             # output or the job's end, never a write of its own: what ends a dead owner's
             # job finds it by the token (and its cgroup) anyway.
-            started = asyncio.Event()
+            # A future, not an Event: waited for beside the job itself, without a task.
+            started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
             def on_start(pid: int) -> None:
                 self.output.note_pid(job.id, pid)
-                started.set()
+                if not started.done():
+                    started.set_result(None)
 
             timeout = min(req.spec.timeout or runner.timeout, runner.max_timeout)
             # Imported on the first job, not at start: nothing before it needs the spawning code.
@@ -583,16 +585,15 @@ class Supervisor:
             try:
                 # "is running" is said of a process that exists: the spawn runs off the loop,
                 # so the foreground wait counts from the start, not from the request.
-                began = asyncio.ensure_future(started.wait())
                 try:
-                    await asyncio.wait({task, began}, return_when=asyncio.FIRST_COMPLETED)
+                    either: set[asyncio.Future[Any]] = {task, started}
+                    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
                 finally:
-                    began.cancel()
                     started_now()
                 # `background`: told at once, even when the job is over already (its process
                 # started: a start that failed is only told as that).
                 over = False
-                if not (req.spec.background and started.is_set()):
+                if not (req.spec.background and started.done()):
                     done, _ = await asyncio.wait({task}, timeout=wait)
                     over = bool(done)
                 if not over:

@@ -220,7 +220,7 @@ class _Run:
         loop = asyncio.get_running_loop()
         wait_task = asyncio.ensure_future(proc.wait())
         cancel_task = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
-        limit_task = asyncio.ensure_future(self._watch_limits()) if self._watching() else None
+        limit_task = self._watch_limits() if self._watching() else None
         waiting: set[asyncio.Future[Any]] = {wait_task, *self.pumps}
         for extra in (cancel_task, limit_task):
             if extra is not None:
@@ -271,11 +271,11 @@ class _Run:
             m.startswith("cgroup") for m in (how.memory, how.pids, how.cpu)
         )
 
-    async def _watch_limits(self) -> str:
-        """Return once the kernel's counters say the job reached one of its limits (read by
-        one thread for every job: limitwatch.py)."""
+    def _watch_limits(self) -> asyncio.Future[str]:
+        """Done once the kernel's counters say the job reached one of its limits (read by
+        one thread for every job: limitwatch.py); cancel it to stop watching."""
         assert self.group is not None
-        return await WATCH.watch(self.group.limit_hit)
+        return WATCH.watch(self.group.limit_hit)
 
     def _limit_reached(self, returncode: int | None) -> str | None:
         if self.group is not None and (reason := self.group.limit_hit()) is not None:

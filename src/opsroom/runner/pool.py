@@ -45,7 +45,6 @@ import sys
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from opsroom.runner import cgroup, tree
 from opsroom.runner.argv import BOOTSTRAP_DIR, Launch
@@ -110,41 +109,67 @@ class PoolChild:
         self.lost = False  # its server died before saying how it ended
         self._status = status
         self._server = server
-        self._waiter: asyncio.Future[int | None] | None = None
+        self._ended: asyncio.Future[int | None] | None = None
+        self._gone: asyncio.Future[None] | None = None
+        self._late: asyncio.TimerHandle | None = None
 
     async def wait(self) -> int | None:
         """Wait for the process to end; its returncode (None when it was lost)."""
-        if self._waiter is None:
-            self._waiter = asyncio.ensure_future(self._wait())
-        return await asyncio.shield(self._waiter)
+        if self._ended is None:
+            self._ended = asyncio.get_running_loop().create_future()
+            self._watch()
+        return await asyncio.shield(self._ended)
 
     def send_signal(self, sig: int) -> None:
         """Signal the process (its group is for the caller)."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, sig)
 
-    async def _wait(self) -> int | None:
+    def _watch(self) -> None:
         # The server's word, normally. Should the server die, the process itself is waited
-        # for; should the server be stuck, the kernel's word that the process is gone.
-        gone = asyncio.ensure_future(_exited(self.pid))
+        # for; should the server be stuck, the kernel's word that the process is gone. By
+        # callbacks on two futures, not tasks: every job waits like this.
+        self._gone = _exit_watch(self.pid)
+        self._status.add_done_callback(self._on_status)
+        self._gone.add_done_callback(self._on_gone)
+
+    def _on_status(self, status: asyncio.Future[int | None]) -> None:
+        if status.cancelled() or status.result() is not None:
+            self._finish()
+        elif self._gone is not None and self._gone.done():
+            self._finish()  # its server died; the process is gone too
+        # else: its server died first; the process is waited for (`_on_gone`)
+
+    def _on_gone(self, _gone: asyncio.Future[None]) -> None:
+        if not self._status.done():
+            # Gone, but its server has not said how: it has this long to.
+            loop = asyncio.get_running_loop()
+            self._late = loop.call_later(_STATUS_WAIT, self._finish)
+        elif self._status.cancelled() or self._status.result() is None:
+            self._finish()
+
+    def _finish(self) -> None:
+        ended = self._ended
+        if ended is None or ended.done():
+            return
+        if self._late is not None:
+            self._late.cancel()
+        if self._gone is not None:
+            self._gone.cancel()  # stops watching the pidfd (nothing when it fired)
+        status = self._status
         try:
-            either: set[asyncio.Future[Any]] = {self._status, gone}
-            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-            if self._status.done() and self._status.result() is None:
-                await gone
-            elif not self._status.done():
-                await asyncio.wait({self._status}, timeout=_STATUS_WAIT)
-        finally:
-            gone.cancel()
-        if self._status.done() and (code := self._status.result()) is not None:
-            self.returncode = code
-        elif (code := _adopted_status(self.pid)) is not None:
-            self.returncode = code  # its server died; opsroom, the subreaper, got the orphan
-        else:
-            self.lost = True
-            self._server.kill()  # dead already, or stuck: of no more use either way
-        self._server.finished()
-        return self.returncode
+            if status.done() and not status.cancelled() and (code := status.result()) is not None:
+                self.returncode = code
+            elif (code := _adopted_status(self.pid)) is not None:
+                self.returncode = code  # its server died; opsroom, the subreaper, got the orphan
+            else:
+                self.lost = True
+                self._server.kill()  # dead already, or stuck: of no more use either way
+            self._server.finished()
+        except BaseException as e:  # told to the waiter rather than lost in a callback
+            ended.set_exception(e)
+            return
+        ended.set_result(self.returncode)
 
 
 def _adopted_status(pid: int) -> int | None:
@@ -348,7 +373,7 @@ class _Server:
             finally:
                 os.close(memfd)
                 os.close(ready_w)
-            reading = asyncio.ensure_future(_read_all(ready_r, _START_WAIT))
+            reading = _read_all(ready_r, _START_WAIT)
             said = await asyncio.shield(reading)
         except asyncio.CancelledError:
             self.jobs.pop(number, None)
@@ -569,12 +594,17 @@ async def _send(sock: socket.socket, data: bytes, fds: Sequence[int]) -> None:
                 loop.remove_writer(sock.fileno())
 
 
-async def _read_all(fd: int, timeout: float) -> bytes | None:
-    """Everything written to a pipe until its end; None after `timeout`."""
+def _read_all(fd: int, timeout: float) -> asyncio.Future[bytes | None]:
+    """Everything written to a pipe until its end; None after `timeout`. A future, not a
+    task (one per job); cancelling it stops the reading."""
     loop = asyncio.get_running_loop()
     os.set_blocking(fd, False)
     chunks: list[bytes] = []
-    closed: asyncio.Future[None] = loop.create_future()
+    result: asyncio.Future[bytes | None] = loop.create_future()
+
+    def finish(said: bytes | None) -> None:
+        if not result.done():
+            result.set_result(said)
 
     def readable() -> None:
         try:
@@ -585,15 +615,19 @@ async def _read_all(fd: int, timeout: float) -> bytes | None:
             chunk = b""
         if chunk:
             chunks.append(chunk)
-        if not chunk and not closed.done():
-            closed.set_result(None)
+        else:
+            finish(b"".join(chunks))
 
     loop.add_reader(fd, readable)
-    try:
-        await asyncio.wait({closed}, timeout=timeout)
-    finally:
+    timer = loop.call_later(timeout, finish, None)
+
+    def _unwatch(_: asyncio.Future[bytes | None]) -> None:
+        # Registered first, so it runs before whoever awaits the result closes the fd.
+        timer.cancel()
         loop.remove_reader(fd)
-    return b"".join(chunks) if closed.done() else None
+
+    result.add_done_callback(_unwatch)
+    return result
 
 
 def _started(said: bytes) -> tuple[int | None, int | None, str]:
@@ -622,20 +656,25 @@ def _end_unwanted(ready: int, reading: asyncio.Future[bytes | None]) -> None:
             os.killpg(pid, signal.SIGKILL)  # its own session and group, from its start
 
 
-async def _exited(pid: int) -> None:
-    """Return once the process has exited (a pidfd: readable then); at once if it has."""
+def _exit_watch(pid: int) -> asyncio.Future[None]:
+    """A future done once the process has exited (its pidfd readable); at once if it has.
+    Cancelling it stops the watch."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
     try:
         fd = os.pidfd_open(pid)
     except OSError:
-        return  # gone already
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
+        done.set_result(None)  # gone already
+        return done
     loop.add_reader(fd, _settle, done)
-    try:
-        await done
-    finally:
+
+    def _unwatch(_: asyncio.Future[None]) -> None:
+        # Out of the loop before the fd closes: the next fd to get the number must be seen.
         loop.remove_reader(fd)
         os.close(fd)
+
+    done.add_done_callback(_unwatch)
+    return done
 
 
 def _settle(done: asyncio.Future[None]) -> None:

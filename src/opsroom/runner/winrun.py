@@ -280,9 +280,9 @@ class WindowsRun(_Run):
     def _watching(self) -> bool:
         return self.limit is not None
 
-    async def _watch_limits(self) -> str:
+    def _watch_limits(self) -> asyncio.Future[str]:
         assert self.limit is not None
-        return await asyncio.shield(self.limit)
+        return asyncio.shield(self.limit)  # cancelled when the job ends; the limit stays
 
     def _limit_reached(self, returncode: int | None) -> str | None:
         return self.hit

@@ -29,7 +29,7 @@ from sqlalchemy.sql.expression import Select
 from opsroom.store import inline
 from opsroom.store.engine import inline_driver
 
-_GIVEN = object()  # a position whose value comes from the caller's parameters
+_MISSING = object()  # no value among the parameters
 Processor = Callable[[Any], Any] | None
 Statement = Select[Any] | UpdateBase
 
@@ -117,12 +117,12 @@ async def _through_sqlalchemy(
 
 def _value(slot: _Slot, params: Mapping[str, Any]) -> Any:
     """The slot's value from `params` (or its fixed one), through its type's processor."""
-    value = _GIVEN
+    value = _MISSING
     for key in slot.keys:
         if key in params:
             value = params[key]
             break
-    if value is _GIVEN:
+    if value is _MISSING:
         if slot.required:
             raise InvalidRequestError(f"a value is required for bind parameter {slot.keys[0]!r}")
         value = slot.fixed
