@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from types import MappingProxyType
@@ -23,7 +25,13 @@ from opsroom.model.commands import CommandSpec, Invocation, Language
 from opsroom.model.jobs import AttachmentEvent, ExitEvent, JobEvent, JobState, OutputLine
 from opsroom.runner.argv import Launch, build_launch
 from opsroom.runner.local import run_local
-from opsroom.runner.tree import end_orphaned_job, job_processes, new_token, remove_workdirs
+from opsroom.runner.tree import (
+    end_orphaned_job,
+    job_processes,
+    new_token,
+    remove_workdir,
+    remove_workdirs,
+)
 from support import alive, async_wait_for, carriers
 
 GRACE = 1.0
@@ -457,3 +465,53 @@ def test_only_the_working_folders_of_the_jobs_token_are_removed(tmp_path: Path) 
     assert theirs.is_dir()
     assert (target / "keep").exists()
     assert remove_workdirs(token, str(tmp_path)) == []
+
+
+def _messy_folder_removed(base: Path) -> int:
+    """As the user the folders belong to: a job's folder it made hard to remove, removed;
+    a folder it linked to, untouched. 0 when so, else which check failed."""
+    job = base / "opsroom-job1-abc-x"
+    outside = base / "outside"
+    (job / "mod" / "pkg").mkdir(parents=True)
+    (job / "mod" / "pkg" / "go.mod").write_text("module x\n")
+    (job / "locked").mkdir()
+    (job / "locked" / "file").write_text("x")
+    outside.mkdir()
+    (outside / "keep").write_text("x")
+    (job / "link").symlink_to(outside)
+    # As Go's module cache does, and worse: read-only folders, one that cannot be listed,
+    # the job's own folder read-only, the linked folder read-only too.
+    for folder, mode in ((job / "mod" / "pkg", 0o555), (job / "mod", 0o555)):
+        folder.chmod(mode)
+    (job / "locked").chmod(0o000)
+    outside.chmod(0o555)
+    job.chmod(0o500)
+    remove_workdir(job)
+    if job.exists() or job.is_symlink():
+        return 1
+    if not (outside / "keep").exists() or outside.stat().st_mode & 0o777 != 0o555:
+        return 2
+    return 0
+
+
+def test_a_folder_the_job_made_read_only_is_removed_all_the_same(tmp_path: Path) -> None:
+    # Read-only folders stop their owner, not root: as root, the check runs as nobody.
+    if os.geteuid() != 0:
+        assert _messy_folder_removed(tmp_path) == 0
+        return
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        base.chmod(0o777)
+        pid = os.fork()
+        if pid == 0:  # the child: drops to nobody, checks, exits with the verdict
+            code = 99
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                code = _messy_folder_removed(base)
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        shutil.rmtree(base)

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
@@ -41,7 +40,7 @@ from opsroom.runner.argv import build_launch
 from opsroom.runner.cgroup import log_move_wait
 from opsroom.runner.limits import Limits as JobLimits
 from opsroom.runner.pool import PythonPool
-from opsroom.runner.tree import new_token, workdir_prefix
+from opsroom.runner.tree import new_token, remove_workdir, workdir_prefix
 from opsroom.store import Claim, Limits
 from opsroom.store.jobs import End
 from opsroom.store.notify import Topic, Waiter
@@ -618,7 +617,7 @@ class Supervisor:
         except RefusedError as e:
             return ExitEvent(None, JobState.FAILED, str(e))
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            remove_workdir(workdir)
 
     async def _python_for(self, spec: CommandSpec) -> str | None:
         """The interpreter of the cached PEP 723 environment a Python script asks for."""

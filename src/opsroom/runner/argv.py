@@ -107,11 +107,30 @@ def find_interpreter(
     (PowerShell's execution policy on Windows); None when no choice is on this host."""
     where = platform or current()
     for choice in interpreter_choices(interpreter, name, where):
-        found = shutil.which(choice)
+        found = _which(choice)
         if found is not None:
             extra = where.powershell_flags if interpreter.setting == "pwsh" else ()
             return (found, *extra, *interpreter.flags)
     return None
+
+
+_FOUND: dict[tuple[str, str | None], str] = {}
+
+
+def _which(program: str) -> str | None:
+    """`shutil.which`, remembered per PATH as a shell's hash table does: each job looks
+    it up anew only when the file found before is no longer a program (two system calls,
+    not a walk of PATH). Not finding it is never remembered."""
+    key = (program, os.environ.get("PATH"))
+    found = _FOUND.get(key)
+    if found is not None and os.access(found, os.X_OK) and os.path.isfile(found):
+        return found
+    found = shutil.which(program)
+    if found is None:
+        _FOUND.pop(key, None)
+    else:
+        _FOUND[key] = found
+    return found
 
 
 def missing_runtime(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import os
@@ -182,7 +183,8 @@ class _Run:
         self.proc: Child | None = None
         self.pool: PythonPool | None = None
         self.transports: list[asyncio.BaseTransport] = []
-        self.pumps: list[asyncio.Task[None]] = []
+        self.pumps: list[asyncio.Future[None]] = []  # one per pipe, done at its end
+        self.streams: list[asyncio.Task[None]] = []  # the pipes' readers, once data came
         self.read_fds: list[int] = []
         self.idle: list[list[float | None]] = []  # per pump: waiting for data since
         self.tree_ended = False
@@ -425,18 +427,64 @@ class _Run:
     async def _read(
         self, fd: int, limit: int, handle: Callable[[bytes, bool], Awaitable[None]]
     ) -> None:
+        """Pump the pipe into `handle` from the first data on. Most pipes of most jobs
+        (stderr, events; every pipe of a quiet job) end without a byte: those cost one
+        watch of the fd and one read, not a transport, a reader and a task each."""
+        loop = asyncio.get_running_loop()
+        idle: list[float | None] = [loop.time()]  # waiting for the first data since
+        self.idle.append(idle)
+        pump: asyncio.Future[None] = loop.create_future()  # done at the end of the pipe
+        self.pumps.append(pump)
+        if not ON_WINDOWS:  # always so: Windows reads its pipes in winrun.py
+            os.set_blocking(fd, False)
+
+        def readable() -> None:
+            loop.remove_reader(fd)
+            if pump.done():
+                return  # given up meanwhile (`_drain`)
+            try:
+                first = os.read(fd, _CHUNK)
+            except BlockingIOError:
+                loop.add_reader(fd, readable)
+                return
+            except OSError:
+                first = b""
+            if not first:
+                idle[0] = None
+                pump.set_result(None)
+                return
+            stream = loop.create_task(self._stream(fd, first, limit, handle, idle))
+            self.streams.append(stream)
+            stream.add_done_callback(functools.partial(_pass_on, pump))
+            pump.add_done_callback(functools.partial(_stop, stream))
+
+        def given_up(_: asyncio.Future[None]) -> None:
+            if pump.cancelled():
+                loop.remove_reader(fd)
+
+        pump.add_done_callback(given_up)
+        loop.add_reader(fd, readable)
+
+    async def _stream(
+        self,
+        fd: int,
+        first: bytes,
+        limit: int,
+        handle: Callable[[bytes, bool], Awaitable[None]],
+        idle: list[float | None],
+    ) -> None:
+        """A pipe with data: read to its end through a transport, `first` its beginning."""
         loop = asyncio.get_running_loop()
         # Small buffer: the transport pauses reading (and the child blocks) when it fills.
         reader = asyncio.StreamReader(limit=_CHUNK * 2)
+        reader.feed_data(first)
         pipe: IO[bytes] = os.fdopen(fd, "rb", buffering=0)
         self.read_fds.remove(fd)  # the transport owns it from now on
         transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), pipe
         )
         self.transports.append(transport)
-        idle: list[float | None] = [None]
-        self.idle.append(idle)
-        self.pumps.append(asyncio.ensure_future(self._pump(reader, limit, handle, idle)))
+        await self._pump(reader, limit, handle, idle)
 
     async def _pump(
         self,
@@ -585,17 +633,19 @@ class _Run:
         if self.group is not None and not self.group.remove():
             # A process stuck in the kernel (D state) keeps it: it goes once that one does.
             log.warning("the cgroup %s of an ended job is not empty yet", self.group.name)
-        running = [task for task in self.pumps if not task.done()]
+        running = [task for task in (*self.pumps, *self.streams) if not task.done()]
         for task in running:
             task.cancel()
         if running:
             await asyncio.gather(*running, return_exceptions=True)
-        for task in self.pumps:
+        for task in (*self.pumps, *self.streams):
             if not task.cancelled():
                 task.exception()  # retrieved: never reported as lost
         for transport in self.transports:
             transport.close()
+        loop = asyncio.get_running_loop()
         for fd in self.read_fds:
+            loop.remove_reader(fd)  # out of the loop before the number is free again
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.read_fds = []
@@ -634,6 +684,24 @@ def _start_error(launch: Launch, err: OSError) -> str:
     if err.filename is not None and str(err.filename) == launch.cwd:
         return f"could not start the job: working folder {launch.cwd}: {reason}"
     return f"could not start {launch.argv[0]}: {reason}"
+
+
+def _stop(stream: asyncio.Task[None], pump: asyncio.Future[None]) -> None:
+    """A pump given up (`_drain`): its reader stops too."""
+    if pump.cancelled():
+        stream.cancel()
+
+
+def _pass_on(pump: asyncio.Future[None], stream: asyncio.Task[None]) -> None:
+    """A pipe's reader has ended: so has its pump, the same way."""
+    if pump.done():
+        return
+    if stream.cancelled():
+        pump.cancel()
+    elif (error := stream.exception()) is not None:
+        pump.set_exception(error)
+    else:
+        pump.set_result(None)
 
 
 def _exit_event(

@@ -449,7 +449,6 @@ def remove_workdirs(token: str, root: str | None = None) -> list[str]:
     folder by default), as a process that died with the job running left them; the folders
     removed. Only folders of this user, never through a symbolic link."""
     import glob
-    import shutil
     import stat
     import tempfile
 
@@ -463,9 +462,48 @@ def remove_workdirs(token: str, root: str | None = None) -> list[str]:
             continue
         mine = not hasattr(os, "geteuid") or found.st_uid == os.geteuid()  # Windows: no uids
         if stat.S_ISDIR(found.st_mode) and mine:
-            shutil.rmtree(path, ignore_errors=True)
+            remove_workdir(path)
             removed.append(path)
     return removed
+
+
+def remove_workdir(path: str | os.PathLike[str]) -> None:
+    """Remove a job's working folder and whatever the job left in it, folders it made
+    read-only too (Go's module cache is): opsroom owns them, so it may open them up. What
+    still cannot go stays, as with `ignore_errors`."""
+    import shutil
+
+    try:
+        os.rmdir(path)  # most jobs leave it empty: one call, not a walk
+        return
+    except OSError:
+        pass
+    root = os.path.abspath(path)
+    tried: set[str] = set()
+
+    def open_up_and_retry(func: object, failed: str, _exc: object) -> None:
+        # Each path once: what fails again after its folders were opened up stays. Only
+        # inside the job's folder, never through a link: the rest is not the job's.
+        failed = os.path.abspath(failed)
+        if failed in tried or os.path.islink(failed):
+            return
+        tried.add(failed)
+        if os.path.commonpath([root, failed]) != root:
+            return
+        try:
+            if failed != root:
+                os.chmod(os.path.dirname(failed), 0o700)
+            if os.path.isdir(failed) and func is not os.rmdir:
+                os.chmod(failed, 0o700)  # could not be listed or opened
+                shutil.rmtree(failed, onerror=open_up_and_retry)
+            elif os.path.isdir(failed):
+                os.rmdir(failed)
+            else:
+                os.unlink(failed)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=open_up_and_retry)
 
 
 async def end_orphaned_job(

@@ -1,8 +1,9 @@
 """What differs between the databases the store runs on, kept in this one module.
 
-SQLite: its driver (inline.py: statements on the event loop's thread), the connection
-PRAGMAs, BEGIN IMMEDIATE for writers, synchronous=FULL around durable commits, refusing
-in-memory databases, and telling why a file cannot be opened.
+SQLite: its driver (inline.py: statements on the event loop's thread, which prepared.py
+and durable batches use directly), the connection PRAGMAs, BEGIN IMMEDIATE for writers,
+synchronous=FULL on the durable writer's connection, savepoints, refusing in-memory
+databases, and telling why a file cannot be opened.
 PostgreSQL: advisory locks, synchronous_commit and unbounded text. Every other store module writes
 dialect-neutral SQLAlchemy Core; a further backend changes only this module.
 """

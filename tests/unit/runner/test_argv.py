@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from opsroom.config import RunnerSettings
 from opsroom.errors import RefusedError
 from opsroom.model.commands import CommandSpec, Invocation, Language, ParamSpec, ParamType
+from opsroom.runner import argv
 from opsroom.runner.argv import (
     POWERSHELL_BOOTSTRAP,
     PYTHON_BOOTSTRAP,
@@ -329,3 +331,32 @@ def test_job_token_is_in_the_environment_and_cannot_be_shadowed() -> None:
     )
     assert got.env["OPSROOM_JOB_TOKEN"] == "a1b2"
     assert "OPSROOM_JOB_TOKEN" not in launch(spec(Language.SHELL, "storage/migrate.sh")).env
+
+
+def _program(folder: Path, name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_programs_on_path_are_remembered_until_they_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"opsroom-which-{tmp_path.name}"
+    first, second = tmp_path / "first", tmp_path / "second"
+    monkeypatch.setenv("PATH", f"{first}{os.pathsep}{second}")
+    # Not found is not remembered: installed later, it is found.
+    assert argv._which(name) is None
+    later = _program(second, name)
+    assert argv._which(name) == str(later)
+    # Found once, it stays found there while it is a program: a shell's hash table.
+    _program(first, name)
+    assert argv._which(name) == str(later)
+    # Gone (or no longer runnable), PATH is walked again.
+    later.chmod(0o644)
+    assert argv._which(name) == str(first / name)
+    # Another PATH is another lookup.
+    monkeypatch.setenv("PATH", str(second))
+    assert argv._which(name) is None
