@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 
@@ -496,10 +497,14 @@ def _messy_folder_removed(base: Path) -> int:
 
 def test_a_folder_the_job_made_read_only_is_removed_all_the_same(tmp_path: Path) -> None:
     # Read-only folders stop their owner, not root: as root, the check runs as nobody.
+    assert _as_an_ordinary_user(_messy_folder_removed, tmp_path) == 0
+
+
+def _as_an_ordinary_user(check: Callable[[Path], int], tmp_path: Path) -> int:
+    """`check(folder)` as this user when it is not root; else in a child that is nobody."""
     if os.geteuid() != 0:
-        assert _messy_folder_removed(tmp_path) == 0
-        return
-    base = Path(tempfile.mkdtemp(dir="/tmp"))
+        return check(tmp_path)
+    base = Path(tempfile.mkdtemp(dir="/tmp"))  # nobody cannot reach pytest's folders
     try:
         base.chmod(0o777)
         pid = os.fork()
@@ -508,10 +513,10 @@ def test_a_folder_the_job_made_read_only_is_removed_all_the_same(tmp_path: Path)
             try:
                 os.setgid(65534)
                 os.setuid(65534)
-                code = _messy_folder_removed(base)
+                code = check(base)
             finally:
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        return os.waitstatus_to_exitcode(status)
     finally:
         shutil.rmtree(base)

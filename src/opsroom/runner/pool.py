@@ -129,7 +129,11 @@ class PoolChild:
         # The server's word, normally. Should the server die, the process itself is waited
         # for; should the server be stuck, the kernel's word that the process is gone. By
         # callbacks on two futures, not tasks: every job waits like this.
-        self._gone = _exit_watch(self.pid)
+        try:
+            self._gone = tree.exit_watch(self.pid)
+        except OSError:  # cannot be watched: taken as gone, its server has _STATUS_WAIT
+            self._gone = asyncio.get_running_loop().create_future()
+            self._gone.set_result(None)
         self._status.add_done_callback(self._on_status)
         self._gone.add_done_callback(self._on_gone)
 
@@ -654,27 +658,6 @@ def _end_unwanted(ready: int, reading: asyncio.Future[bytes | None]) -> None:
     if pid is not None and failed is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)  # its own session and group, from its start
-
-
-def _exit_watch(pid: int) -> asyncio.Future[None]:
-    """A future done once the process has exited (its pidfd readable); at once if it has.
-    Cancelling it stops the watch."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-    try:
-        fd = os.pidfd_open(pid)
-    except OSError:
-        done.set_result(None)  # gone already
-        return done
-    loop.add_reader(fd, _settle, done)
-
-    def _unwatch(_: asyncio.Future[None]) -> None:
-        # Out of the loop before the fd closes: the next fd to get the number must be seen.
-        loop.remove_reader(fd)
-        os.close(fd)
-
-    done.add_done_callback(_unwatch)
-    return done
 
 
 def _settle(done: asyncio.Future[None]) -> None:

@@ -391,36 +391,48 @@ def _nothing_left(pgid: int) -> bool:
 
 
 async def _gone(pids: Iterable[int], timeout: float) -> bool:
-    """True once every one of `pids` has exited (a pidfd each: readable at exit, even for a
-    process that is not opsroom's child); False after `timeout`, or where pidfds are not."""
-    loop = asyncio.get_running_loop()
-    fds: list[int] = []
+    """True once every one of `pids` has exited; False after `timeout`, or where pidfds are
+    not."""
+    watches: list[asyncio.Future[None]] = []
     try:
         for pid in pids:
-            if len(fds) >= _PIDFDS:
+            if len(watches) >= _PIDFDS:
                 await asyncio.sleep(timeout)
                 return False
             try:
-                fds.append(os.pidfd_open(pid))
-            except ProcessLookupError:
-                continue  # gone already
+                watches.append(exit_watch(pid))
             except (OSError, AttributeError):
                 await asyncio.sleep(timeout)  # no pidfds here (Linux < 5.3)
                 return False
-        if not fds:
+        if not watches:
             return True
-        waiting = {fd: loop.create_future() for fd in fds}
-        for fd, done in waiting.items():
-            loop.add_reader(fd, _settle, done)
-        try:
-            _, pending = await asyncio.wait(waiting.values(), timeout=timeout)
-        finally:
-            for fd in waiting:
-                loop.remove_reader(fd)
+        _, pending = await asyncio.wait(watches, timeout=timeout)
         return not pending
     finally:
-        for fd in fds:
-            os.close(fd)
+        for watch in watches:
+            watch.cancel()
+
+
+def exit_watch(pid: int) -> asyncio.Future[None]:
+    """A future done once `pid` has exited (a pidfd: readable at exit, even for a process
+    that is not opsroom's child), at once when it is gone already; cancel it to stop
+    watching. OSError where pidfds are not."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        done.set_result(None)
+        return done
+    loop.add_reader(fd, _settle, done)
+
+    def _unwatch(_: asyncio.Future[None]) -> None:
+        # Out of the loop before the fd closes: the next fd to get the number must be seen.
+        loop.remove_reader(fd)
+        os.close(fd)
+
+    done.add_done_callback(_unwatch)
+    return done
 
 
 def _settle(done: asyncio.Future[None]) -> None:

@@ -129,11 +129,21 @@ _HEAD_TIMEOUT = (
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: `serve` drains jobs before it stops."""
+    """uvicorn without its own signal handling (`serve` drains jobs before it stops), and
+    saying when it listens: uvicorn only sets a flag, which would have to be polled."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.up = asyncio.Event()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self.up.set()
 
 
 async def serve(
@@ -182,9 +192,10 @@ async def serve(
     background: list[asyncio.Task[Any]] = []
     watch: Watch | None = None
     try:
-        while not server.started and not server_task.done():
-            await asyncio.sleep(0.02)
-        if server_task.done():
+        up = asyncio.create_task(server.up.wait())
+        await asyncio.wait({server_task, up}, return_when=asyncio.FIRST_COMPLETED)
+        up.cancel()
+        if server_task.done() or not server.started:
             echo("opsroom: the web server did not start")
             return 1
         password = await bootstrap_admin(engine.store, reset=reset_admin_password)
