@@ -21,10 +21,11 @@ import pytest
 from test_workers import Place, group_alive, output_line, started_job, statuses, write_catalog
 
 from opsroom.config import RunnerSettings, Settings, StoreSettings, WorkersSettings
+from opsroom.engine.ends import watch_end
 from opsroom.model.blocks import Code, Reply
 from opsroom.model.jobs import Job, JobState
 from opsroom.model.wire import dump_reply
-from opsroom.store import Store
+from opsroom.store import Limits, Store
 from opsroom.store.notify import Topic
 from opsroom.testing import Bot
 from pg_cluster import Cluster
@@ -297,3 +298,72 @@ def _keep_silently(url: str, job_id: int, replies: list[object]) -> None:
                 "INSERT INTO job_replies (job_id, seq, reply) VALUES (%s, %s, %s)",
                 (job_id, seq, data),
             )
+
+
+class _Looked:
+    """A store whose `get_job` says when it was first asked (watch_end's first look)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.listener = store.listener
+        self.looked = asyncio.Event()
+
+    async def get_job(self, job_id: int) -> Job | None:
+        job = await self._store.get_job(job_id)
+        self.looked.set()
+        return job
+
+
+@pytest.mark.parametrize("how", ["interrupted", "worker lost", "cancelled unstarted"])
+async def test_a_wait_for_a_jobs_end_is_woken_by_every_kind_of_end(
+    how: str, postgres: Cluster, tmp_path: Path
+) -> None:
+    """A `cancel` waits for the job's end: however the job ends, the end's notice wakes
+    it, not the next look an hour (`recheck`) later."""
+    with new_store_url("postgresql", tmp_path, postgres) as url:
+        store = await Store.open(url)
+        try:
+            listener = store.listener
+            assert listener is not None
+            listener.start()
+            await async_wait_for(lambda: listener.listening, 30, what="the store to listen")
+            owner = "worker-gone" if how == "worker lost" else "bot-gone"
+            if how == "worker lost":
+                await store.register_worker(
+                    name="w1",
+                    queue="note",
+                    host="h1",
+                    os="linux",
+                    version="test",
+                    catalog_commit=None,
+                    owner=owner,
+                )
+            job = await store.create_job(
+                command="note job", params={}, requester="local:alice", room="local:room"
+            )
+            if how != "cancelled unstarted":
+                limits = Limits(total=10, per_command=None, per_user=10)
+                claim = await store.claim_job(job.id, owner=owner, limits=limits)
+                assert claim.claimed
+            looking = _Looked(store)
+            wait = asyncio.ensure_future(
+                watch_end(looking, job.id, 60, recheck=3600)  # type: ignore[arg-type]
+            )
+            await asyncio.wait_for(looking.looked.wait(), 30)
+            await asyncio.sleep(0)  # past the look: waiting on the notice now
+            if how == "interrupted":
+                ended = await store.reconcile(is_owner_alive=lambda o: o != owner)
+                assert [j.id for j in ended] == [job.id]
+            elif how == "worker lost":
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute("UPDATE workers SET last_heartbeat = now() - interval '1 hour'")
+                ended = await store.interrupt_lost_workers(lost_after=60)
+                assert [j.id for j in ended] == [job.id]
+            else:
+                await store.request_cancel(job.id, by="local:bob")
+            seen = await asyncio.wait_for(wait, 15)
+            assert seen is not None
+            expected = JobState.CANCELLED if how == "cancelled unstarted" else JobState.INTERRUPTED
+            assert seen.state is expected
+        finally:
+            await store.close()

@@ -174,13 +174,20 @@ class Collector:
         self.live = True
         self.last_live = time.monotonic()
 
+    def due(self, now: float) -> bool:
+        """Whether a tick now has something to do: events to keep, or live lines to show."""
+        return bool(self.events) or self._live_due(now)
+
+    def _live_due(self, now: float) -> bool:
+        return self.live and bool(self.tail) and now - self.last_live >= LIVE_EVERY
+
     async def tick(self) -> None:
         """Called about once a second: store pending lines, show a batch of live output."""
         now = time.monotonic()
         if self.events:
             with contextlib.suppress(StoreError):  # kept, and tried again at the next tick
                 await self.flush_events()
-        if self.live and self.tail and now - self.last_live >= LIVE_EVERY:
+        if self._live_due(now):
             self.last_live = now
             more = self.count - self.shown - len(self.tail)
             lines = tuple(self.tail)

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
@@ -58,6 +59,7 @@ Send = Callable[[Reply], Awaitable[None]]
 
 CLAIM_POLL_SECONDS = 0.5
 TICK_SECONDS = 1.0  # how often a running job's collector stores and shows its output
+TICKS_AT_ONCE = 16  # collector ticks started in one turn of the loop
 CANCEL_POLL_SECONDS = 0.5  # without notices (SQLite): between looks for cancel requests
 # Jobs being started at once, the rest waiting their turn: a job's start (its transaction's
 # statements, its cgroup, its spawn) is work on the event loop, and 500 started together
@@ -652,16 +654,28 @@ class Supervisor:
                 await tick
 
     async def _tick_all(self) -> None:
-        """Let running jobs' collectors store and show output while their scripts are quiet."""
+        """Let running jobs' collectors store and show output while their scripts are quiet.
+
+        Only collectors with something due get a tick, TICKS_AT_ONCE to a turn of the loop:
+        jobs that went live together are due together, and 500 ticks (each a send) in one
+        turn kept every room waiting 70 ms.
+        """
         while self._collectors:
             await asyncio.sleep(TICK_SECONDS)
+            now = time.monotonic()
+            started = 0
             for job_id, collector in list(self._collectors.items()):
-                if job_id in self._ticking:
-                    continue  # its last tick (a slow send) is still under way
+                if job_id in self._ticking or not collector.due(now):
+                    continue  # nothing to do, or its last tick (a slow send) is under way
+                if started and started % TICKS_AT_ONCE == 0:
+                    await asyncio.sleep(0)  # the ticks started so far take their turn first
+                    if self._collectors.get(job_id) is not collector:
+                        continue  # it ended meanwhile
                 tick = asyncio.create_task(collector.tick())
                 self._ticking[job_id] = tick
                 tick.add_done_callback(_log_failed_tick)
                 tick.add_done_callback(functools.partial(self._ticked, job_id))
+                started += 1
 
     def _ticked(self, job_id: int, tick: asyncio.Task[None]) -> None:
         if self._ticking.get(job_id) is tick:

@@ -240,6 +240,8 @@ class Jobs(Part):
             if state in _NOT_STARTED or state == JobState.RUNNING.value:
                 # Whoever follows or runs it hears of it now, not at its next look (notify.py).
                 await send_notices(conn, Topic.CANCEL, [job_id])
+            if state in _NOT_STARTED:
+                await send_notices(conn, Topic.END, [job_id])  # it ended here and now
             job = await fetch_job(conn, job_id)
         assert job is not None
         return job
@@ -310,6 +312,7 @@ class Jobs(Part):
                 job = await fetch_job(conn, job_id) if result.rowcount == 1 else None
                 if job is not None:
                     await insert_audit(conn, _interrupted_event(job))
+                    await send_notices(conn, Topic.END, [job_id])  # a `cancel` waits for it
             if job is not None:
                 interrupted.append(job)
         return interrupted

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opsroom.errors import StoreError
 from opsroom.store.database import Part
+from opsroom.store.prepared import Prepared
 from opsroom.store.schema import attachments, job_events, job_output, jobs, utcnow
 
 
@@ -145,15 +146,23 @@ _LAST_SEQ = {
     table.name: select(func.max(table.c.seq)).where(table.c.job_id == _JOB_ID)
     for table in (job_output, job_events)
 }
-_CAP = (
-    select(jobs.c.output_stored_bytes, jobs.c.output_truncated)
+# What the cap leaves of a job's output, and its last kept line's number: one statement.
+_CAP = Prepared(
+    select(
+        jobs.c.output_stored_bytes,
+        jobs.c.output_truncated,
+        select(func.max(job_output.c.seq))
+        .where(job_output.c.job_id == jobs.c.id)
+        .scalar_subquery()
+        .label("last_seq"),
+    )
     .where(jobs.c.id == _JOB_ID)
-    .with_for_update()
+    .with_for_update(of=jobs)
 )
-_INSERT_LINES = insert(job_output)
-_SET_PID = update(jobs).where(jobs.c.id == _JOB_ID)  # SET pid, from the values given
+_INSERT_LINES = Prepared(insert(job_output))
+_SET_PID = Prepared(update(jobs).where(jobs.c.id == _JOB_ID))  # SET pid, from the values
 # Adds to the counters; `output_truncated` is set too when the values at execution say so.
-_COUNT = (
+_COUNT = Prepared(
     update(jobs)
     .where(jobs.c.id == _JOB_ID)
     .values(
@@ -172,7 +181,8 @@ async def record_lines(
     Inside the caller's write transaction (a job's last lines are kept with its end).
     """
     sizes = [line_bytes(line) for _, line in lines]
-    row = (await conn.execute(_CAP, {"job_id": job_id})).first()
+    # The job row locked (PostgreSQL): the next sequence number is ours alone.
+    row = await _CAP.first(conn, {"job_id": job_id})
     if row is None:
         raise StoreError(f"job {job_id} does not exist")
     truncated = bool(row.output_truncated)
@@ -185,9 +195,9 @@ async def record_lines(
             room -= size
             keep += 1
     if keep:
-        first = await _next_seq(conn, job_output, job_id)
-        await conn.execute(
-            _INSERT_LINES,
+        first = 1 if row.last_seq is None else int(row.last_seq) + 1
+        await _INSERT_LINES.many(
+            conn,
             [
                 {"job_id": job_id, "seq": first + i, "stream": stream, "text": line}
                 for i, (stream, line) in enumerate(lines[:keep])
@@ -201,7 +211,7 @@ async def record_lines(
     }
     if truncated:
         values["output_truncated"] = True
-    await conn.execute(_COUNT, values)
+    await _COUNT.all(conn, values)
     return not truncated
 
 
@@ -213,7 +223,7 @@ async def record_pids(conn: AsyncConnection, pids: Mapping[int, int]) -> None:
     the job's end (`engine/output.py`), never in a transaction of its own.
     """
     if pids:
-        await conn.execute(_SET_PID, [{"job_id": i, "pid": pid} for i, pid in pids.items()])
+        await _SET_PID.many(conn, [{"job_id": i, "pid": pid} for i, pid in pids.items()])
 
 
 def line_bytes(line: str) -> int:

@@ -174,6 +174,7 @@ class Workers(Part):
                 job = await fetch_job(conn, int(job_id)) if result.rowcount == 1 else None
                 if job is not None:
                     await insert_audit(conn, _interrupted(job, why))
+                    await send_notices(conn, Topic.END, [int(job_id)])  # a `cancel` waits for it
             if job is not None:
                 interrupted.append(job)
         return interrupted
