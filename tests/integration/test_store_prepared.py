@@ -17,7 +17,7 @@ from opsroom.model.jobs import JobState
 from opsroom.store.database import Database
 from opsroom.store.jobs import new_job_values
 from opsroom.store.prepared import Prepared
-from opsroom.store.schema import audit, jobs
+from opsroom.store.schema import audit, job_output, jobs
 from stores import backend_of
 
 NEW_JOB = Prepared(insert(jobs).returning(*jobs.c))
@@ -158,3 +158,40 @@ async def test_what_it_cannot_run_alone_goes_through_sqlalchemy(
     assert first is not None
     assert [r.id for r in found] == [first.id]
     assert any("IN" in s for s in seen)
+
+
+LINES = Prepared(insert(job_output))
+
+
+async def test_many_rows_at_once_are_kept_as_sqlalchemy_keeps_them(
+    db: Database, store_url: str
+) -> None:
+    async with db.durable("test") as conn:
+        job = await NEW_JOB.first(conn, job_values())
+        assert job is not None
+        seen = counting(db)
+        rows = [
+            {"job_id": job.id, "seq": i, "stream": "stdout", "text": f"line {i} — é"}
+            for i in range(1, 201)
+        ]
+        await LINES.many(conn, rows)
+        ran_fast = not any("INSERT INTO job_output" in s for s in seen)
+        await LINES.many(conn, [])  # nothing to keep: nothing runs
+    assert ran_fast == (backend_of(store_url) == "sqlite")
+    async with db.read("test") as conn:
+        kept = (
+            await conn.execute(
+                select(job_output.c.seq, job_output.c.stream, job_output.c.text).order_by(
+                    job_output.c.seq
+                )
+            )
+        ).all()
+    assert [tuple(r) for r in kept] == [(r["seq"], r["stream"], r["text"]) for r in rows]
+    # One row breaking a constraint: SQLAlchemy's error, and none of the batch is kept.
+    again = [{**rows[0], "seq": 500}, rows[1]]
+    async with db.read("test") as conn:
+        with pytest.raises(IntegrityError):
+            async with conn.begin():
+                await LINES.many(conn, again)
+    async with db.read("test") as conn:
+        assert await conn.scalar(select(job_output.c.seq).where(job_output.c.seq == 500)) is None

@@ -90,11 +90,6 @@ class Prepared:
             plan = self._plans[names] = _plan(self.statement, dialect, names)
             return plan
 
-    async def scalar(self, conn: AsyncConnection, params: Mapping[str, Any]) -> Any | None:
-        """The first column of the first row, or None."""
-        row = await self.first(conn, params)
-        return None if row is None else row[0]
-
     async def first(self, conn: AsyncConnection, params: Mapping[str, Any]) -> Any | None:
         """The first row the statement returns (attributes named as its columns), or None."""
         rows = await self.all(conn, params)
