@@ -349,8 +349,8 @@ async def test_a_wait_for_a_jobs_end_is_woken_by_every_kind_of_end(
             wait = asyncio.ensure_future(
                 watch_end(looking, job.id, 60, recheck=3600)  # type: ignore[arg-type]
             )
+            # Past its first look: from here only a notice (or an hour) ends the wait.
             await asyncio.wait_for(looking.looked.wait(), 30)
-            await asyncio.sleep(0)  # past the look: waiting on the notice now
             if how == "interrupted":
                 ended = await store.reconcile(is_owner_alive=lambda o: o != owner)
                 assert [j.id for j in ended] == [job.id]

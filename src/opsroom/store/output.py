@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Table, bindparam, func, insert, select, update
+from sqlalchemy import BigInteger, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opsroom.errors import StoreError
@@ -62,7 +62,7 @@ class Output(Part):
         if not events:
             return
         async with self._db.write(f"keep events of job {job_id}") as conn:
-            first = await _next_seq(conn, job_events, job_id)
+            first = await _next_event_seq(conn, job_id)
             await conn.execute(
                 insert(job_events),
                 [
@@ -130,11 +130,11 @@ class Output(Part):
         return None if data is None else bytes(data)
 
 
-async def _next_seq(conn: AsyncConnection, table: Table, job_id: int) -> int:
+async def _next_event_seq(conn: AsyncConnection, job_id: int) -> int:
     # Lock the job row where the backend can (PostgreSQL), so two appenders to one job
     # cannot pick the same sequence number; SQLite is already serialised by BEGIN IMMEDIATE.
     await conn.execute(_LOCK_JOB, {"job_id": job_id})
-    last = await conn.scalar(_LAST_SEQ[table.name], {"job_id": job_id})
+    last = await conn.scalar(_LAST_EVENT, {"job_id": job_id})
     return 1 if last is None else int(last) + 1
 
 
@@ -142,10 +142,7 @@ async def _next_seq(conn: AsyncConnection, table: Table, job_id: int) -> int:
 # each run finds its compiled form in the cache without building or keying it anew.
 _JOB_ID = bindparam("job_id", type_=jobs.c.id.type)
 _LOCK_JOB = select(jobs.c.id).where(jobs.c.id == _JOB_ID).with_for_update()
-_LAST_SEQ = {
-    table.name: select(func.max(table.c.seq)).where(table.c.job_id == _JOB_ID)
-    for table in (job_output, job_events)
-}
+_LAST_EVENT = select(func.max(job_events.c.seq)).where(job_events.c.job_id == _JOB_ID)
 # What the cap leaves of a job's output, and its last kept line's number: one statement.
 _CAP = Prepared(
     select(
