@@ -591,7 +591,7 @@ async def _send(sock: socket.socket, data: bytes, fds: Sequence[int]) -> None:
             return
         except BlockingIOError:
             room: asyncio.Future[None] = loop.create_future()
-            loop.add_writer(sock.fileno(), _settle, room)
+            loop.add_writer(sock.fileno(), tree.settle, room)
             try:
                 await room
             finally:
@@ -658,8 +658,3 @@ def _end_unwanted(ready: int, reading: asyncio.Future[bytes | None]) -> None:
     if pid is not None and failed is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)  # its own session and group, from its start
-
-
-def _settle(done: asyncio.Future[None]) -> None:
-    if not done.done():
-        done.set_result(None)

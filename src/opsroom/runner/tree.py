@@ -424,7 +424,7 @@ def exit_watch(pid: int) -> asyncio.Future[None]:
     except ProcessLookupError:
         done.set_result(None)
         return done
-    loop.add_reader(fd, _settle, done)
+    loop.add_reader(fd, settle, done)
 
     def _unwatch(_: asyncio.Future[None]) -> None:
         # Out of the loop before the fd closes: the next fd to get the number must be seen.
@@ -435,7 +435,8 @@ def exit_watch(pid: int) -> asyncio.Future[None]:
     return done
 
 
-def _settle(done: asyncio.Future[None]) -> None:
+def settle(done: asyncio.Future[None]) -> None:
+    """Mark `done` done unless it is (a reader or writer callback: the fd is ready)."""
     if not done.done():
         done.set_result(None)
 

@@ -48,6 +48,7 @@ log = logging.getLogger("opsroom.adapters.irc")
 _HOSTMASK_ROOM = 1 + 11 + 1 + 63  # "!~user@host" at their usual maxima, for the line budget
 _JOIN_FAILURES = frozenset({"403", "405", "471", "473", "474", "475", "477"})
 _WHOX_WAIT = 5.0
+_GOODBYE_WAIT = 1.0  # for the server's answer to our TLS goodbye, at most
 
 
 def tls_context(settings: IrcSettings) -> ssl.SSLContext:
@@ -93,6 +94,7 @@ class IrcAdapter:
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
+        self._gone: asyncio.Future[None] | None = None  # the connection is down (`close`)
         self._closed = False
         self._conn: Any = None
         self._handshake = Handshake()
@@ -168,10 +170,13 @@ class IrcAdapter:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         transport = getattr(self._conn, "transport", None)
+        gone = self._gone
         self._disconnect()
         if transport is not None:
-            # TLS says goodbye asynchronously; give it a moment, then let go for good.
-            await asyncio.sleep(0.05)
+            # TLS says goodbye asynchronously: wait until the connection is down (a server
+            # that never answers gets _GOODBYE_WAIT), then let go for good.
+            if gone is not None:
+                await asyncio.wait({gone}, timeout=_GOODBYE_WAIT)
             transport.abort()
         self._state = ConnectionState.CLOSED
 
@@ -220,7 +225,19 @@ class IrcAdapter:
         conn.buffer_class = buffer.LenientDecodingLineBuffer  # bad UTF-8 must not kill us
         context = tls_context(self.settings) if self.settings.tls else None
 
+        gone = self._gone = loop.create_future()
+
         async def factory(protocol: Any, address: tuple[str, int]) -> Any:
+            lost = protocol.connection_lost
+
+            def connection_lost(exc: Exception | None) -> None:
+                try:
+                    lost(exc)
+                finally:
+                    if not gone.done():
+                        gone.set_result(None)  # what `close` waits for
+
+            protocol.connection_lost = connection_lost
             transport, proto = await loop.create_connection(
                 lambda: protocol, address[0], address[1], ssl=context
             )
