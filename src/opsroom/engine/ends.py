@@ -95,6 +95,8 @@ class BuiltinJobs:
         if job.state is JobState.RUNNING:
             # The first asker stands, as the store keeps it.
             self.supervisor.stop(job_id, by=job.cancel_requested_by or by)
+        elif job.state is JobState.CANCELLED:
+            self.supervisor.dequeue(job_id)  # if it waits in this process's line
         return job
 
     async def wait_for_end(self, job_id: int, timeout: float) -> Job | None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from opsroom.config import Settings
 from opsroom.engine.collector import Collector
 from opsroom.engine.ends import watch_end
+from opsroom.engine.line import Line
 from opsroom.engine.output import OutputWriter
 from opsroom.engine.remote import Remote, queue_for
 from opsroom.errors import RefusedError, StoreError
@@ -57,7 +58,6 @@ if TYPE_CHECKING:
 
 Send = Callable[[Reply], Awaitable[None]]
 
-CLAIM_POLL_SECONDS = 0.5
 TICK_SECONDS = 1.0  # how often a running job's collector stores and shows its output
 TICKS_AT_ONCE = 16  # collector ticks started in one turn of the loop
 CANCEL_POLL_SECONDS = 0.5  # without notices (SQLite): between looks for cancel requests
@@ -120,6 +120,13 @@ class Supervisor:
         # hands it. Elsewhere jobs whose command names a queue go to that queue's workers.
         self.worker_queue: str | None = None
         self.remote = Remote(settings, store, owner=owner)
+        # Jobs held by a limit, each claimed when its turn comes (engine/line.py).
+        self.line = Line(
+            store,
+            owner,
+            recheck=settings.workers.recheck,
+            lost=lambda job: self.end_unstarted(job, "its request was given up before it started"),
+        )
         self.output = OutputWriter(store, cap_bytes=settings.runner.output_cap)
         # Python jobs forked from a warm interpreter ([runner] python_pool; 0: none), the
         # others started by the spawner ([runner] spawner).
@@ -133,6 +140,7 @@ class Supervisor:
         """Stop polling for cancel requests; keep the output still buffered; stop the pool."""
         await self.output.close()
         await self.python_pool.close()
+        await self.line.close()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -173,6 +181,10 @@ class Supervisor:
     def queue_of(self, spec: CommandSpec) -> str | None:
         """The queue whose workers run `spec`; None: this process runs it."""
         return None if self.worker_queue is not None else queue_for(spec, self.settings)
+
+    def dequeue(self, job_id: int) -> None:
+        """A job of this process's line was cancelled: its requester hears so now."""
+        self.line.drop(job_id)
 
     def stop(self, job_id: int, *, by: str) -> bool:
         """End a job this process runs, as a cancel by `by` would; False if it runs none."""
@@ -318,6 +330,7 @@ class Supervisor:
         )
         if running is not None and not running.ended.done():
             running.ended.set_result(job)  # a waiting `cancel` answers now, not at a next look
+        self.line.kick()  # its place is free: the next in line starts now
         await send(collector.final_reply(job, exit_event))
         self.output.forget(job.id)
         output = collector.output()
@@ -463,29 +476,24 @@ class Supervisor:
     ) -> Job | None:
         """The claimed (running) job, or None when it was cancelled while it waited.
 
-        `claim` is the first attempt's outcome; the job is claimed again every
-        CLAIM_POLL_SECONDS until it starts or is cancelled.
+        `claim` is the first attempt's outcome; held by a limit, the job joins the line of
+        this process's queued jobs (engine/line.py) and starts when its turn comes.
         """
-        told = False
-        while True:
-            if claim.claimed:
-                return claim.job
-            if claim.job.state is not JobState.QUEUED:
-                return None
-            if not told:
-                behind = f" behind job {claim.blocked_by}" if claim.blocked_by else ""
-                await send(
-                    _status(
-                        f"job {job.id} is queued{behind}: {claim.reason} — "
-                        f"`{self.settings.bot.prefix}cancel {job.id}` to give up",
-                        "info",
-                        job.id,
-                    )
-                )
-                told = True
-            await asyncio.sleep(CLAIM_POLL_SECONDS)
-            start = Start(token=token, catalog=catalog)
-            claim = await self.store.claim_job(job.id, owner=self.owner, limits=limits, start=start)
+        if claim.claimed:
+            return claim.job
+        if claim.job.state is not JobState.QUEUED:
+            return None
+        behind = f" behind job {claim.blocked_by}" if claim.blocked_by else ""
+        await send(
+            _status(
+                f"job {job.id} is queued{behind}: {claim.reason} — "
+                f"`{self.settings.bot.prefix}cancel {job.id}` to give up",
+                "info",
+                job.id,
+            )
+        )
+        # An end meanwhile has rung the line's bell: its first round sees that turn.
+        return await self.line.wait(claim, limits, Start(token=token, catalog=catalog))
 
     async def _fail_before_start(self, job: Job, req: JobRequest, send: Send, why: str) -> Outcome:
         claimed = job  # running: its end is waited for as any running job's
@@ -504,7 +512,9 @@ class Supervisor:
                 "job.end", ended, req, outcome=ended.state.value, reason=why, local=local
             )
 
-        return await self.store.end_job(job.id, End(JobState.FAILED, None, error=why, audit=entry))
+        ended = await self.store.end_job(job.id, End(JobState.FAILED, None, error=why, audit=entry))
+        self.line.kick()  # it held a place while it was running
+        return ended
 
     async def _run(
         self,

@@ -106,11 +106,13 @@ class Listener:
         return self._conn.info.backend_pid if self.listening and self._conn else None
 
     @contextlib.contextmanager
-    def watch(self, job_id: int | None, *topics: Topic) -> Iterator[Waiter]:
-        """A waiter woken by notices of `topics` for `job_id` (None: for any job), for the
-        length of the block."""
+    def watch(
+        self, job_id: int | None, *topics: Topic, waiter: Waiter | None = None
+    ) -> Iterator[Waiter]:
+        """A waiter (`waiter`, or a new one) woken by notices of `topics` for `job_id` (None:
+        for any job), for the length of the block."""
         self.start()
-        waiter = Waiter()
+        waiter = waiter or Waiter()
         keys = [(topic, job_id) for topic in topics]
         for key in keys:
             self._waiters.setdefault(key, set()).add(waiter)
