@@ -15,7 +15,9 @@ happens (the state, who is gone, what was reported) and the timings live here:
 - `opsroom run "!cancel N"` from a second process → the first `opsroom run` returns;
 - `!cancel N` → its reply, for a job this process runs and for one a second `opsroom run`
   runs (SQLite: no notices; that process looks for cancel requests every 0.5 s);
-- SIGTERM to `opsroom serve` while a job runs (shutdown grace 1 s) → the server exits.
+- SIGTERM to `opsroom serve` while a job runs (shutdown grace 1 s) → the server exits;
+- the event loop's longest stall while a job that leaves 20,000 files in its folder runs
+  and the folder is removed (off the loop: a walk of it takes ~0.3 s).
 
     python bench/bench_supervision.py [--quick]
 """
@@ -52,6 +54,11 @@ BUDGET_SCAN_MS = 50.0
 BUDGET_CANCEL_S = 3.0
 BUDGET_KILL_S = GRACE + 2  # the grace, then a KILL and the kernel's clean-up
 BUDGET_SHUTDOWN_S = 1 + 5 + 5  # shutdown grace + the runner's kill grace + margin
+BUDGET_STALL_S = 0.02  # the event loop's lag budget (p99 < 20 ms, bench_jobs.py)
+LITTER = """#!/usr/bin/env bash
+# @describe Leave 20,000 files in 100 folders.
+for d in $(seq 100); do mkdir "d$d"; (cd "d$d" && touch $(seq -f f%g 200)); done
+"""
 
 NAP = """\
 #!/usr/bin/env bash
@@ -332,6 +339,34 @@ async def _own_cancel_s(folder: Path, catalog: Path) -> float:
     return took
 
 
+async def _litter_stall_s(folder: Path) -> float:
+    from opsroom.testing import Bot
+
+    catalog = folder / "catalog"
+    (catalog / "bench").mkdir(parents=True)
+    (catalog / "bench" / "litter.sh").write_text(LITTER, encoding="utf-8")
+    loop = asyncio.get_running_loop()
+    longest = 0.0
+    url = f"sqlite:///{folder / 'opsroom.db'}"
+    async with Bot.open(catalog_dir=str(catalog), store_url=url) as bot:
+        job = asyncio.ensure_future(bot.say("!bench litter"))
+        last = loop.time()
+        while not job.done():
+            await asyncio.sleep(0.001)
+            now = loop.time()
+            longest, last = max(longest, now - last - 0.001), now
+        said = await job
+    if not said.succeeded:
+        raise RuntimeError(f"the job failed: {said.text}")
+    return longest
+
+
+def litter_stall_s(folder: Path) -> float:
+    """The event loop's longest stall while a job that leaves 20,000 files in its folder
+    runs and its folder is removed."""
+    return asyncio.run(_litter_stall_s(folder))
+
+
 def own_chat_cancel_s(folder: Path) -> float:
     """Seconds from `!cancel N` to its reply, for a sleeping job this same process runs."""
     return asyncio.run(_own_cancel_s(folder, _catalog(folder)))
@@ -431,6 +466,12 @@ def run(quick: bool = False) -> list[Figure]:
             True,
         ),
         ("SIGTERM → `opsroom serve` exits, a job running", shutdown_s, BUDGET_SHUTDOWN_S, False),
+        (
+            "longest loop stall, a job leaving 20,000 files in its folder",
+            litter_stall_s,
+            BUDGET_STALL_S,
+            True,
+        ),
     ]
     for name, measure, budget, in_ms in timed:
         samples = _samples(measure, rounds)

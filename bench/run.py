@@ -35,6 +35,7 @@ _SUITES: tuple[tuple[str, str], ...] = (
     ("python", "bench_python_adopt"),
     ("dispatch", "bench_dispatch"),
     ("jobs", "bench_jobs"),
+    ("queue", "bench_queue"),
     ("patterns", "bench_patterns"),
     ("deploy", "bench_deploy"),
     ("supervision", "bench_supervision"),

@@ -40,6 +40,7 @@ from opsroom.model.blocks import Code, Reply, Status, Text
 from opsroom.model.catalog import CatalogIssue
 from opsroom.model.languages import own_environment
 from opsroom.router.deployment import Deployment, Live
+from opsroom.tasks import stop_task
 
 if TYPE_CHECKING:
     from opsroom.catalog.diff import CatalogDiff
@@ -205,10 +206,7 @@ class Deployer:
 
     async def close(self) -> None:
         """Remove this process's work trees."""
-        if self._requested is not None:
-            self._requested.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._requested
+        await stop_task(self._requested)
         await self.idle()
         if self.git is not None:
             await asyncio.to_thread(self.git.source.close)

@@ -42,7 +42,7 @@ def _rooms(*names: str) -> frozenset[str]:
 
 
 # Shared leaves: anyone may import them; they import (almost) nothing.
-SHARED = _rooms("__init__", "errors", "model", "config", "retry")
+SHARED = _rooms("__init__", "errors", "model", "config", "retry", "tasks")
 # Rooms that do one job each; they meet only through the shared leaves.
 JOB_ROOMS = _rooms("catalog", "router", "policy", "runner", "render", "store", "adapters")
 # The wiring: the only modules that join several rooms.
@@ -64,6 +64,7 @@ ROOMS: dict[str, Room] = {
         " (the adapters import config at module level)",
     ),
     "retry": Room("shared", _rooms("errors"), "one pure backoff helper for every reconnect loop"),
+    "tasks": Room("shared", _rooms(), "ending a background task: cancel it, wait for its end"),
     "script": Room(
         "shared",
         _rooms(),

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from opsroom.errors import StoreError
 from opsroom.model.jobs import Job, JobState
 from opsroom.store.notify import Topic, Waiter
+from opsroom.tasks import stop_task
 
 if TYPE_CHECKING:
     from opsroom.store import Claim, Limits, Store
@@ -125,10 +126,7 @@ class Line:
     async def close(self) -> None:
         """Stop trying the line (the waits stay; the process is going)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def _run(self) -> None:
         listener = self._store.listener

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from opsroom.errors import StoreError
 from opsroom.retry import Backoff
+from opsroom.tasks import stop_task
 
 if TYPE_CHECKING:
     from opsroom.store import Store
@@ -149,10 +150,7 @@ class OutputWriter:
 
     async def close(self) -> None:
         """Write what is left and stop the timer."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
         await self.flush()
 
     def _due_pids(self) -> dict[int, tuple[int, float]]:

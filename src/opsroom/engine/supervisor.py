@@ -42,11 +42,12 @@ from opsroom.runner.argv import build_launch
 from opsroom.runner.cgroup import log_move_wait
 from opsroom.runner.limits import Limits as JobLimits
 from opsroom.runner.pool import PythonPool
-from opsroom.runner.tree import new_token, remove_workdir, workdir_prefix
+from opsroom.runner.tree import new_token, remove_empty_workdir, remove_workdir, workdir_prefix
 from opsroom.store import Claim, Limits
 from opsroom.store.jobs import End
 from opsroom.store.notify import Topic, Waiter
 from opsroom.store.queue import ORPHANED, Start
+from opsroom.tasks import stop_task
 
 log = logging.getLogger("opsroom.jobs")
 T = TypeVar("T")
@@ -141,16 +142,10 @@ class Supervisor:
         await self.output.close()
         await self.python_pool.close()
         await self.line.close()
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
-            self._poller = None
+        await stop_task(self._ticker)
+        self._ticker = None
+        await stop_task(self._poller)
+        self._poller = None
 
     # -- submitting and running -----------------------------------------------------------
 
@@ -629,7 +624,10 @@ class Supervisor:
         except RefusedError as e:
             return ExitEvent(None, JobState.FAILED, str(e))
         finally:
-            remove_workdir(workdir)
+            # What a job left in its folder (an unpacked archive: thousands of files) is
+            # removed off the event loop, which a walk of that size would stall for seconds.
+            if not remove_empty_workdir(workdir):
+                await asyncio.to_thread(remove_workdir, workdir)
 
     async def _python_for(self, spec: CommandSpec) -> str | None:
         """The interpreter of the cached PEP 723 environment a Python script asks for."""
@@ -658,10 +656,7 @@ class Supervisor:
         for, so nothing it would show comes after the job's final reply."""
         self._collectors.pop(job_id, None)
         tick = self._ticking.pop(job_id, None)
-        if tick is not None:
-            tick.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await tick
+        await stop_task(tick)
 
     async def _tick_all(self) -> None:
         """Let running jobs' collectors store and show output while their scripts are quiet.

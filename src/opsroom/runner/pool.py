@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from opsroom.runner import cgroup, tree
 from opsroom.runner.argv import BOOTSTRAP_DIR, Launch
 from opsroom.runner.platform import ON_LINUX
+from opsroom.tasks import stop_task
 
 SERVER = BOOTSTRAP_DIR / "python_pool.py"
 SLOT_VAR = "OPSROOM_POOL_SLOT"  # the server's placeholder for a job's token (same length)
@@ -441,9 +442,7 @@ class _Server:
 
     async def close(self) -> None:
         """Stop the server: it exits once its socket closes."""
-        self._starting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._starting
+        await stop_task(self._starting)
         self.stop()
         if self._reader is not None:
             with contextlib.suppress(asyncio.CancelledError):

@@ -480,17 +480,24 @@ def remove_workdirs(token: str, root: str | None = None) -> list[str]:
     return removed
 
 
+def remove_empty_workdir(path: str | os.PathLike[str]) -> bool:
+    """Remove a job's working folder if the job left it empty (most do: one call, not a
+    walk); whether it is gone."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        return False
+    return True
+
+
 def remove_workdir(path: str | os.PathLike[str]) -> None:
     """Remove a job's working folder and whatever the job left in it, folders it made
     read-only too (Go's module cache is): opsroom owns them, so it may open them up. What
     still cannot go stays, as with `ignore_errors`."""
     import shutil
 
-    try:
-        os.rmdir(path)  # most jobs leave it empty: one call, not a walk
+    if remove_empty_workdir(path):
         return
-    except OSError:
-        pass
     root = os.path.abspath(path)
     tried: set[str] = set()
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from opsroom.retry import Backoff
 from opsroom.store.database import Part
 from opsroom.store.url import redacted
+from opsroom.tasks import stop_task
 
 if TYPE_CHECKING:
     import psycopg
@@ -134,10 +135,7 @@ class Listener:
     async def close(self) -> None:
         """Stop listening and close the connection."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def _listen(self) -> None:
         """Listen until cancelled: connect, wake everyone, pass notices on; reconnect on loss."""

@@ -36,6 +36,7 @@ from opsroom.adapters.base import AdapterUnavailable, ConnectionState
 from opsroom.adapters.discord.settings import DiscordConfig
 from opsroom.errors import AdapterError
 from opsroom.retry import Backoff
+from opsroom.tasks import stop_task
 
 log = logging.getLogger("opsroom.adapters.discord")
 
@@ -277,11 +278,8 @@ class Gateway:
     async def close(self) -> None:
         """Disconnect for good."""
         self._set(ConnectionState.CLOSED)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         if self._ws is not None:
             await self._ws.close()
         if self._ws_session is not None:

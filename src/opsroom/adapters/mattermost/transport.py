@@ -12,7 +12,6 @@ backoff and the state is exact meanwhile (the bridge's outbox depends on it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,6 +24,7 @@ from opsroom.adapters.mattermost import translate
 from opsroom.adapters.mattermost.settings import MattermostConfig
 from opsroom.errors import AdapterError
 from opsroom.retry import Backoff
+from opsroom.tasks import stop_task
 
 log = logging.getLogger("opsroom.adapters.mattermost")
 
@@ -117,11 +117,8 @@ class MattermostTransport:
     async def close(self) -> None:
         """Disconnect for good."""
         self._set(ConnectionState.CLOSED)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         for task in list(self._frames):
             task.cancel()
         if self._ws is not None:

@@ -28,6 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from opsroom.adapters.base import AdapterUnavailable, ConnectionState
 from opsroom.adapters.slack.settings import SlackConfig
 from opsroom.retry import Backoff
+from opsroom.tasks import stop_task
 
 log = logging.getLogger("opsroom.adapters.slack")
 
@@ -104,11 +105,8 @@ class SlackTransport:
     async def close(self) -> None:
         """Disconnect for good."""
         self._set(ConnectionState.CLOSED)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         for task in list(self._envelopes):
             task.cancel()
         if self._ws is not None:

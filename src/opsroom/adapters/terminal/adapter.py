@@ -8,7 +8,6 @@ no threads, edits or buttons: the bridge prints job replies as they come.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from typing import IO
@@ -23,6 +22,7 @@ from opsroom.adapters.base import (
 from opsroom.model.blocks import Reply
 from opsroom.model.messages import Inbound
 from opsroom.render.text import TextRenderer, for_terminal
+from opsroom.tasks import stop_task
 
 ROOM = "local:shell"
 CAPABILITIES = Capabilities(
@@ -122,8 +122,5 @@ class TerminalAdapter:
         self._state = ConnectionState.CLOSED
         if self._transport is not None:
             self._transport.close()
-        if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
+        await stop_task(self._pump)
         self._queue.put_nowait(None)

@@ -1,0 +1,17 @@
+"""Ending the background tasks every room keeps: a reader, a timer, a listener."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+
+async def stop_task(task: asyncio.Future[Any] | None) -> None:
+    """Cancel `task` (None: nothing to do) and wait until it has ended; what it raises on
+    its way out stays its own, so the caller goes on with its close."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
