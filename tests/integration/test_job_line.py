@@ -10,7 +10,8 @@ every job here that starts or hears of its cancel does so without it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,17 @@ def settings(concurrency: int, per_user: int) -> Settings:
             "workers": {"recheck": HOUR},
         }
     )
+
+
+@contextlib.asynccontextmanager
+async def two_engines(cat: Path, store_url: str) -> AsyncIterator[tuple[Bot, Bot]]:
+    """Two engines on one store, as two opsroom processes would be: one place in all."""
+    limits = settings(1, 10)
+    async with (
+        Bot.open(catalog_dir=str(cat), store_url=store_url, settings=limits) as first,
+        Bot.open(catalog_dir=str(cat), store_url=store_url, settings=limits) as second,
+    ):
+        yield first, second
 
 
 async def running(bot: Bot, n: int) -> list[Job]:
@@ -152,11 +164,7 @@ async def test_a_job_queued_behind_another_process_starts_on_its_end_notice(
 ) -> None:
     cat = catalog(tmp_path / "catalog")
     gate = tmp_path / "gate"
-    limits = settings(1, 10)
-    async with (
-        Bot.open(catalog_dir=str(cat), store_url=pg_store_url, settings=limits) as first,
-        Bot.open(catalog_dir=str(cat), store_url=pg_store_url, settings=limits) as second,
-    ):
+    async with two_engines(cat, pg_store_url) as (first, second):
         holder = asyncio.create_task(first.say(f"!bench hold --gate {gate}"))
         await running(first, 1)
         waiter = asyncio.create_task(second.say("!bench true", as_="local:bob"))
@@ -179,11 +187,7 @@ async def test_a_job_in_line_cancelled_by_another_process_hears_so_at_the_next_l
     monkeypatch.setattr(line, "LOOK_SECONDS", 0.05)
     cat = catalog(tmp_path / "catalog")
     gate = tmp_path / "gate"
-    limits = settings(1, 10)
-    async with (
-        Bot.open(catalog_dir=str(cat), store_url=store_url, settings=limits) as first,
-        Bot.open(catalog_dir=str(cat), store_url=store_url, settings=limits) as second,
-    ):
+    async with two_engines(cat, store_url) as (first, second):
         holder = asyncio.create_task(first.say(f"!bench hold --gate {gate}"))
         await running(first, 1)
         ahead = asyncio.create_task(first.say("!bench true", as_="local:carol"))

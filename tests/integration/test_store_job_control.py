@@ -47,6 +47,19 @@ async def running_job(
 # --- claims ---------------------------------------------------------------------------------
 
 
+async def test_still_queued_tells_the_queued_among_many(store: Store) -> None:
+    # More ids than one statement takes (500): the line of queued jobs asks about all its own.
+    ids = [await new_job(store, command=f"c{i % 7}") for i in range(1_203)]
+    cancelled = set(ids[::97])
+    for job_id in cancelled:
+        await store.request_cancel(job_id, by="local:bob")
+    started = {ids[5], ids[700], ids[1_202]}
+    for job_id in started:
+        assert (await store.claim_job(job_id, owner=owner_id(), limits=NO_LIMITS)).claimed
+    assert await store.still_queued([*ids, 999_999]) == set(ids) - cancelled - started
+    assert await store.still_queued([]) == set()
+
+
 @dataclass(frozen=True)
 class ClaimCase:
     name: str
@@ -56,6 +69,7 @@ class ClaimCase:
     claimed: bool
     reason: str = ""
     blocked_by: int | None = None  # index into `running`
+    held: str | None = None  # the limit that held it: what the line of queued jobs acts on
 
 
 CLAIM_CASES = [
@@ -66,6 +80,7 @@ CLAIM_CASES = [
         Limits(total=8, per_command=1, per_user=4),
         claimed=False,
         reason="1 `storage migrate` job may run at a time",
+        held="per_command",
         blocked_by=0,
     ),
     ClaimCase(
@@ -82,6 +97,7 @@ CLAIM_CASES = [
         Limits(total=8, per_command=2, per_user=4),
         claimed=False,
         reason="2 `storage migrate` jobs may run at a time",
+        held="per_command",
         blocked_by=0,
     ),
     ClaimCase(
@@ -98,6 +114,7 @@ CLAIM_CASES = [
         Limits(total=2, per_command=None, per_user=4),
         claimed=False,
         reason="2 jobs are running (the limit)",
+        held="total",
         blocked_by=0,
     ),
     ClaimCase(
@@ -107,6 +124,7 @@ CLAIM_CASES = [
         Limits(total=1, per_command=None, per_user=4),
         claimed=False,
         reason="1 job is running (the limit)",
+        held="total",
         blocked_by=0,
     ),
     ClaimCase(
@@ -116,7 +134,18 @@ CLAIM_CASES = [
         Limits(total=8, per_command=None, per_user=2),
         claimed=False,
         reason="you have 2 jobs running (the per-user limit)",
+        held="per_user",
         blocked_by=1,
+    ),
+    ClaimCase(
+        "the overall limit is told before the requester's own",
+        (("a", "local:alice"), ("b", "local:alice")),
+        ("c", "local:alice"),
+        Limits(total=2, per_command=None, per_user=2),
+        claimed=False,
+        reason="2 jobs are running (the limit)",
+        held="total",
+        blocked_by=0,
     ),
     ClaimCase(
         "per-user limit counts only that user",
@@ -137,6 +166,7 @@ async def test_a_claim_respects_each_limit_and_says_why(store: Store, case: Clai
 
     assert claim.claimed is case.claimed
     assert claim.reason == case.reason
+    assert claim.held == case.held
     expected_blocker = None if case.blocked_by is None else running[case.blocked_by]
     assert claim.blocked_by == expected_blocker
     stored = await store.get_job(job_id)

@@ -6,8 +6,8 @@ claims a second, each counting the running jobs under the audit trail's lock: a 
 its turn had come. Now one task tries the line, first in line first, when a turn may have
 come: a job of this process ended (`kick`); on PostgreSQL, another process's job ended or
 a cancel was asked for (their notices); and at a look every LOOK_SECONDS (PostgreSQL:
-every `[workers] recheck`) for what tells nothing here — an end in another process
-sharing a SQLite store, a limit changed by a reload.
+every `[workers] recheck`, for a notice missed) for what tells nothing here: a job end or a
+cancel in another process sharing a SQLite store.
 
 A round stops at the first job the overall limit holds, and once a requester's (or a
 command's) job is held by its own limit it skips that requester's (command's) others: a
@@ -82,9 +82,6 @@ class Line:
         self._look = False
         self._task: asyncio.Task[None] | None = None
         self._ending: set[asyncio.Task[object]] = set()
-
-    def __len__(self) -> int:
-        return len(self._waiting)
 
     async def wait(self, claim: Claim, limits: Limits, start: Start) -> Job | None:
         """The job of `claim` (not claimed: held by a limit) once a round has claimed it, or

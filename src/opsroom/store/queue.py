@@ -11,8 +11,10 @@ Claims take turns under the audit trail's lock (`audited`): a claim that writes 
 or not — from counting running jobs while another starts one. Every job start and end of
 every process waits for that lock, so a claim does as little as it can while holding it:
 what it needs of the job that never changes once it is queued (its command, requester
-and place in line) is read before, and the limits are checked in one query (two with a
-per-command limit), which counts the running jobs rather than reading them.
+and place in line) is read before, and the limits are checked by counting the running
+jobs in the indexes of (…, state), never reading their rows: all of them, then the
+requester's while the overall limit has room; with a per-command limit, the command's
+first, with the queued jobs ahead of it in its line.
 """
 
 from __future__ import annotations

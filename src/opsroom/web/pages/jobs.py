@@ -142,9 +142,12 @@ def _when(at: datetime | None) -> str:
 
 async def _log(ctx: WebContext, job: Job) -> dict[str, Any]:
     lines = await ctx.store.output(job.id, tail=LOG_TAIL)
+    approval = await ctx.store.approval(job.id)
     waited = None
     if job.started_at is not None:
         waited = (job.started_at - job.created_at).total_seconds()
+    # A wait for a person is told however short; a moment in the queue (< 50 ms) is not.
+    told = waited is not None and (approval is not None or waited >= 0.05)
     return {
         "job": job,
         "lines": lines,
@@ -152,10 +155,10 @@ async def _log(ctx: WebContext, job: Job) -> dict[str, Any]:
         "duration": format_duration(job.duration),
         "attachments": await ctx.store.attachments(job.id),
         "results": results(await ctx.store.events(job.id)),
-        "approval": await ctx.store.approval(job.id),
+        "approval": approval,
         "started": _when(job.started_at),
         "finished": _when(job.finished_at),
-        "waited": format_duration(waited) if waited is not None and waited >= 0.05 else "",
+        "waited": format_duration(waited) if told else "",
         "when": _when,
     }
 
