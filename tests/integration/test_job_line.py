@@ -83,6 +83,13 @@ async def running(bot: Bot, n: int) -> list[Job]:
     return jobs
 
 
+async def hold_the_place(bot: Bot, gate: Path) -> tuple[asyncio.Task[Said], Job]:
+    """`bench hold` running (the one place taken) until `gate` exists: its request, its job."""
+    holder = asyncio.create_task(bot.say(f"!bench hold --gate {gate}"))
+    [held] = await running(bot, 1)
+    return holder, held
+
+
 async def queued(bot: Bot, n: int) -> list[Job]:
     """The queued jobs, once there are `n` of them."""
     async with asyncio.timeout(WAIT):
@@ -111,8 +118,7 @@ async def test_a_job_in_line_hears_of_its_cancel_at_once(store_url: str, tmp_pat
     cat = catalog(tmp_path / "catalog")
     gate = tmp_path / "gate"
     async with Bot.open(catalog_dir=str(cat), store_url=store_url, settings=settings(1, 10)) as bot:
-        holder = asyncio.create_task(bot.say(f"!bench hold --gate {gate}"))
-        [held] = await running(bot, 1)
+        holder, held = await hold_the_place(bot, gate)
         waiter = asyncio.create_task(bot.say("!bench true", as_="local:bob"))
         [in_line] = await queued(bot, 1)
         cancel = await bot.say(f"!cancel {in_line.id}", as_="local:bob")
@@ -165,8 +171,7 @@ async def test_a_job_queued_behind_another_process_starts_on_its_end_notice(
     cat = catalog(tmp_path / "catalog")
     gate = tmp_path / "gate"
     async with two_engines(cat, pg_store_url) as (first, second):
-        holder = asyncio.create_task(first.say(f"!bench hold --gate {gate}"))
-        await running(first, 1)
+        holder, _ = await hold_the_place(first, gate)
         waiter = asyncio.create_task(second.say("!bench true", as_="local:bob"))
         await queued(second, 1)
         gate.touch()
@@ -188,8 +193,7 @@ async def test_a_job_in_line_cancelled_by_another_process_hears_so_at_the_next_l
     cat = catalog(tmp_path / "catalog")
     gate = tmp_path / "gate"
     async with two_engines(cat, store_url) as (first, second):
-        holder = asyncio.create_task(first.say(f"!bench hold --gate {gate}"))
-        await running(first, 1)
+        holder, _ = await hold_the_place(first, gate)
         ahead = asyncio.create_task(first.say("!bench true", as_="local:carol"))
         await queued(first, 1)
         waiter = asyncio.create_task(first.say("!bench true", as_="local:bob"))

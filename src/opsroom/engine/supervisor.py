@@ -42,7 +42,12 @@ from opsroom.runner.argv import build_launch
 from opsroom.runner.cgroup import log_move_wait
 from opsroom.runner.limits import Limits as JobLimits
 from opsroom.runner.pool import PythonPool
-from opsroom.runner.tree import new_token, remove_empty_workdir, remove_workdir, workdir_prefix
+from opsroom.runner.tree import (
+    new_token,
+    remove_empty_workdir,
+    remove_full_workdir,
+    workdir_prefix,
+)
 from opsroom.store import Claim, Limits
 from opsroom.store.jobs import End
 from opsroom.store.notify import Topic, Waiter
@@ -627,7 +632,7 @@ class Supervisor:
             # What a job left in its folder (an unpacked archive: thousands of files) is
             # removed off the event loop, which a walk of that size would stall for seconds.
             if not remove_empty_workdir(workdir):
-                await asyncio.to_thread(remove_workdir, workdir)
+                await asyncio.to_thread(remove_full_workdir, workdir)
 
     async def _python_for(self, spec: CommandSpec) -> str | None:
         """The interpreter of the cached PEP 723 environment a Python script asks for."""

@@ -494,10 +494,15 @@ def remove_workdir(path: str | os.PathLike[str]) -> None:
     """Remove a job's working folder and whatever the job left in it, folders it made
     read-only too (Go's module cache is): opsroom owns them, so it may open them up. What
     still cannot go stays, as with `ignore_errors`."""
-    import shutil
-
     if remove_empty_workdir(path):
         return
+    remove_full_workdir(path)
+
+
+def remove_full_workdir(path: str | os.PathLike[str]) -> None:
+    """`remove_workdir` for a folder known to hold something (its `rmdir` failed): the walk."""
+    import shutil
+
     root = os.path.abspath(path)
     tried: set[str] = set()
 
