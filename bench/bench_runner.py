@@ -7,6 +7,9 @@
 - a Python `main()` printing `hi`: a fresh interpreter, and forked from the warm pool
   (`[runner] python_pool`);
 - 200 Python jobs at once from the pool;
+- `true` through the spawner and a Python `main()` from the warm pool, one every 0.2 s (a
+  person typing commands): what starting a job alone costs, where the kernel's lock for
+  cgroup moves has gone idle between jobs;
 - `true` with a cgroup, one at a time and 64 at once: how late a 1 ms ticker on the event
   loop wakes meanwhile (p50, p99, max) — a job's start must not stop the loop every room
   shares.
@@ -157,6 +160,27 @@ async def measure(n: int) -> list[Figure]:
                 figures.append(Figure("200 Python jobs at once, from the pool", rate, "/s"))
             finally:
                 await pool.close()
+            figures += await _apart(root, PythonPool, min(n, 25))
+    return figures
+
+
+async def _apart(root: Path, pool_class: type, n: int) -> list[Figure]:
+    """`true` (the spawner) and `hi` (the warm pool) one every 0.2 s, each in a cgroup."""
+    pool = pool_class(4, spawner=True)
+    figures = []
+    try:
+        settings = RunnerSettings(cgroups=True)
+        for name, what in (("true.sh", "`true`, the spawner"), ("hi.py", "Python `hi`, the pool")):
+            await _one(_launch(root, name, settings), pool)  # starts the server
+            runs = []
+            for _ in range(n):
+                await asyncio.sleep(0.2)
+                runs.append(await _one(_launch(root, name, settings), pool))
+            runs.sort()
+            note = f"p90 {runs[int(0.9 * (len(runs) - 1))]:.1f} ms"
+            figures.append(Figure(f"{what}, one every 0.2 s", median(runs), "ms", note=note))
+    finally:
+        await pool.close()
     return figures
 
 

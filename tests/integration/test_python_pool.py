@@ -36,7 +36,7 @@ MODES = ["cgroup", "fallback"]
 
 # What a job can tell about itself: enough to check where it runs and what it shares.
 WHOAMI = """
-import json, os, sys
+import json, os, random, sys
 
 
 def main():
@@ -54,6 +54,7 @@ def main():
         "stdin": os.readlink("/proc/self/fd/0"),
         "events_fd": os.environ["OPSROOM_EVENTS_FD"],
         "cwd": os.getcwd(),
+        "random": random.random(),
     }))
 """
 
@@ -164,6 +165,9 @@ async def test_a_job_is_a_fresh_fork_of_the_warm_server_in_its_own_session_and_c
         if mode == "cgroup":
             assert me["cgroup"].endswith(f"/opsroom-job-{token}")
     assert forked[0][0]["pid"] != forked[1][0]["pid"]
+    # Python's own after-fork steps ran in each (a child born in its cgroup is forked by
+    # clone3, not os.fork): `random` was seeded afresh, so no two jobs share a sequence.
+    assert forked[0][0]["random"] != forked[1][0]["random"]
     assert pool.stats().size == 1
     assert (pool.stats().hits, pool.stats().misses) == (2, 1)
 

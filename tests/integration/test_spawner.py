@@ -8,9 +8,11 @@ compared with one opsroom starts itself (`pool=None`).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shlex
 import signal
+import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator
@@ -23,7 +25,9 @@ import pytest
 from opsroom.config import RunnerSettings
 from opsroom.model.commands import CommandSpec, Invocation, Language
 from opsroom.model.jobs import ExitEvent, JobEvent, JobState, OutputLine
-from opsroom.runner.argv import Launch, build_launch
+from opsroom.runner.argv import BOOTSTRAP_DIR, Launch, build_launch
+from opsroom.runner.cgroup import JobCgroup
+from opsroom.runner.limits import Limits
 from opsroom.runner.local import run_local
 from opsroom.runner.pool import PythonPool
 from opsroom.runner.tree import new_token
@@ -306,6 +310,123 @@ async def test_a_spawned_job_is_born_in_every_cgroup_of_its_own_and_the_spawner_
         if any(hierarchy in ctrl.split(",") and home[ctrl] != seen[ctrl] for ctrl in seen):
             assert any(hierarchy in ctrl.split(",") for ctrl in made)
     assert _cgroups(spawner) == home, "the spawner is back in its own cgroups"
+
+
+async def _traced(pid: int, path: Path) -> asyncio.subprocess.Process:
+    """strace on `pid` and what it starts: the system calls that start a process, and
+    writes; returned once it is attached."""
+    tracer = await asyncio.create_subprocess_exec(
+        *("strace", "-f", "-qq", "-e", "trace=clone3,vfork,write", "-o", str(path)),
+        *("-p", str(pid)),
+    )
+    await async_wait_for(lambda: _tracer_of(pid) != 0)
+    return tracer
+
+
+def _tracer_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return int(next(line for line in status if line.startswith("TracerPid:")).split()[1])
+
+
+async def test_a_job_alone_is_born_in_its_cgroup_and_jobs_in_a_burst_move_in(
+    tmp_path: Path, pool: PythonPool
+) -> None:
+    # A move into a cgroup v2 waits for an RCU grace period (6-12 ms here) unless another
+    # move came just before; a fork straight into the cgroup (clone3) never waits for one.
+    spawner = await pool.spawner_ready()
+    assert spawner is not None
+    trace = tmp_path / "trace"
+    tracer = await _traced(spawner, trace)
+    text = "#!/usr/bin/env bash\n# @describe Where.\ngrep '^0::' /proc/$$/cgroup\n"
+    try:
+        alone = launch(tmp_path / "alone", text, "cgroup")
+        burst = [launch(tmp_path / f"b{n}", text, "cgroup") for n in range(4)]
+        for jobs in ([alone], burst):
+            await asyncio.sleep(0.1)  # nothing asked of the spawner for a while
+            ends = await asyncio.gather(*(run(job, pool) for job in jobs))
+            for job, (end, events) in zip(jobs, ends, strict=True):
+                assert end.state is JobState.SUCCEEDED
+                token = job.env["OPSROOM_JOB_TOKEN"]
+                assert lines(events)[0].endswith(f"/opsroom-job-{token}")
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        await tracer.wait()
+    mine = [
+        call
+        for who, call in (line.split(None, 1) for line in trace.read_text().splitlines())
+        if who == str(spawner)
+    ]
+    starts = [n for n, call in enumerate(mine) if call.startswith(("clone3(", "vfork("))]
+    assert len(starts) == 5, mine
+    moves = [n for n, call in enumerate(mine) if call.startswith("write(") and '"0"' in call]
+    # The job alone, and the first of the burst: forked into their cgroups v2 ...
+    assert all("CLONE_INTO_CGROUP" in mine[n] for n in starts[:2])
+    assert not [n for n in moves if n < starts[1]], "the spawner moved nowhere for them"
+    # ... the others of the burst started with a vfork from inside theirs: the spawner moves
+    # in and back, which waits for nothing once a move came just before.
+    vforks = [n for n in starts[2:] if mine[n].startswith("vfork(")]
+    assert vforks, [mine[n] for n in starts]
+    assert len([n for n in moves if n > starts[1]]) >= 2 * len(vforks)
+    assert _cgroups(spawner) == _cgroups(os.getpid()), "the spawner is back in its own cgroups"
+
+
+def _v2(cgroups: str) -> str:
+    """The cgroup v2 line of a /proc/<pid>/cgroup."""
+    return next(line for line in cgroups.splitlines() if line.startswith("0::"))
+
+
+# The servers' fork, run alone in a child interpreter: where the child is once forked, and
+# once it has moved itself (as the server's child does when it was not born there).
+FORK = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+import python_pool as pp
+if sys.argv[3] == "refused":
+    pp._clone = False  # as where the kernel or a seccomp filter refuses clone3
+folder = os.open(sys.argv[2], os.O_RDONLY | os.O_DIRECTORY)
+pid, born = pp._fork(folder)
+if pid == 0:
+    with open("/proc/self/cgroup") as f:
+        before = f.read()
+    if not born:
+        try:
+            os.write(pp._procs_of(folder), b"0")
+        except OSError:
+            pass  # not a cgroup: the server's child says it could not enter it
+    with open("/proc/self/cgroup") as f:
+        after = f.read()
+    print(json.dumps([born, before, after, pp._clone is not False]), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.parametrize("kernel", ["clone3", "refused"])
+def test_a_child_is_born_in_its_cgroup_or_where_that_is_refused_moves_in(
+    tmp_path: Path, kernel: str
+) -> None:
+    group = JobCgroup.create(new_token(), Limits(memory=1 << 30, pids=100))
+    try:
+        assert group.v2 is not None
+        name = "/" + group.v2.rsplit("/", 1)[1]  # its line in /proc/<pid>/cgroup ends so
+        for folder, cgroup in ((group.v2, True), (str(tmp_path), False)):
+            run = subprocess.run(
+                [sys.executable, "-I", "-c", FORK, str(BOOTSTRAP_DIR), folder, kernel],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            born, before, after, usable = json.loads(run.stdout)
+            if not cgroup:
+                # Not a cgroup at all: refused for this one folder, clone3 stays in use.
+                assert (born, usable) == (False, kernel == "clone3")
+                continue
+            assert born is (kernel == "clone3")
+            assert _v2(before).endswith(name) is born, "born there, or not yet there"
+            assert _v2(after).endswith(name), "it moved in"
+    finally:
+        group.close_fds()
+        group.remove()
 
 
 async def test_a_job_with_rlimits_or_a_pids_limit_of_one_is_still_started_by_the_spawner(

@@ -138,7 +138,7 @@ class Supervisor:
         # others started by the spawner ([runner] spawner).
         self.python_pool = PythonPool(settings.runner.python_pool, spawner=settings.runner.spawner)
         # Once per process: whether a job's start waits for the kernel here, and the fix.
-        log_move_wait(JobLimits.from_settings(settings.runner))
+        log_move_wait(JobLimits.from_settings(settings.runner), spawner=settings.runner.spawner)
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -6,10 +6,11 @@ single instruction of the script runs outside it, and every process it starts is
 What a process does to itself — `setsid`, double forks, a cleared environment, closed fds,
 `nohup`, re-exec — does not change its cgroup. Ending the job is `cgroup.kill` (Linux 5.14+;
 before that: freeze, KILL every member, repeat until empty), after TERM and the grace period.
-Only writing to a `cgroup.procs` file moves a process, which a job can do only as a user who
-may write opsroom's own cgroups (opsroom's user, or root): docs/jobs.md says so. No cgroup
-namespace is added against that: root could `setns` back anyway, and tools that manage
-cgroups themselves (podman, systemd-run) would see a hierarchy that is not the host's.
+Only writing to a `cgroup.procs` (or v1 `tasks`) file moves a process, which a job can do
+only as a user who may write opsroom's own cgroups (opsroom's user, or root): docs/jobs.md
+says so. No cgroup namespace is added against that: root could `setns` back anyway, and
+tools that manage cgroups themselves (podman, systemd-run) would see a hierarchy that is not
+the host's.
 
 Limits: memory and processes with the v2 controllers when they are enabled for opsroom's
 children, else with the v1 `memory` and `pids` hierarchies when opsroom may write them; CPU
@@ -18,10 +19,14 @@ time from the v2 `cpu.stat` every cgroup has. A hit is read from the kernel's ow
 
 Moving a process into a cgroup (its write to `cgroup.procs`) takes a lock that, unless a
 cgroup hierarchy is mounted with `favordynmods` (Linux 6.0+), first waits for an RCU grace
-period: a few milliseconds on an idle host, up to a clock tick or more on a busy one, in every
-job's start. The runner starts jobs off the event loop (local.py), so that wait delays only the
-job itself; `move_wait` says so once at start-up, with the fix, and docs/jobs.md explains it.
-opsroom never remounts anything.
+period: a few milliseconds on an idle host, up to a clock tick or more on a busy one. So a job
+started by the spawner or a warm Python (pool.py) is not moved into its cgroup v2 but born in
+it (clone3's CLONE_INTO_CGROUP, Linux 5.7+), and joins v1 hierarchies through their `tasks`
+file: "0" written there moves the writing thread alone, which takes no such lock (every
+writer is a single-threaded child, or the spawner, whose vfork'd child inherits the thread's
+cgroups). A job opsroom forks itself (the spawner not ready, or off) still moves into its
+cgroup v2, off the event loop (local.py); `move_wait` says so once at start-up, with the
+fix, and docs/jobs.md explains it. opsroom never remounts anything.
 
 Folders left by an opsroom that was killed (kill -9) are found by name at the next start
 (SPEC §5.5 reconcile) and ended the same way; empty ones, whatever store their job was in,
@@ -208,15 +213,22 @@ def summary(limits: Limits) -> dict[str, str]:
     }
 
 
-def move_wait(limits: Limits, where: Host | None = None) -> str | None:
-    """Why entering a job's cgroup waits for the kernel here, with the fix; None: it does not."""
+def move_wait(
+    limits: Limits, where: Host | None = None, *, spawner: bool = True, kernel: str = ""
+) -> str | None:
+    """Why entering a job's cgroup waits for the kernel here, with the fix; None: it does not.
+
+    Only moves into a cgroup v2 wait (v1 is joined through `tasks`), and a job the spawner or
+    a warm Python starts is born in its cgroup instead, where the kernel (5.7+, `kernel`:
+    its release, this host's by default) can: what is left are the jobs opsroom forks itself.
+    """
     h = where or host()
-    how = enforcement(limits, h)
-    if h.favordynmods or not (how.contained or "cgroup" in how.memory or "cgroup" in how.pids):
+    if h.favordynmods or not enforcement(limits, h).contained or h.v2 is None:
+        return None
+    if spawner and _release(kernel or os.uname().release) >= (5, 7):
         return None
     # Where the jobs' cgroups are: remounting that mount is the fix (any hierarchy would do).
-    used = h.v2 if how.contained else h.memory_v1 if "cgroup" in how.memory else h.pids_v1
-    point = max((p for p in h.mounts if used and _inside(used, p)), key=len, default=None)
+    point = max((p for p in h.mounts if _inside(h.v2, p)), key=len, default=None)
     if point is None:
         return None
     return (
@@ -227,17 +239,22 @@ def move_wait(limits: Limits, where: Host | None = None) -> str | None:
     )
 
 
+def _release(release: str) -> tuple[int, int]:
+    """A kernel release's major and minor numbers ("6.1.0-18-amd64" → (6, 1))."""
+    found = re.match(r"(\d+)\.(\d+)", release)
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+
+
 def home_procs() -> tuple[int, ...]:
-    """This process's own `cgroup.procs` files, open for writing, in every hierarchy job
-    cgroups are made in; none when one cannot be opened (or no hierarchy is usable)."""
+    """This process's own cgroups, open for writing in every hierarchy job cgroups are made
+    in (v2's `cgroup.procs`, v1's `tasks`: for the spawner, whose one thread is the process);
+    none when one cannot be opened (or no hierarchy is usable)."""
     h = host()
     fds: list[int] = []
     try:
-        for folder in (h.v2, h.memory_v1, h.pids_v1):
+        for folder, name in ((h.v2, "cgroup.procs"), (h.memory_v1, "tasks"), (h.pids_v1, "tasks")):
             if folder is not None:
-                fds.append(
-                    os.open(os.path.join(folder, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
-                )
+                fds.append(os.open(os.path.join(folder, name), os.O_WRONLY | os.O_CLOEXEC))
     except OSError:
         for fd in fds:
             os.close(fd)
@@ -245,13 +262,13 @@ def home_procs() -> tuple[int, ...]:
     return tuple(fds)
 
 
-def log_move_wait(limits: Limits) -> None:
+def log_move_wait(limits: Limits, *, spawner: bool) -> None:
     """Say `move_wait` in the log, once per process (at start-up)."""
     global _move_noted
     if _move_noted or not ON_LINUX:
         return
     _move_noted = True
-    if (why := move_wait(limits)) is not None:
+    if (why := move_wait(limits, spawner=spawner)) is not None:
         log.info(why)
 
 
@@ -274,6 +291,7 @@ class JobCgroup:
         self.v2: str | None = None
         self.v1: dict[str, str] = {}  # "memory" / "pids" → folder
         self._procs_fds: list[int] = []
+        self._folder_fd: int | None = None  # the v2 folder, open: a child is born in it
 
     @classmethod
     def create(cls, token: str, limits: Limits, where: Host | None = None) -> JobCgroup:
@@ -305,10 +323,16 @@ class JobCgroup:
             if how.pids == "cgroup v1" and h.pids_v1 is not None:
                 folder = self.v1["pids"] = _mkdir(os.path.join(h.pids_v1, self.name))
                 _write(folder, "pids.max", str(limits.pids))
-            for made in (self.v2, *self.v1.values()):
-                if made is not None:
-                    path = os.path.join(made, "cgroup.procs")
-                    self._procs_fds.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
+            if self.v2 is not None:
+                path = os.path.join(self.v2, "cgroup.procs")
+                self._procs_fds.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
+                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+                self._folder_fd = os.open(self.v2, flags)
+            for made in self.v1.values():
+                # v1: the writer's thread alone (`tasks`), so no wait for a grace period.
+                self._procs_fds.append(
+                    os.open(os.path.join(made, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
+                )
         except OSError as e:
             self.close_fds()
             self.remove()
@@ -326,15 +350,24 @@ class JobCgroup:
         return self
 
     def procs_fds(self) -> tuple[int, ...]:
-        """The open `cgroup.procs` files a new member writes itself into ("0")."""
+        """The open files a new member writes itself into ("0"): v2's `cgroup.procs`, then
+        v1's `tasks` (a single-threaded writer: the thread is the process)."""
         return tuple(self._procs_fds)
 
+    def birth_fds(self) -> tuple[int, tuple[int, ...]] | None:
+        """The open v2 folder a new member is born in, and the v1 files it then writes
+        itself into; None without a cgroup v2."""
+        if self._folder_fd is None:
+            return None
+        return self._folder_fd, tuple(self._procs_fds[1:])
+
     def close_fds(self) -> None:
-        """Close the `cgroup.procs` files the child used (once it has started)."""
-        for fd in self._procs_fds:
+        """Close the files the child used to enter (once it has started)."""
+        for fd in (*self._procs_fds, *([] if self._folder_fd is None else [self._folder_fd])):
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._procs_fds = []
+        self._folder_fd = None
 
     def pids(self) -> list[int]:
         """The job's live processes (zombies are not members any more)."""

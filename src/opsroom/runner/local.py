@@ -416,8 +416,12 @@ class _Run:
         if self.pool is None or len(fds) != 3:
             return None
         out, err, events = fds
-        procs = self.group.procs_fds() if self.group is not None else ()
-        start = PoolStart(out, err, events, procs, tuple(limits))
+        birth = self.group.birth_fds() if self.group is not None else None
+        if birth is not None:  # born in its cgroup v2: no move, which waits for the kernel
+            start = PoolStart(out, err, events, birth[1], tuple(limits), into=birth[0])
+        else:
+            procs = self.group.procs_fds() if self.group is not None else ()
+            start = PoolStart(out, err, events, procs, tuple(limits))
         if self.pool.serves(self.launch, self.token):
             child = await self.pool.start(self.launch, env, start)
             if child is not None:

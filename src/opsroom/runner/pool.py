@@ -25,9 +25,13 @@ started as subprocess starts one — a vfork, from inside the job's cgroups, whi
 enters for the start and leaves before it answers (its own are passed to it at start). Forking
 opsroom itself copies tens of MB of page tables, holds Python's lock (so the event loop)
 meanwhile, and took ~5 ms a job with a cgroup to join; even a fork of the small spawner cost
-~1.5 ms more than the vfork. Its jobs need no go: they start at once, and a start that was
-given up meanwhile is ended once its pid is known. Jobs that come while it starts wait for it
-(up to `_SPAWNER_WAIT`); the first one starts it and is started by opsroom (spawn.py).
+~1.5 ms more than the vfork. A job that comes alone, though, is forked straight into its
+cgroup v2 (clone3, Linux 5.7+), as every job of a warm Python is: entering a cgroup waits for
+the kernel (an RCU grace period, 6-12 ms here) unless another move came just before, and a
+fork of the small spawner costs less (python_pool.py). Its jobs need no go: they start at
+once, and a start that was given up meanwhile is ended once its pid is known. Jobs that
+come while it starts wait for it (up to `_SPAWNER_WAIT`); the first one starts it and is
+started by opsroom (spawn.py).
 """
 
 from __future__ import annotations
@@ -97,8 +101,9 @@ class PoolStart:
     stdout: int
     stderr: int
     events: int
-    cgroups: tuple[int, ...]  # `cgroup.procs` files the child writes itself into
+    cgroups: tuple[int, ...]  # `cgroup.procs` (v1: `tasks`) files the child writes itself into
     rlimits: tuple[tuple[int, tuple[int, int]], ...]
+    into: int | None = None  # the cgroup v2 folder the child is born in (not in `cgroups`)
 
 
 class PoolChild:
@@ -334,7 +339,7 @@ class _Server:
         try:
             try:
                 sent = (memfd, fds.stdout, fds.stderr, fds.events, ready_w, go_r, *fds.cgroups)
-                await self._request(number, sent)
+                await self._request(number, sent, fds.into)
             finally:
                 for fd in (memfd, ready_w, go_r):
                     os.close(fd)
@@ -374,7 +379,7 @@ class _Server:
         try:
             try:
                 sent = (memfd, fds.stdout, fds.stderr, fds.events, ready_w, *fds.cgroups)
-                await self._request(number, sent)
+                await self._request(number, sent, fds.into)
             finally:
                 os.close(memfd)
                 os.close(ready_w)
@@ -408,11 +413,16 @@ class _Server:
         self.running += 1
         return PoolChild(pid, status, self)
 
-    async def _request(self, number: int, fds: Sequence[int]) -> None:
-        """Send one request; a server whose end of the socket is gone is gone itself."""
+    async def _request(self, number: int, fds: Sequence[int], into: int | None) -> None:
+        """Send one request (`into`, the cgroup v2 folder its child is born in, last and
+        marked); a server whose end of the socket is gone is gone itself."""
         assert self.sock is not None
+        if into is not None:
+            fds, text = (*fds, into), b"%d+" % number
+        else:
+            text = b"%d" % number
         try:
-            await _send(self.sock, b"%d" % number, fds)
+            await _send(self.sock, text, fds)
         except OSError:
             self.kill()  # killed, crashed
             raise

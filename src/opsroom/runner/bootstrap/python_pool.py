@@ -31,6 +31,13 @@ is forked instead, the child setting
 itself up as above and exec'ing at once. The spawner reads descriptions, and what it starts
 replaces its memory at once by the exec: no job can read it.
 
+A request whose text ends in `+` carries, last, the folder of the job's cgroup v2: its child
+is forked into it (clone3's CLONE_INTO_CGROUP, Linux 5.7+) rather than moving itself there.
+A move into a cgroup (a write to `cgroup.procs`) first waits for an RCU grace period, some
+milliseconds, unless a hierarchy is mounted with `favordynmods`; a birth there does not.
+Where the kernel refuses (older, or a seccomp filter) the child is forked as before and moves.
+The v1 hierarchies' files are `tasks`: the one thread writing "0" moves without that wait.
+
 Standard library only, valid on Python 3.8+: it runs in PEP 723 environments too. Linux only.
 """
 
@@ -38,19 +45,23 @@ from __future__ import annotations
 
 import array
 import contextlib
+import errno
 import gc
 import json
 import os
 import selectors
 import signal
 import socket
+import struct
 import sys
+import time
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 SLOT_VAR = "OPSROOM_POOL_SLOT"  # as long as the token's name: the child writes the token there
 TOKEN_VAR = "OPSROOM_JOB_TOKEN"  # noqa: S105 - a variable name, not a secret
 _FIXED = 6  # description, stdout, stderr, events, ready, go; then cgroup.procs files
 _EXEC_FIXED = 5  # the spawner's: no go
+_INTO = b"+"  # a request's last fd is the cgroup v2 folder its child is born in
 _MAX_FDS = 16
 SETUP_FAILED = 127
 _START_ERROR = "could not start the job: it could not enter its cgroup or set its limits"
@@ -107,24 +118,28 @@ def _returncode(status):
 
 
 def _receive(sock, fixed):
-    """(request number, fds); (None, []) once opsroom closed the socket."""
+    """(request number, fds, cgroup v2 folder to be born in or None); (None, [], None) once
+    opsroom closed the socket."""
     fds = array.array("i")
     try:
         msg, ancillary, flags, _ = sock.recvmsg(
             64, socket.CMSG_SPACE(_MAX_FDS * fds.itemsize), socket.MSG_CMSG_CLOEXEC
         )
     except (ConnectionResetError, OSError):
-        return None, []
+        return None, [], None
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
     if not msg and not fds:
-        return None, []
-    if flags & socket.MSG_CTRUNC or not msg.isdigit() or len(fds) < fixed:
+        return None, [], None
+    into = msg.endswith(_INTO)
+    number = msg[:-1] if into else msg
+    if flags & socket.MSG_CTRUNC or not number.isdigit() or len(fds) < fixed + into:
         for fd in fds:
             os.close(fd)
-        return b"", []
-    return int(msg), list(fds)
+        return b"", [], None
+    fds = list(fds)
+    return int(number), fds, fds.pop() if into else None
 
 
 def serve(sock_fd, lean=False, homes=()):
@@ -159,7 +174,7 @@ def serve(sock_fd, lean=False, homes=()):
     while True:
         for key, _ in selector.select():
             if key.fileobj is sock:
-                number, fds = _receive(sock, _EXEC_FIXED if lean else _FIXED)
+                number, fds, into = _receive(sock, _EXEC_FIXED if lean else _FIXED)
                 if number is None:
                     return None
                 if not fds:
@@ -167,14 +182,17 @@ def serve(sock_fd, lean=False, homes=()):
                 spec = None
                 if lean:
                     spec = _description(fds[0])
-                    pid = _spawn(spec, fds, homes, popens, here)
+                    pid = _spawn(spec, fds, homes, popens, here, into)
                     if pid is not None:
-                        for fd in fds:
+                        for fd in fds if into is None else (*fds, into):
                             os.close(fd)
                         if pid:
                             jobs[pid] = number
                         continue
-                pid = os.fork()
+                try:
+                    pid, born = _fork(into, bare=lean)
+                except OSError:
+                    pid, born = -1, False  # no process to be had: the job is not started
                 if pid == 0:
                     selector.close()
                     sock.close()
@@ -183,12 +201,17 @@ def serve(sock_fd, lean=False, homes=()):
                     os.close(wake_w)
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                     signal.signal(signal.SIGINT, signal.default_int_handler)
+                    if into is not None:
+                        if not born:
+                            fds.append(_procs_of(into))  # it moves itself instead
+                        os.close(into)
                     if spec is not None:
                         _enter_exec(spec, fds)  # never returns
                     return _enter(fds), boot
-                for fd in fds:
+                for fd in fds if into is None else (*fds, into):
                     os.close(fd)
-                jobs[pid] = number
+                if pid > 0:
+                    jobs[pid] = number
             else:
                 try:
                     while os.read(wake_r, 512):
@@ -211,6 +234,89 @@ def serve(sock_fd, lean=False, homes=()):
                 sock.sendall(b"E %d %d" % (number, code))
 
 
+def _fork(into, bare=False):
+    """os.fork(), the child born in the cgroup v2 whose folder `into` is (when not None):
+    (pid, whether it was born there). Raises OSError as os.fork does. `bare`: for a child
+    that execs at once, without Python's own before and after steps (see `_clone_into`)."""
+    global _clone
+    if into is not None and _clone is not False:
+        try:
+            return _clone_into(into, bare), True
+        except OSError as e:
+            # Refused (a kernel before 5.7, a seccomp filter): forked, and it moves; for
+            # good, unless the refusal may have been this one job's (its cgroup).
+            if e.errno in (errno.ENOSYS, errno.EPERM, errno.E2BIG, errno.EINVAL):
+                _clone = False
+    return os.fork(), False
+
+
+_clone = None  # the clone3 system call once looked up; False where there is none
+
+
+def _clone_into(folder, bare=False):
+    """clone3(CLONE_INTO_CGROUP), wrapped as os.fork wraps fork (Python's own before and
+    after steps: its locks, threads and at-fork callbacks); the pid, 0 in the child.
+
+    `bare` skips those steps, a millisecond of a fork that costs three: only for a child of
+    the spawner, which has one thread (no lock another holds, no thread state to mend) and
+    runs a few system calls before it execs."""
+    global _clone
+    if _clone is None:
+        _clone = _lookup_clone()
+    if _clone is False:
+        raise OSError(errno.ENOSYS, "clone3 is not available")
+    call, before, in_child, in_parent, get_errno = _clone
+    # struct clone_args (linux/sched.h): flags, pidfd, child_tid, parent_tid, exit_signal,
+    # stack, stack_size, tls, set_tid, set_tid_size, cgroup.
+    args = struct.pack("=11Q", _CLONE_INTO_CGROUP, 0, 0, 0, signal.SIGCHLD, 0, 0, 0, 0, 0, folder)
+    if not bare:
+        before()
+    pid = call(_SYS_CLONE3, args, len(args))
+    if pid == 0:
+        if not bare:
+            in_child()
+        return 0
+    code = get_errno()
+    if not bare:
+        in_parent()
+    if pid < 0:
+        raise OSError(code, os.strerror(code))
+    return pid
+
+
+_SYS_CLONE3 = 435  # the same number on every Linux architecture
+_CLONE_INTO_CGROUP = 0x200000000
+
+
+def _lookup_clone():
+    """What `_clone_into` calls, or False where it cannot (no ctypes, not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        # PyDLL: the call keeps the GIL, so the child's copy of the interpreter is whole.
+        call = ctypes.PyDLL(None, use_errno=True).syscall
+        api = ctypes.pythonapi
+        hooks = (api.PyOS_BeforeFork, api.PyOS_AfterFork_Child, api.PyOS_AfterFork_Parent)
+    except (ImportError, OSError, AttributeError):
+        return False
+    call.restype = ctypes.c_long
+    call.argtypes = (ctypes.c_long, ctypes.c_char_p, ctypes.c_size_t)
+    for hook in hooks:
+        hook.restype = None
+        hook.argtypes = ()
+    return (call, *hooks, ctypes.get_errno)
+
+
+def _procs_of(folder):
+    """The `cgroup.procs` file of a cgroup's folder, open for writing ("0" moves the writer)."""
+    try:
+        return os.open("cgroup.procs", os.O_WRONLY | os.O_CLOEXEC, dir_fd=folder)
+    except OSError:
+        return os.open("/dev/null", os.O_RDONLY)  # its write fails: the start error is said
+
+
 def _description(fd):
     """A job's description from its memfd (read from the start, the offset left alone)."""
     return json.loads(os.pread(fd, os.fstat(fd).st_size, 0).decode("utf-8"))
@@ -223,15 +329,31 @@ _DEFAULTS = tuple(
 )
 
 
-def _spawn(spec, fds, homes, started, here):
+# A move into a cgroup soon after another one does not wait for a grace period: the kernel
+# keeps its lock in the writers' mode for about one grace period after the last. So a job
+# that comes within this many seconds of the last request or move moves (only the first
+# move of a burst waits); one that comes later is forked into its cgroup v2 instead, a fork
+# of the spawner (~3-4 ms here) against a wait of 6-12 ms (bench/README.md).
+_BURST = 0.02
+_last = [float("-inf")]  # the spawner's last request or move (time.monotonic)
+
+
+def _spawn(spec, fds, homes, started, here, into):
     """The spawner's way: the job's pid once started, 0 when it could not start (said on
-    the setup pipe), None when it must be forked instead (rlimits to set, or `fork`: a pids
-    limit of 1, which has no room for the spawner beside the job). `started` keeps each
-    process's Popen until the server has reaped it."""
+    the setup pipe), None when it must be forked instead (rlimits to set; `fork`: a pids
+    limit of 1, which has no room for the spawner beside the job; a cgroup v2 folder `into`
+    when a move would wait). `started` keeps each process's Popen until the server has
+    reaped it."""
     _, out, err, events, ready = fds[:_EXEC_FIXED]
     cgroups = fds[_EXEC_FIXED:]
-    if spec["rlimits"] or spec.get("fork") or (cgroups and not homes):
+    now = time.monotonic()
+    since, _last[0] = now - _last[0], now
+    if spec["rlimits"] or spec.get("fork") or ((cgroups or into is not None) and not homes):
         return None
+    if into is not None:
+        if since > _BURST and _clone is not False:
+            return None
+        cgroups = [_procs_of(into), *cgroups]
     import subprocess
 
     env = dict(spec["env"])
@@ -244,6 +366,9 @@ def _spawn(spec, fds, homes, started, here):
                 os.write(fd, b"0")  # the program is born where its parent is
         except OSError:
             return _said(ready, _START_ERROR)
+        finally:
+            if into is not None:
+                os.close(cgroups[0])
         try:
             os.chdir(spec["cwd"])
         except OSError as e:
@@ -275,6 +400,7 @@ def _spawn(spec, fds, homes, started, here):
                 # job, and opsroom starts another.
                 with contextlib.suppress(OSError):
                     os.write(fd, b"0")
+            _last[0] = time.monotonic()
     started[proc.pid] = proc
     os.write(ready, b"ok %d\n" % proc.pid)
     return proc.pid
