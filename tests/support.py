@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -155,3 +157,26 @@ def carriers(token: str) -> list[int]:
             if needle in env.split(b"\0") and alive(int(name)):
                 found.append(int(name))
     return found
+
+
+# What a shell's background job (SIGINT, SIGQUIT) and nohup (SIGHUP) start a program with.
+LAUNCHER_IGNORES = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def started_ignoring(signals: tuple[int, ...] = LAUNCHER_IGNORES) -> Iterator[None]:
+    """This process (opsroom under test) ignoring `signals` meanwhile, as when it was started
+    in the background or under nohup: what it starts inherits that."""
+    before = {number: signal.signal(number, signal.SIG_IGN) for number in signals}
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+
+
+def ignored_in(status_line: str) -> list[str]:
+    """The names of the signals a `SigIgn:` line of /proc/PID/status says are ignored, of
+    those a launcher may ignore."""
+    mask = int(status_line.split()[1], 16)
+    return [signal.Signals(n).name for n in LAUNCHER_IGNORES if mask & (1 << (n - 1))]

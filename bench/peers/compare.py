@@ -6,7 +6,9 @@ missing). Then, round after round, each bot runs the same phases (a built-in rou
 trivial command, a Python command — one at a time and many at once) with 500 generated
 commands loaded, the order of the bots rotating each round so a drift in the machine's load
 falls on all of them. The table gives the medians, opsroom / Errbot for every row with the
-goals of issue 15 marked, and Hubot beside.
+goals of issue 15 marked, and Hubot beside. The built-in round trip is measured once more
+with 10,000 commands loaded, the size the issue's goal for it names (each bot restarted on a
+catalog of its own of that size, which is made in an untimed first start).
 
 Start-up is measured twice: a *first start* (a catalog folder never seen, an empty store and
 no caches: each round's full run) and a *restart* (the same catalog, store and caches as the
@@ -19,6 +21,7 @@ warm-up start). Children run with bytecode caching on, as installed software doe
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -39,6 +42,7 @@ ERRBOT = "errbot==6.2.1"  # the version of the first side-by-side run (issue 15)
 HUBOT = "hubot@14.1.0"
 PIP = (ERRBOT, "pytest")  # pytest: Errbot's test backend imports it
 GEN = 500  # commands loaded in every bot
+BIG = 10_000  # commands loaded for the built-in round trip's goal
 RUN_TIMEOUT = 1800.0  # seconds one bot's run may take before it counts as failed
 
 Figures = dict[str, float]
@@ -52,10 +56,12 @@ class Sizes:
     nsub: int  # command messages (each starts a child process)
     rounds: int
     restarts: int  # start-only runs per bot per round
+    nbig: int = 0  # built-in messages with `big` commands loaded, once per bot per round
+    big: int = BIG
 
 
-FULL = Sizes(n=2000, nsub=200, rounds=3, restarts=2)
-QUICK = Sizes(n=500, nsub=50, rounds=2, restarts=2)
+FULL = Sizes(n=2000, nsub=200, rounds=3, restarts=2, nbig=300)
+QUICK = Sizes(n=500, nsub=50, rounds=2, restarts=2, nbig=100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,12 +176,17 @@ class Bot:
     argv: tuple[str, ...]
     cwd: Path
     keep: Path  # its folder for restarts
+    big_argv: tuple[str, ...] = ()  # a run with `Sizes.big` commands; () when not measured
+    big_keep: Path | None = None
 
-    def run(self, extra: Sequence[str], env: dict[str, str]) -> dict[str, Any] | str:
-        """One run: its JSON figures, or why there are none."""
+    def run(
+        self, extra: Sequence[str], env: dict[str, str], *, big: bool = False
+    ) -> dict[str, Any] | str:
+        """One run (with `Sizes.big` commands when `big`): its JSON figures, or why none."""
+        argv = self.big_argv if big else self.argv
         try:
             done = subprocess.run(
-                [*self.argv, *extra],
+                [*argv, *extra],
                 cwd=self.cwd,
                 env=env,
                 capture_output=True,
@@ -210,33 +221,29 @@ def bots(scratch: Path, errbot_python: Path, hubot: Path | None, sizes: Sizes) -
     """The bots to compare, each with the arguments of a full run."""
     work = scratch / "work"
     common = ("--n", str(sizes.n), "--nsub", str(sizes.nsub))
-    plugins = ("--gen-plugins", str(GEN // 10), "--cmds-per-plugin", "10")
-    files = ("--files", str(GEN // 10), "--per-file", "10")
-    found = [
-        Bot(
-            "opsroom",
-            (sys.executable, str(HERE / "opsroom_peer.py"), "--gen", str(GEN), *common),
-            scratch,
-            work / "opsroom",
-        ),
-        Bot(
-            "errbot",
-            (str(errbot_python), str(HERE / "errbot_peer.py"), *plugins, *common),
-            scratch,
-            work / "errbot",
-        ),
-    ]
+
+    def opsroom(commands: int) -> tuple[str, ...]:
+        return (sys.executable, str(HERE / "opsroom_peer.py"), "--gen", str(commands), *common)
+
+    def errbot(commands: int) -> tuple[str, ...]:
+        plugins = ("--gen-plugins", str(commands // 10), "--cmds-per-plugin", "10")
+        return (str(errbot_python), str(HERE / "errbot_peer.py"), *plugins, *common)
+
+    def bot(name: str, argv: Callable[[int], tuple[str, ...]], cwd: Path) -> Bot:
+        big = argv(sizes.big) if sizes.nbig else ()
+        return Bot(name, argv(GEN), cwd, work / name, big, work / f"{name}-{sizes.big}")
+
+    found = [bot("opsroom", opsroom, scratch), bot("errbot", errbot, scratch)]
     if hubot is not None:
         real_python = os.path.join(sys.base_prefix, "bin", "python3")
         node = shutil.which("node") or "node"
-        found.append(
-            Bot(
-                "hubot",
-                (node, str(HERE / "hubot_peer.mjs"), *files, *common, "--py", real_python),
-                hubot,
-                work / "hubot",
-            )
-        )
+
+        def hubot_argv(commands: int) -> tuple[str, ...]:
+            files = ("--files", str(commands // 10), "--per-file", "10")
+            script = str(HERE / "hubot_peer.mjs")
+            return (node, script, *files, *common, "--py", real_python)
+
+        found.append(bot("hubot", hubot_argv, hubot))
     return found
 
 
@@ -257,14 +264,17 @@ def _rounds(
     found: list[Bot], sizes: Sizes, say: Callable[[str], None], env: dict[str, str]
 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-        b.name: {"full": [], "restart": []} for b in found
+        b.name: {"full": [], "restart": [], "big": []} for b in found
     }
-    for bot in found:  # one untimed start makes the kept folder, its caches and bytecode
-        shutil.rmtree(bot.keep, ignore_errors=True)
-        bot.keep.parent.mkdir(parents=True, exist_ok=True)
-        warm = bot.run(["--phases", "startup", "--keep", str(bot.keep)], env)
-        if isinstance(warm, str):
-            say(f"{bot.name}: the warm-up start failed: {warm}")
+    for bot in found:  # one untimed start makes the kept folders, their caches and bytecode
+        for keep, big in ((bot.keep, False), (bot.big_keep, True)):
+            if keep is None or (big and not bot.big_argv):
+                continue
+            shutil.rmtree(keep, ignore_errors=True)
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            warm = bot.run(["--phases", "startup", "--keep", str(keep)], env, big=big)
+            if isinstance(warm, str):
+                say(f"{bot.name}: the warm-up start{' (big)' if big else ''} failed: {warm}")
     for r in range(sizes.rounds):
         order = found[r % len(found) :] + found[: r % len(found)]
         say(f"round {r + 1} of {sizes.rounds}: {', '.join(b.name for b in order)}")
@@ -273,18 +283,27 @@ def _rounds(
                 got = _attempt(bot, ["--phases", "startup", "--keep", str(bot.keep)], env, say)
                 _keep(runs[bot.name]["restart"], got, bot.name, say)
             _keep(runs[bot.name]["full"], _attempt(bot, [], env, say), bot.name, say)
+            if bot.big_argv and bot.big_keep is not None:
+                pong = ["--phases", "startup,pong", "--n", str(sizes.nbig)]
+                got = _attempt(bot, [*pong, "--keep", str(bot.big_keep)], env, say, big=True)
+                _keep(runs[bot.name]["big"], got, bot.name, say)
     return runs
 
 
 def _attempt(
-    bot: Bot, extra: Sequence[str], env: dict[str, str], say: Callable[[str], None]
+    bot: Bot,
+    extra: Sequence[str],
+    env: dict[str, str],
+    say: Callable[[str], None],
+    *,
+    big: bool = False,
 ) -> dict[str, Any] | str:
     """One run, run once more when it fails: a peer's hiccup (Errbot's test backend now and
     then answers a `!pong` with nothing) would otherwise cost the round its figures."""
-    got = bot.run(extra, env)
+    got = bot.run(extra, env, big=big)
     if isinstance(got, str):
         say(f"{bot.name}: a run failed ({got}); running it once more")
-        got = bot.run(extra, env)
+        got = bot.run(extra, env, big=big)
     return got
 
 
@@ -312,7 +331,8 @@ def median_of(runs: list[dict[str, Any]], path: str, scale: float = 1.0) -> floa
 
 def rows(runs: dict[str, dict[str, list[dict[str, Any]]]], sizes: Sizes) -> list[Row]:
     """The issue's table from the runs' figures."""
-    o, e, h = (runs.get(n, {"full": [], "restart": []}) for n in ("opsroom", "errbot", "hubot"))
+    none: dict[str, list[dict[str, Any]]] = {"full": [], "restart": [], "big": []}
+    o, e, h = ({**none, **runs.get(n, {})} for n in ("opsroom", "errbot", "hubot"))
 
     def row(
         label: str, unit: str, keys: tuple[str, str, str], kind: str = "full", **kw: Any
@@ -328,17 +348,20 @@ def rows(runs: dict[str, dict[str, list[dict[str, Any]]]], sizes: Sizes) -> list
         )
 
     start = ("startup_ms_from_process_start", "process_to_ready_s", "process_to_ready_ms")
+    pong = ("pong.med_ms", "pong_seq.med_ms", "pong_seq.med_ms")
     nsub = sizes.nsub
-    return [
+    big = f"{sizes.big:,} commands"
+    found = [
         row("process start → first reply, restart", "ms", start, "restart", goal=0.5),
         row("process start → first reply, first start", "ms", start, note="no goal: no cache"),
-        row(
-            "built-in round trip",
-            "ms",
-            ("pong.med_ms", "pong_seq.med_ms", "pong_seq.med_ms"),
-            goal=0.5,
-            note="goal at 10,000 commands; here 500",
-        ),
+        row("built-in round trip", "ms", pong, note=f"the goal is at {big}"),
+    ]
+    if sizes.nbig:
+        found += [
+            row(f"built-in round trip, {big}", "ms", pong, "big", goal=0.5),
+            row(f"process start → first reply, restart, {big}", "ms", start, "big"),
+        ]
+    found += [
         row(
             f"built-ins, {sizes.n} at once",
             "/s",
@@ -369,6 +392,7 @@ def rows(runs: dict[str, dict[str, list[dict[str, Any]]]], sizes: Sizes) -> list
             goal=2.0,
         ),
     ]
+    return found
 
 
 def _figure(value: float | None, unit: str) -> str:
@@ -396,6 +420,71 @@ def format_table(table: list[Row], *, rounds: int, hubot: bool) -> str:
     return "\n".join(lines)
 
 
+def measure_floors(tmp: Path, say: Callable[[str], None]) -> dict[str, Any] | None:
+    """`floors.py`'s figures, measured in `tmp` (the runs' file system); None, said, when it
+    failed."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    bot = Bot("floors", (sys.executable, str(HERE / "floors.py"), "--folder", str(tmp)), tmp, tmp)
+    got = bot.run([], child_env(tmp))
+    if isinstance(got, str):
+        say(f"the floors could not be measured: {got}")
+        return None
+    return got
+
+
+def floor_rows(floors: dict[str, Any], table: list[Row]) -> list[Row]:
+    """The least each unmet goal's row costs here with no opsroom code (floors.py), beside
+    Errbot's figure of the same run: `opsroom` holds the floor."""
+    errbot = {r.label: r.errbot for r in table}
+    commit, bash = floors["durable_commit_ms"], floors["bash_true_ms"]
+    where = ", ".join(floors["cgroup_hierarchies"]) or "none here"
+    true_label = next(label for label in errbot if label.startswith("trivial commands, "))
+    return [
+        Row(
+            f"`true` one at a time: 2 durable commits ({commit:.2f} ms each), `bash true.sh` "
+            f"({bash:.2f} ms), its folder ({floors['workdir_ms']:.2f} ms), its cgroups "
+            f"({where}: {floors['cgroups_ms']:.2f} ms)",
+            "ms",
+            floors["true_job_ms"],
+            errbot.get("trivial command (`true`), one at a time"),
+            None,
+            goal=2.0,
+        ),
+        Row(
+            f"`true` at once: `bash true.sh`'s CPU ({floors['bash_true_cpu_ms']:.2f} ms a job) "
+            f"on {floors['cores']} cores, nothing else",
+            "/s",
+            floors["true_jobs_per_s"],
+            errbot.get(true_label),
+            None,
+            goal=0.7,
+        ),
+        Row(
+            "restart: a fresh interpreter importing asyncio, SQLAlchemy's asyncio engine and "
+            "pydantic, nothing of opsroom",
+            "ms",
+            floors["restart_ms"],
+            errbot.get("process start → first reply, restart"),
+            None,
+            goal=0.5,
+        ),
+    ]
+
+
+def format_floors(floors: list[Row]) -> str:
+    """The floors as a Markdown table: a floor beyond the goal puts the goal out of reach."""
+    head = ["the least it can cost here (no opsroom code)", "floor", "Errbot 6.2"]
+    head += ["floor / Errbot", "goal", "the goal here"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in floors:
+        ratio = "—" if r.ratio is None else f"{r.ratio:.2f}×"
+        goal = "" if r.goal is None else ("≤ " if r.unit == "ms" else "≥ ") + f"{r.goal:g}×"
+        reach = {"met": "within reach", "NOT met": "out of reach"}.get(r.verdict, "")
+        cells = [r.label, _figure(r.opsroom, r.unit), _figure(r.errbot, r.unit), ratio, goal]
+        lines.append("| " + " | ".join([*cells, reach]) + " |")
+    return "\n".join(lines)
+
+
 def machine() -> str:
     """What the figures were measured on."""
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -417,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds is not None:
         if not 1 <= args.rounds <= 50:
             raise SystemExit("opsroom bench: --rounds must be between 1 and 50")
-        sizes = Sizes(sizes.n, sizes.nsub, args.rounds, sizes.restarts)
+        sizes = dataclasses.replace(sizes, rounds=args.rounds)
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -429,8 +518,12 @@ def main(argv: list[str] | None = None) -> int:
     errbot_python = ensure_errbot(scratch, say)
     hubot = ensure_hubot(scratch, say)
     runs = collect(bots(scratch, errbot_python, hubot, sizes), sizes, say, scratch)
+    say("measuring the floors (floors.py)")
+    floors = measure_floors(scratch / "floors", say)
     results = scratch / "results"
     results.mkdir(exist_ok=True)
+    if floors is not None:
+        (results / "floors.json").write_text(json.dumps(floors) + "\n")
     for name, kinds in runs.items():
         with open(results / f"{name}.jsonl", "w") as f:
             for kind, got in kinds.items():
@@ -442,6 +535,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"started {before}")
     print(f"ended after {time.perf_counter() - started:.0f} s; raw figures in {results}\n")
     print(format_table(table, rounds=sizes.rounds, hubot=hubot is not None))
+    if floors is not None:
+        print("\nFloors: what the unmet goals' rows cost on this machine with no opsroom code")
+        print("at all (bench/peers/floors.py), beside Errbot's figures above.\n")
+        print(format_floors(floor_rows(floors, table)))
     return 0
 
 

@@ -85,6 +85,8 @@ async def test_a_pushed_commit_goes_live_on_reload_and_is_announced(
 ) -> None:
     async with git_bot(tmp_path, remote) as bot:
         first = remote.head()
+        said = await bot.say("!version")
+        assert f"— 2 commands from {remote.url} (main) at {first[:12]}" in said.text
         said = await bot.say("!hello --name bob")
         assert said.outcome.state is JobState.SUCCEEDED
         job = await bot.app.store.get_job(said.outcome.job_id or 0)

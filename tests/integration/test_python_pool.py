@@ -30,7 +30,7 @@ from opsroom.runner.pep723 import ensure_environment
 from opsroom.runner.pool import PoolStats, PythonPool
 from opsroom.runner.tree import job_processes, new_token
 from opsroom.testing import Bot
-from support import alive, async_wait_for
+from support import alive, async_wait_for, ignored_in, started_ignoring
 
 MODES = ["cgroup", "fallback"]
 
@@ -550,3 +550,32 @@ def test_the_server_parses_as_the_oldest_python_it_may_run_on() -> None:
     server = Path(__file__).parents[2] / "src/opsroom/runner/bootstrap/python_pool.py"
     tree = ast.parse(server.read_text(encoding="utf-8"), feature_version=(3, 8))  # or SyntaxError
     assert "serve" in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+
+SIGNALS = """
+def main():
+    with open("/proc/self/status") as f:
+        print(next(line for line in f if line.startswith("SigIgn:")).strip())
+"""
+
+
+async def test_a_pooled_job_gets_signals_its_launcher_ignored_at_their_defaults(
+    tmp_path: Path,
+) -> None:
+    # opsroom started in the background (SIGINT, SIGQUIT ignored) under nohup (SIGHUP): its
+    # servers inherit that; a job forked from one must not, as a cold one does not.
+    seen = {}
+    with started_ignoring():
+        pool = PythonPool(1)
+        try:
+            jobs = Jobs(tmp_path, pool)
+            await jobs.warm(jobs.launch("def main():\n    pass\n", name="warm.py"))
+            for pooled in (True, False):
+                end, events = await jobs.run(jobs.launch(SIGNALS), pooled=pooled)
+                assert end.state is JobState.SUCCEEDED, lines(events, "stderr")
+                seen[pooled] = lines(events)[0]
+            assert pool.stats().hits == 1
+        finally:
+            await pool.close()
+    assert {pooled: ignored_in(line) for pooled, line in seen.items()} == {True: [], False: []}
+    assert seen[True] == seen[False]

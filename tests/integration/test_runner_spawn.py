@@ -50,9 +50,11 @@ class Gate:
         said_w, go_r = self.said_w, self.go_r
 
         def gated(
-            group: JobCgroup | None, rlimits: list[tuple[int, tuple[int, int]]]
+            group: JobCgroup | None,
+            rlimits: list[tuple[int, tuple[int, int]]],
+            signals: tuple[int, ...] = (),
         ) -> Callable[[], None]:
-            joins = real(group, rlimits)
+            joins = real(group, rlimits, signals)
 
             def between_fork_and_exec() -> None:
                 os.write(said_w, b"%d\n" % os.getpid())

@@ -31,7 +31,7 @@ from opsroom.runner.limits import Limits
 from opsroom.runner.local import run_local
 from opsroom.runner.pool import PythonPool
 from opsroom.runner.tree import new_token
-from support import async_wait_for, carriers
+from support import async_wait_for, carriers, ignored_in, started_ignoring
 
 MODES = pytest.mark.parametrize("mode", ["cgroup", "fallback"])
 
@@ -453,3 +453,30 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     except (FileNotFoundError, IndexError):
         return True
+
+
+# Read by a program the script starts: bash ignores SIGQUIT itself while it runs (and sets it
+# back for its children), but what it was started ignoring its children inherit.
+IGNORED = "#!/usr/bin/env bash\ngrep '^SigIgn:' /proc/self/status\nexit 3\n"
+
+
+@MODES
+async def test_signals_opsroom_was_started_ignoring_are_at_their_defaults_in_every_job(
+    tmp_path: Path, mode: str
+) -> None:
+    # opsroom (this process) and the spawner it starts ignore them, as when started in the
+    # background; each way of starting a job must give the job its defaults all the same.
+    seen = {}
+    with started_ignoring():
+        pool = PythonPool(0, spawner=True)
+        try:
+            assert await pool.spawner_ready() is not None
+            for how, via in (("spawned", pool), ("opsroom", None)):
+                end, events = await run(launch(tmp_path / how, IGNORED, mode), via)
+                assert end.exit_code == 3, lines(events, "stderr")
+                seen[how] = next(x for x in lines(events) if x.startswith("SigIgn:"))
+            assert pool.spawned == 1
+        finally:
+            await pool.close()
+    assert {how: ignored_in(line) for how, line in seen.items()} == {"spawned": [], "opsroom": []}
+    assert seen["spawned"] == seen["opsroom"]

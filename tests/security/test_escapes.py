@@ -311,6 +311,12 @@ def test_when_opsroom_run_returns_nothing_of_the_job_is_left(
     assert survivors(tmp_path) == {}
 
 
+def _as_from_a_terminal() -> None:
+    """Ctrl-C reaches a command typed at a terminal, however these tests were started (a
+    background job of a shell ignores SIGINT, and what is ignored stays ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_ctrl_c_to_opsroom_run_ends_the_whole_job(tmp_path: Path, workdir: Path, mode: str) -> None:
     catalog = catalog_with(tmp_path, "forever")
@@ -321,6 +327,7 @@ def test_ctrl_c_to_opsroom_run_ends_the_whole_job(tmp_path: Path, workdir: Path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_as_from_a_terminal,
     )
     try:
         wait_ready(tmp_path, proc)

@@ -293,7 +293,7 @@ async def _whoami(ctx: BuiltinContext, args: list[str]) -> Reply:
 
 
 async def _version(ctx: BuiltinContext, args: list[str]) -> Reply:
-    count = sum(1 for s in ctx.registry if s.language is not Language.BUILTIN)
+    count = ctx.registry.scripts
     commit = f" at {ctx.catalog_commit[:12]}" if ctx.catalog_commit else ""
     return Reply(
         (

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Final
 
 from opsroom.errors import UnknownCommand
-from opsroom.model.commands import CommandSpec
+from opsroom.model.commands import CommandSpec, Language
 
 __all__ = ["Registry"]
 
@@ -68,6 +68,7 @@ class Registry:
         self._by_words: dict[tuple[str, ...], CommandSpec] = {}
         self._prefixes: set[tuple[str, ...]] = set()  # proper leading parts of names
         self._max_words = 0
+        self._scripts = 0  # counted once: `!version` says it on every call
         # Suggestion index over visible names and aliases.
         self._labels: list[str] = []
         self._label_spec: list[CommandSpec] = []
@@ -82,6 +83,7 @@ class Registry:
                 raise ValueError(f"duplicate command name {spec.name!r}")
             names.add(spec.name.casefold())
             self._specs.append(spec)
+            self._scripts += spec.language is not Language.BUILTIN
             for label in (spec.name, *spec.aliases):
                 self._index(spec, label)
             if not spec.hidden:
@@ -123,6 +125,11 @@ class Registry:
     def __len__(self) -> int:
         """How many commands (not counting aliases)."""
         return len(self._specs)
+
+    @property
+    def scripts(self) -> int:
+        """How many of the commands are the catalog's (not built-ins)."""
+        return self._scripts
 
     def get(self, name: str) -> CommandSpec | None:
         """The command with this exact name or alias (case and spacing ignored)."""

@@ -54,6 +54,9 @@ from opsroom.runner.limits import Limits, format_bytes
 from opsroom.runner.platform import ON_LINUX, ON_WINDOWS
 
 PREFIX = "opsroom-job-"
+# The v1 file a process joins a cgroup by: "0" written to `tasks` moves the writing thread
+# alone, which takes no global lock (so no RCU grace period); every writer has one thread.
+V1_JOIN = "tasks"
 _TOKEN = re.compile(r"^[0-9A-Za-z_-]{8,64}$")
 # While TERM works: how often members are listed again, to TERM what forked meanwhile. The
 # wait itself ends the moment the kernel says the cgroup is empty (`_Emptied`).
@@ -252,7 +255,7 @@ def home_procs() -> tuple[int, ...]:
     h = host()
     fds: list[int] = []
     try:
-        for folder, name in ((h.v2, "cgroup.procs"), (h.memory_v1, "tasks"), (h.pids_v1, "tasks")):
+        for folder, name in ((h.v2, "cgroup.procs"), (h.memory_v1, V1_JOIN), (h.pids_v1, V1_JOIN)):
             if folder is not None:
                 fds.append(os.open(os.path.join(folder, name), os.O_WRONLY | os.O_CLOEXEC))
     except OSError:
@@ -329,9 +332,8 @@ class JobCgroup:
                 flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
                 self._folder_fd = os.open(self.v2, flags)
             for made in self.v1.values():
-                # v1: the writer's thread alone (`tasks`), so no wait for a grace period.
                 self._procs_fds.append(
-                    os.open(os.path.join(made, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
+                    os.open(os.path.join(made, V1_JOIN), os.O_WRONLY | os.O_CLOEXEC)
                 )
         except OSError as e:
             self.close_fds()
@@ -599,32 +601,39 @@ def _inside(path: str, top: str) -> bool:
 
 
 def preexec(
-    group: JobCgroup | None, rlimits: list[tuple[int, tuple[int, int]]]
+    group: JobCgroup | None,
+    rlimits: list[tuple[int, tuple[int, int]]],
+    signals: tuple[int, ...] = (),
 ) -> Callable[[], None] | None:
-    """What the child runs between fork and exec (None: nothing): join cgroups, set rlimits."""
+    """What the child runs between fork and exec (None: nothing): join cgroups, set rlimits,
+    put `signals` (ignored by opsroom, so by the child) back to their defaults."""
     fds = tuple(group._procs_fds) if group is not None else ()
-    if not fds and not rlimits:
+    if not fds and not rlimits and not signals:
         return None
     setrlimit: Callable[[int, tuple[int, int]], None] | None = None
     if rlimits:
         import resource
 
         setrlimit = resource.setrlimit
-    return functools.partial(enter, fds, tuple(rlimits), setrlimit)
+    return functools.partial(enter, fds, tuple(rlimits), setrlimit, signals)
 
 
 def enter(
     fds: tuple[int, ...],
     rlimits: tuple[tuple[int, tuple[int, int]], ...],
     setrlimit: Callable[[int, tuple[int, int]], None] | None,
+    signals: tuple[int, ...] = (),
 ) -> None:
-    """In the child between fork and exec: join the job's cgroups ("0" is the writer itself)
-    and set the per-process limits; system calls only, nothing that could wait for a lock."""
+    """In the child between fork and exec: join the job's cgroups ("0" is the writer itself),
+    set the per-process limits and default dispositions; system calls only, nothing that
+    could wait for a lock."""
     for fd in fds:
         os.write(fd, b"0")
     if setrlimit is not None:
         for which, limit in rlimits:
             setrlimit(which, limit)
+    for number in signals:
+        signal.signal(number, signal.SIG_DFL)
 
 
 # -- reading the host -------------------------------------------------------------------------

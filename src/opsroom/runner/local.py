@@ -52,6 +52,18 @@ else:
 # Once the tree is ended, a pipe that stays silent this long is held by something that
 # escaped: stop reading it.
 _DRAIN_IDLE = 0.5
+# A job starts with these at their defaults however opsroom was started: a shell's
+# background job ignores SIGINT and SIGQUIT, nohup SIGHUP, and an ignored signal stays
+# ignored through exec (a handled one does not). SIGPIPE and SIGXFSZ Popen puts back.
+_RESET = tuple(
+    getattr(signal, name) for name in ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM") if _POSIX
+)
+
+
+def ignored_signals() -> tuple[int, ...]:
+    """Those of the signals a job starts with at their defaults that opsroom ignores now."""
+    return tuple(number for number in _RESET if signal.getsignal(number) == signal.SIG_IGN)
+
 
 log = logging.getLogger("opsroom.runner")
 
@@ -340,7 +352,7 @@ class _Run:
         limits = rlimits(
             self.launch.limits, memory=self.how.memory == "rlimit", cpu=self.how.cpu == "rlimit"
         )
-        preexec = cgroup.preexec(self.group, limits)
+        preexec = cgroup.preexec(self.group, limits, ignored_signals() if _POSIX else ())
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         self.read_fds = [out_r, err_r]

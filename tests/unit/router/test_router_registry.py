@@ -155,6 +155,11 @@ def test_iter_and_len_count_commands_not_aliases() -> None:
     assert [s.name for s in REGISTRY][:2] == ["network status", "network status site"]
 
 
+def test_scripts_counts_the_catalog_s_commands_hidden_ones_too_not_built_ins() -> None:
+    assert REGISTRY.scripts == 8
+    assert Registry([spec("help", language=Language.BUILTIN)]).scripts == 0
+
+
 @pytest.mark.parametrize(
     "specs",
     [

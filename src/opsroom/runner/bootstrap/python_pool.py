@@ -59,7 +59,7 @@ import time
 _HERE = os.path.dirname(os.path.abspath(__file__))
 SLOT_VAR = "OPSROOM_POOL_SLOT"  # as long as the token's name: the child writes the token there
 TOKEN_VAR = "OPSROOM_JOB_TOKEN"  # noqa: S105 - a variable name, not a secret
-_FIXED = 6  # description, stdout, stderr, events, ready, go; then cgroup.procs files
+_FIXED = 6  # description, stdout, stderr, events, ready, go; then the cgroup files to join
 _EXEC_FIXED = 5  # the spawner's: no go
 _INTO = b"+"  # a request's last fd is the cgroup v2 folder its child is born in
 _MAX_FDS = 16
@@ -154,6 +154,11 @@ def serve(sock_fd, lean=False, homes=()):
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
+    _inherited[:] = [
+        getattr(signal, name)
+        for name in _RESET
+        if signal.getsignal(getattr(signal, name)) == signal.SIG_IGN
+    ]
     # Ctrl-C in opsroom's terminal is opsroom's to handle: the server outlives it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -201,6 +206,8 @@ def serve(sock_fd, lean=False, homes=()):
                     os.close(wake_w)
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                     signal.signal(signal.SIGINT, signal.default_int_handler)
+                    for number in _inherited:
+                        signal.signal(number, signal.SIG_DFL)
                     if into is not None:
                         if not born:
                             fds.append(_procs_of(into))  # it moves itself instead
@@ -314,7 +321,8 @@ def _procs_of(folder):
     try:
         return os.open("cgroup.procs", os.O_WRONLY | os.O_CLOEXEC, dir_fd=folder)
     except OSError:
-        return os.open("/dev/null", os.O_RDONLY)  # its write fails: the start error is said
+        # A stand-in whose write fails: the child says it could not enter its cgroup.
+        return os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
 
 
 def _description(fd):
@@ -327,6 +335,11 @@ def _description(fd):
 _DEFAULTS = tuple(
     getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SIGINT") if hasattr(signal, name)
 )
+# Of these, those opsroom was started ignoring (a shell's background job ignores SIGINT and
+# SIGQUIT, nohup SIGHUP; an ignored signal stays ignored through exec): a job starts with
+# every one at its default, as opsroom starts one itself (runner/local.py).
+_RESET = ("SIGHUP", "SIGQUIT", "SIGTERM")
+_inherited = []
 
 
 # A move into a cgroup soon after another one does not wait for a grace period: the kernel
@@ -374,8 +387,10 @@ def _spawn(spec, fds, homes, started, here, into):
         except OSError as e:
             return _said(ready, _folder_error(spec["cwd"], e))
         # Popen resets SIGPIPE and SIGXFSZ (restore_signals); what the server ignores
-        # itself the program must not.
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        # itself the program must not. Set back once the program has started (a vfork: the
+        # child leaves this process's memory at its exec).
+        for number in (signal.SIGINT, *_inherited):
+            signal.signal(number, signal.SIG_DFL)
         try:
             # A vfork, as Popen starts programs: nothing of this process is copied. The
             # program is found as `os.execvpe` finds it, in the job's PATH; its argv as
@@ -391,7 +406,8 @@ def _spawn(spec, fds, homes, started, here, into):
         except OSError as e:
             return _said(ready, f"x {e.errno or 0}")
         finally:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            for number in (signal.SIGINT, *_inherited):
+                signal.signal(number, signal.SIG_IGN)
     finally:
         os.chdir(here)
         if moved:
@@ -484,7 +500,7 @@ def _setup(spec, cgroups, out, err, events, ready):
 def _exec(argv, env, ready):
     """Become argv, as subprocess starts a program; never returns. The setup pipe closes
     with the exec (it is close-on-exec); before it, a failed exec is said there."""
-    for number in _DEFAULTS:
+    for number in (*_DEFAULTS, *_inherited):
         signal.signal(number, signal.SIG_DFL)
     try:
         os.execvpe(argv[0], argv, env)  # noqa: S606 - the job's argv, as given; no shell
