@@ -58,13 +58,17 @@ async def act(
     to_room = room_sender(ctx, job.room) if job is not None else None
     shown: list[Reply] = []
     answered = asyncio.Event()
-    page_gone = False  # once the page has its answer, refusals go to the room too
+    # The page's answer is settled by its first non-refusal reply (without `wait`) or when
+    # it stops waiting: whatever is said after that (a job queued, its output) is the room's.
+    settled = False
 
     async def send(reply: Reply) -> None:
-        if not page_gone:
+        nonlocal settled
+        if not settled:
             shown.append(reply)
-        if reply.kind == "error" and not page_gone:
-            return
+            if reply.kind == "error":
+                return  # a refusal stays on the page, until the page has its answer
+            settled = not wait
         answered.set()
         if to_room is not None:
             await to_room(reply)
@@ -79,17 +83,15 @@ async def act(
     if wait:
         # Shielded: a client that hangs up does not cancel the job it started.
         outcome = await asyncio.shield(task)
+        settled = True
     else:
         first = asyncio.ensure_future(answered.wait())
         try:
             await asyncio.wait({task, first}, timeout=ACK_WAIT, return_when="FIRST_COMPLETED")
         finally:
             first.cancel()
-        if task.done():
-            outcome = task.result()
-        else:
-            outcome = await _under_way(ctx, job)
-    page_gone = True
+        settled = True
+        outcome = task.result() if task.done() else await _under_way(ctx, job)
     room = job.room if job is not None and to_room is not None else None
     return ActionResult(outcome, tuple(shown), room)
 

@@ -1,0 +1,123 @@
+"""A console action's answer is the decision alone; what follows it is the room's.
+
+The real engine and web context on each store, a real catalog, real job processes: approving
+from a page answers with what the decision said, even when the job is queued in the same
+breath; the job's room hears everything, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tomllib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from support import async_wait_for
+
+if TYPE_CHECKING:
+    from opsroom.web.context import WebContext
+
+ROLES = """
+[[roles]]
+name = "ops"
+members = ["web:*"]
+allow = ["*"]
+
+[[roles]]
+name = "storage-leads"
+members = ["web:bob"]
+
+[runner]
+concurrency = 1
+"""
+
+SLEEP = """#!/usr/bin/env bash
+# @describe Hold the one job slot for a while.
+echo holding
+sleep 30
+"""
+
+WIPE = '''# opsroom: approval = "storage-leads"
+"""Wipe a volume (a test script that says what it does at once)."""
+
+
+def main(volume: str) -> str:
+    """Wipe one volume.
+
+    Args:
+        volume: The volume to wipe.
+    """
+    from opsroom import script as ops
+
+    ops.status(f"wiping {volume}")
+    ops.status("wipe verified", "success")
+    return f"wiped {volume}"
+'''
+
+
+@asynccontextmanager
+async def web_context(tmp_path: Path, store_url: str) -> AsyncIterator[WebContext]:
+    """The serving process's web context on a two-script catalog and `store_url`."""
+    from opsroom.app import App
+    from opsroom.config import Settings
+    from opsroom.web.app import context_of, create_app
+
+    catalog = tmp_path / "catalog"
+    (catalog / "storage").mkdir(parents=True)
+    (catalog / "storage" / "wipe.py").write_text(WIPE)
+    (catalog / "demo").mkdir()
+    (catalog / "demo" / "hold.sh").write_text(SLEEP)
+    engine = await App.open(
+        Settings.model_validate(tomllib.loads(ROLES)),
+        catalog_dir=str(catalog),
+        store_url=store_url,
+    )
+    ctx = context_of(create_app(engine))
+    try:
+        yield ctx
+    finally:
+        await asyncio.gather(*ctx.tasks, return_exceptions=True)
+        ctx.hub.close()
+        await engine.close()
+
+
+async def test_approving_answers_with_the_decision_and_the_job_speaks_in_its_room(
+    tmp_path: Path, store_url: str
+) -> None:
+    from opsroom.model.jobs import JobState
+    from opsroom.render.text import render_reply
+    from opsroom.web.actions import act
+
+    async with web_context(tmp_path, store_url) as ctx:
+        # The installation's one job slot is taken: the approved job will queue behind it.
+        await act(ctx, "web:alice", None, "!demo hold")
+        [holder] = [j.id for j in await ctx.store.list_jobs(states=[JobState.RUNNING])]
+        asked = await act(ctx, "web:alice", None, "!storage wipe vol9")
+        job_id = asked.outcome.job_id
+        assert job_id is not None
+        assert asked.outcome.outcome == "awaiting_approval"
+        job = await ctx.store.get_job(job_id)
+        assert job is not None
+        after = max((m.seq for m in await ctx.hub.history(job.room)), default=0)
+        try:
+            approved = await act(ctx, "web:bob", job, f"!approve {job_id}")
+            # The page's answer is the decision; "queued", said right after it, is the room's.
+            decision = f"✔ job {job_id} storage wipe approved by web:bob; starting"
+            assert [render_reply(r) for r in approved.replies] == [decision]
+            assert approved.outcome.outcome == "running"
+            assert approved.room == job.room
+        finally:
+            await act(ctx, "web:alice", None, f"!cancel {holder}")
+
+        async def said() -> list[str]:
+            events = await ctx.hub.history(job.room, after=after)
+            texts = [str(m.payload.get("text", "")) for m in events]
+            return texts if any("wiped vol9" in t for t in texts) else []
+
+        # The room heard it all, in order: the decision, the wait, the job's own words.
+        heard: list[str] = await async_wait_for(said, what="the job's result in its room")
+        assert heard[0] == decision
+        assert f"job {job_id} is queued behind job {holder}" in heard[1]
+        assert any("wiping vol9" in t for t in heard[2:])
