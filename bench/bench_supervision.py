@@ -14,7 +14,7 @@ happens (the state, who is gone, what was reported) and the timings live here:
   (`end_orphaned_job`, grace 1 s);
 - `opsroom run "!cancel N"` from a second process → the first `opsroom run` returns;
 - `!cancel N` → its reply, for a job this process runs and for one a second `opsroom run`
-  runs (SQLite: no notices; that process looks for cancel requests every 0.5 s);
+  runs (SQLite: the two hear of the request and of the end by its doorbell, store/bell.py);
 - SIGTERM to `opsroom serve` while a job runs (shutdown grace 1 s) → the server exits;
 - the event loop's longest stall while a job that leaves 20,000 files in its folder runs
   and the folder is removed (off the loop: a walk of it takes ~0.3 s).

@@ -2,8 +2,9 @@
 
 A job this process runs wakes the waiting cancel the moment its end is recorded: while the
 job takes its time to stop, the cancel does not read the job from the store over and over.
-A job another process runs is watched in the store (notices on PostgreSQL, looks that back
-off on SQLite), and a job that outlasts the wait is reported still stopping.
+A job another process runs is watched in the store, woken by the notice of its end
+(PostgreSQL's, or the doorbell beside a SQLite file), and a job that outlasts the wait is
+reported still stopping.
 """
 
 from __future__ import annotations
@@ -14,14 +15,12 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 
-from opsroom.config import RunnerSettings, Settings, StoreSettings
+from opsroom.config import RunnerSettings, Settings, StoreSettings, WorkersSettings
 from opsroom.model.blocks import Reply, Status
-from opsroom.model.jobs import JobState
+from opsroom.model.jobs import Job, JobState
 from opsroom.store import Store
 from opsroom.testing import Bot
 from stores import row
@@ -80,33 +79,25 @@ def marks(tmp_path: Path) -> Path:
 
 
 class JobReads:
-    """Counts the reads of one job's whole row, as the store's own engine runs them."""
+    """Counts the looks at one job in the store (`get_job`, which a waiting cancel calls)."""
 
     def __init__(self, store: Store, job_id: int) -> None:
         self.count = 0
+        self._store = store
         self._job_id = job_id
-        self._engine = store._db.engine.sync_engine  # observed, not replaced
+        self._read = store.get_job  # observed, not replaced: every look still reads
 
     def __enter__(self) -> JobReads:
-        event.listen(self._engine, "before_cursor_execute", self._seen)
+        async def get_job(job_id: int) -> Job | None:
+            if job_id == self._job_id:
+                self.count += 1
+            return await self._read(job_id)
+
+        self._store.get_job = get_job  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        event.remove(self._engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, _conn: Any, _cursor: Any, sql: str, params: Any, *_: Any) -> None:
-        words = " ".join(sql.split())
-        whole_row = words.startswith("SELECT jobs.id, jobs.command") and "jobs.state" in words
-        if whole_row and " FROM jobs WHERE jobs.id = " in words and self._job_id in _values(params):
-            self.count += 1
-
-
-def _values(params: Any) -> list[Any]:
-    if isinstance(params, dict):
-        return list(params.values())
-    if isinstance(params, (list, tuple)):
-        return list(params)
-    return []
+        del self._store.get_job  # the class's own again
 
 
 def _statuses(replies: tuple[Reply, ...]) -> list[str]:
@@ -193,4 +184,45 @@ async def test_a_job_of_another_process_that_outlasts_the_wait_is_reported_still
     ]
     assert stopping.state is JobState.RUNNING
     assert ended.state is JobState.CANCELLED
+    assert json.loads(out.splitlines()[-1])["state"] == "cancelled"
+
+
+async def test_a_cancel_of_another_process_s_job_is_woken_by_its_end_on_every_store(
+    catalog: Path, marks: Path, store_url: str, tmp_path: Path, owner: list[subprocess.Popen[bytes]]
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSROOM_")}
+    env.update(OPSROOM_STORE_URL=store_url, OPSROOM_RUNNER_KILL_GRACE="600")
+    owner.append(
+        subprocess.Popen(
+            [OPSROOM, "run", "--json", "--catalog", str(catalog), f"!stop slowly {marks}"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+    )
+    wait_for(lambda: (marks / "started").exists(), 60, what="the job to start")
+    found = row(store_url, "SELECT id FROM jobs WHERE state = 'running'")
+    assert found is not None
+    job_id = int(found["id"])
+    # A look at the store only once a minute: what wakes the cancel sooner is the end's notice.
+    settings = Settings(
+        store=StoreSettings(url=store_url),
+        runner=RunnerSettings(kill_grace=60),
+        workers=WorkersSettings(recheck=60),
+    )
+    async with Bot.open(catalog_dir=str(catalog), store_url=store_url, settings=settings) as bot:
+        with JobReads(bot.app.store, job_id) as reads:
+            cancel = asyncio.create_task(bot.say(f"!cancel {job_id}"))
+            # The owner hears of the request from its notice too, and the job gets its TERM.
+            await async_wait_for(lambda: (marks / "cleaning-2").exists(), 60, what="TERM")
+            before = reads.count
+            last = marks / f"cleaning-{STEPS - 5}"
+            await async_wait_for(last.exists, 60, what="the clean-up to go on")
+            while_stopping = reads.count - before
+            said = await cancel
+    out, _ = owner[0].communicate(timeout=60)
+    assert before >= 1  # the cancel's first look (the reads are counted on this store)
+    assert while_stopping == 0, f"the waiting cancel read the job {while_stopping} times"
+    assert _statuses(said.replies) == [f"job {job_id} stop slowly: cancelled"]
     assert json.loads(out.splitlines()[-1])["state"] == "cancelled"

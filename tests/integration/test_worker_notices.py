@@ -26,7 +26,7 @@ from opsroom.model.blocks import Code, Reply
 from opsroom.model.jobs import Job, JobState
 from opsroom.model.wire import dump_reply
 from opsroom.store import Limits, Store
-from opsroom.store.notify import Topic
+from opsroom.store.notify import Listener, Topic
 from opsroom.testing import Bot
 from pg_cluster import Cluster
 from stores import new_store_url, row
@@ -146,7 +146,7 @@ async def test_300_lines_arrive_whole_and_in_order_across_a_dropped_listening_co
     with worker(place, "note-1"):
         async with bot_on(place) as bot:
             listener = bot.app.store.listener
-            assert listener is not None
+            assert isinstance(listener, Listener)  # PostgreSQL's
             started = await started_job(bot, "!note stream")
             await output_line(bot, started.job_id, "line 20")
             await async_wait_for(lambda: listener.listening, 30, what="the bot to listen")
@@ -253,7 +253,7 @@ async def test_a_notice_wakes_who_watches_its_job_or_its_topic_and_nobody_else(
     store = await Store.open(place.url)
     try:
         listener = store.listener
-        assert listener is not None
+        assert isinstance(listener, Listener)  # PostgreSQL's
         with (
             listener.watch(101, Topic.REPLIES) as mine,
             listener.watch(None, Topic.CANCEL) as any_cancel,
@@ -324,7 +324,7 @@ async def test_a_wait_for_a_jobs_end_is_woken_by_every_kind_of_end(
         store = await Store.open(url)
         try:
             listener = store.listener
-            assert listener is not None
+            assert isinstance(listener, Listener)  # PostgreSQL's
             listener.start()
             await async_wait_for(lambda: listener.listening, 30, what="the store to listen")
             owner = "worker-gone" if how == "worker lost" else "bot-gone"

@@ -24,16 +24,18 @@ if TYPE_CHECKING:
     from opsroom.engine.supervisor import Supervisor
     from opsroom.store import Store
 
-# Without notices (SQLite): a job that ends at once is seen within 10 ms; one that takes
-# its time costs 4 looks a second at most (its owner looks for the request every 0.5 s).
+# Without notices (a SQLite store without its doorbell): a job that ends at once is seen
+# within 10 ms; one that takes its time costs 4 looks a second at most (its owner looks for
+# the request every 0.5 s).
 LOOK_AGAIN = Backoff(first=0.01, cap=0.25, jitter=0)
 
 
 async def watch_end(store: Store, job_id: int, timeout: float, *, recheck: float) -> Job | None:
     """The job once the store has its end, or None when it has not ended within `timeout` s.
 
-    `recheck`: between looks on PostgreSQL, where the end's notice wakes the wait earlier.
-    A store that is briefly away is looked at again, until the time is up.
+    `recheck`: between looks where the end's notice wakes the wait earlier (PostgreSQL's, or
+    a SQLite store's doorbell). A store that is briefly away is looked at again, until the
+    time is up.
     """
     listener = store.listener
     loop = asyncio.get_running_loop()

@@ -4,10 +4,10 @@ A queued job used to claim itself again every half second. 2,000 queued jobs mad
 claims a second, each counting the running jobs under the audit trail's lock: a burst of
 3,000 jobs ran 31 a second (bench/README.md), and a job waited up to half a second after
 its turn had come. Now one task tries the line, first in line first, when a turn may have
-come: a job of this process ended (`kick`); on PostgreSQL, another process's job ended or
-a cancel was asked for (their notices); and at a look every LOOK_SECONDS (PostgreSQL:
-every `[workers] recheck`, for a notice missed) for what tells nothing here: a job end or a
-cancel in another process sharing a SQLite store.
+come: a job of this process ended (`kick`); another process's job ended or a cancel was
+asked for (their notices: PostgreSQL's, or SQLite's doorbell, store/bell.py); and at a look
+every `[workers] recheck` for a notice missed (every LOOK_SECONDS on a SQLite store whose
+doorbell could not be had, where nothing tells of another process's end or cancel).
 
 A round stops at the first job the overall limit holds, and once a requester's (or a
 command's) job is held by its own limit it skips that requester's (command's) others: a
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("opsroom.jobs")
 
-LOOK_SECONDS = 0.5  # without notices (SQLite): between looks for what this process cannot see
+LOOK_SECONDS = 0.5  # without notices: between looks for what this process cannot see
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from opsroom.model.wire import load_reply
 from opsroom.model.workers import DEFAULT_QUEUE
 from opsroom.retry import Backoff
 from opsroom.router.outcome import Outcome
-from opsroom.store.notify import Listener, Topic, Waiter
+from opsroom.store.notify import Listening, Topic, Waiter
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -278,7 +278,7 @@ class Remote:
         )
 
 
-def _watch(listener: Listener | None, job_id: int) -> AbstractContextManager[Waiter]:
+def _watch(listener: Listening | None, job_id: int) -> AbstractContextManager[Waiter]:
     """A waiter for the job's replies and cancels (one nobody wakes without a listener)."""
     if listener is None:
         return contextlib.nullcontext(Waiter())

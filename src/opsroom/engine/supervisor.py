@@ -66,7 +66,7 @@ Send = Callable[[Reply], Awaitable[None]]
 
 TICK_SECONDS = 1.0  # how often a running job's collector stores and shows its output
 TICKS_AT_ONCE = 16  # collector ticks started in one turn of the loop
-CANCEL_POLL_SECONDS = 0.5  # without notices (SQLite): between looks for cancel requests
+CANCEL_POLL_SECONDS = 0.5  # without notices (no doorbell): between looks for cancel requests
 # Jobs being started at once, the rest waiting their turn: a job's start (its transaction's
 # statements, its cgroup, its spawn) is work on the event loop, and 500 started together
 # made turns of the loop of tens of milliseconds, in which no room was answered. More at
@@ -699,7 +699,7 @@ class Supervisor:
 
     async def _poll_cancels(self) -> None:
         listener = self.store.listener
-        if listener is None:  # SQLite: nothing tells; look often
+        if listener is None:  # a SQLite store without its doorbell: nothing tells; look often
             await self._check_cancels(contextlib.nullcontext(None), CANCEL_POLL_SECONDS)
         else:  # woken by each cancel's notice; a look every `recheck` for one missed
             watching = listener.watch(None, Topic.CANCEL)

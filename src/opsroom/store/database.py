@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,7 +22,9 @@ from opsroom.errors import StoreError
 from opsroom.store import engine as backend
 from opsroom.store.commit import GroupCommit
 from opsroom.store.migrate import ensure_schema
-from opsroom.store.url import async_url, redacted
+from opsroom.store.url import async_url, redacted, sqlite_path
+
+PENDING = "opsroom_notices"  # a SQLite transaction's notices, in its connection's `info`
 
 
 class Database:
@@ -35,6 +37,13 @@ class Database:
         self.password = password  # the workers' job queue connects with it too (tasks.py)
         self._writers: _Writers | None = None
         self._durable = backend.DurableWriter(self.writer)
+        path = sqlite_path(url)
+        # SQLite: the folder its committed transactions ring their notices in (bell.py).
+        self.bell: str | None = None
+        if path is not None:
+            from opsroom.store.bell import folder_of
+
+            self.bell = folder_of(path)
 
     @classmethod
     async def open(cls, url: str, *, password: str | None = None) -> Database:
@@ -81,7 +90,7 @@ class Database:
     @asynccontextmanager
     async def write(self, doing: str) -> AsyncIterator[AsyncConnection]:
         """A write transaction, committed when the block ends without an error."""
-        async with self._guard(doing), self._turn(), self.writer.begin() as conn:
+        async with self._guard(doing), self._turn(), self._ringing(self.writer.begin()) as conn:
             yield conn
 
     @asynccontextmanager
@@ -97,8 +106,29 @@ class Database:
     @asynccontextmanager
     async def _durable_batch(self) -> AsyncIterator[AsyncConnection]:
         """The transaction one batch of durable work shares."""
-        async with self._turn(), self._durable.transaction() as conn:
+        async with self._turn(), self._ringing(self._durable.transaction()) as conn:
             yield conn
+
+    @asynccontextmanager
+    async def _ringing(
+        self, transaction: AbstractAsyncContextManager[AsyncConnection]
+    ) -> AsyncIterator[AsyncConnection]:
+        """`transaction`, whose notices (`notify.send_notices`) SQLite rings once committed."""
+        if self.bell is None:  # PostgreSQL sends its own at the commit
+            async with transaction as conn:
+                yield conn
+            return
+        told: list[str] = []
+        async with transaction as conn:
+            conn.info[PENDING] = told
+            try:
+                yield conn
+            finally:
+                conn.info.pop(PENDING, None)
+        if told:
+            from opsroom.store.bell import ring
+
+            ring(self.bell, told)
 
     @asynccontextmanager
     async def _turn(self) -> AsyncIterator[None]:

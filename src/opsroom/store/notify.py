@@ -1,4 +1,5 @@
-"""Notices between the processes sharing a PostgreSQL store: LISTEN/NOTIFY (SPEC §8).
+"""Notices between the processes sharing a store: LISTEN/NOTIFY on PostgreSQL (SPEC §8),
+a doorbell beside the file on SQLite (`bell.py`).
 
 A writer sends a notice inside the transaction that commits what it tells of, and
 PostgreSQL delivers it only once that transaction has committed: whoever is woken by one
@@ -6,7 +7,7 @@ finds the rows. Notices are hints, never the record. Each process listens on one
 of its own (psycopg 3, autocommit), opened on first use and opened again when it drops;
 notices sent while it was away are gone, so every waiter is woken once it is back, and
 waiters look again on their own every `[workers] recheck` in case one was missed anyway.
-SQLite has no notices (and no workers): there, waiters only look at their own pace.
+On SQLite the transaction keeps its notices and the store rings them once it committed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opsroom.retry import Backoff
-from opsroom.store.database import Part
+from opsroom.store.database import PENDING, Part
 from opsroom.store.url import redacted
 from opsroom.tasks import stop_task
 
@@ -47,11 +48,18 @@ class Topic(StrEnum):
 async def send_notices(conn: AsyncConnection, topic: Topic, job_ids: list[int]) -> None:
     """Tell listeners of `topic` for each job once the caller's transaction commits.
 
-    PostgreSQL only; on SQLite nothing listens, so nothing is sent.
+    PostgreSQL sends them at the commit; on SQLite the transaction keeps them for the store
+    to ring once it committed (`Database.write`, `Database.durable`): a transaction rolled
+    back rings nothing (a savepoint's work undone inside one may: a needless look, no more).
     """
-    if conn.dialect.name != "postgresql" or not job_ids:
+    if not job_ids:
         return
     payloads = [f"{topic.value}:{job_id}" for job_id in dict.fromkeys(job_ids)]
+    if conn.dialect.name != "postgresql":
+        pending = conn.info.get(PENDING)
+        if pending is not None:
+            pending.extend(payloads)
+        return
     await conn.execute(
         text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
         {"channel": CHANNEL, "payloads": payloads},
@@ -81,30 +89,20 @@ class Waiter:
         return False
 
 
-class Listener:
-    """One process's listening connection, and the waiters its notices wake."""
+class Listening:
+    """The waiters a process's notices wake, by topic and job (PostgreSQL's or SQLite's)."""
 
-    def __init__(self, conninfo: str, *, password: str | None = None) -> None:
-        self._conninfo = conninfo
-        # Named, so that `pg_stat_activity` tells its connections apart.
-        self._params: dict[str, Any] = {"application_name": "opsroom notices"}
-        if password is not None:
-            self._params["password"] = password
+    def __init__(self) -> None:
         self._waiters: dict[tuple[Topic, int | None], set[Waiter]] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._conn: psycopg.AsyncConnection[Any] | None = None
-        self.connections = 0  # how many times it has (re)connected and listened
         self.notices = 0  # notices received in all
 
-    @property
-    def listening(self) -> bool:
-        """Whether a connection listens now."""
-        return self._conn is not None and not self._conn.closed
+    def start(self) -> None:
+        """Listen from now on (on the running event loop)."""
+        raise NotImplementedError
 
-    @property
-    def backend_pid(self) -> int | None:
-        """The server process of the listening connection (None while it has none)."""
-        return self._conn.info.backend_pid if self.listening and self._conn else None
+    async def close(self) -> None:
+        """Stop listening."""
+        raise NotImplementedError
 
     @contextlib.contextmanager
     def watch(
@@ -126,6 +124,47 @@ class Listener:
                     waiters.discard(waiter)
                     if not waiters:
                         del self._waiters[key]
+
+    def _dispatch(self, payload: str) -> None:
+        self.notices += 1
+        topic, _, job = payload.partition(":")
+        try:
+            of, job_id = Topic(topic), int(job)
+        except ValueError:
+            return  # not one of ours: someone else's notice on the channel
+        for key in ((of, job_id), (of, None)):
+            for waiter in self._waiters.get(key, ()):
+                waiter.wake()
+
+    def _wake_all(self) -> None:
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                waiter.wake()
+
+
+class Listener(Listening):
+    """One process's listening connection to PostgreSQL, and the waiters its notices wake."""
+
+    def __init__(self, conninfo: str, *, password: str | None = None) -> None:
+        super().__init__()
+        self._conninfo = conninfo
+        # Named, so that `pg_stat_activity` tells its connections apart.
+        self._params: dict[str, Any] = {"application_name": "opsroom notices"}
+        if password is not None:
+            self._params["password"] = password
+        self._task: asyncio.Task[None] | None = None
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self.connections = 0  # how many times it has (re)connected and listened
+
+    @property
+    def listening(self) -> bool:
+        """Whether a connection listens now."""
+        return self._conn is not None and not self._conn.closed
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The server process of the listening connection (None while it has none)."""
+        return self._conn.info.backend_pid if self.listening and self._conn else None
 
     def start(self) -> None:
         """Listen from now on (in the background, on the running event loop)."""
@@ -168,39 +207,35 @@ class Listener:
         """Pass notices on until the connection fails; a quiet one is checked now and then."""
         while True:
             async for notice in conn.notifies(timeout=QUIET_CHECK_SECONDS):
-                self.notices += 1
                 self._dispatch(notice.payload)
             async with asyncio.timeout(QUIET_CHECK_SECONDS):
                 await conn.execute("SELECT 1")  # a dead connection says so here
 
-    def _dispatch(self, payload: str) -> None:
-        topic, _, job = payload.partition(":")
-        try:
-            of, job_id = Topic(topic), int(job)
-        except ValueError:
-            return  # not one of ours: someone else's notice on the channel
-        for key in ((of, job_id), (of, None)):
-            for waiter in self._waiters.get(key, ()):
-                waiter.wake()
-
-    def _wake_all(self) -> None:
-        for waiters in self._waiters.values():
-            for waiter in waiters:
-                waiter.wake()
-
 
 class Notices(Part):
-    """The store's listener (PostgreSQL only), opened on first use."""
+    """The store's listener, opened on first use: PostgreSQL's connection, SQLite's bell."""
 
-    _listener: Listener | None = None
+    _listener: Listening | None = None
+    _refused = False  # SQLite: the doorbell could not be had; waiters look on their own
 
     @property
-    def listener(self) -> Listener | None:
-        """This process's listener for notices; None on SQLite, which has none."""
-        if self._listener is None and self._db.url.lower().startswith("postgres"):
+    def listener(self) -> Listening | None:
+        """This process's listener for notices; None where it has none (a SQLite store
+        whose doorbell folder cannot be used)."""
+        if self._listener is not None or self._refused:
+            return self._listener
+        if self._db.url.lower().startswith("postgres"):
             scheme, _, rest = self._db.url.partition("://")
             conninfo = f"{scheme.split('+', 1)[0]}://{rest}"
             self._listener = Listener(conninfo, password=self._db.password)
+        elif self._db.bell is not None:
+            from opsroom.store.bell import Doorbell
+
+            bell = Doorbell(self._db.bell)
+            if bell.open():
+                self._listener = bell
+            else:
+                self._refused = True
         return self._listener
 
     async def close_notices(self) -> None:
