@@ -14,7 +14,9 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +24,7 @@ from opsroom.config import RunnerSettings, Settings, StoreSettings, WorkersSetti
 from opsroom.model.blocks import Reply, Status
 from opsroom.model.jobs import Job, JobState
 from opsroom.store import Store
-from opsroom.testing import Bot
+from opsroom.testing import Bot, Said
 from stores import row
 from support import OPSROOM, async_wait_for, wait_for
 
@@ -104,6 +106,21 @@ def _statuses(replies: tuple[Reply, ...]) -> list[str]:
     return [b.text for r in replies for b in r.blocks if isinstance(b, Status)]
 
 
+async def cancel_while_it_stops(bot: Bot, job_id: int, marks: Path) -> tuple[Said, int, int]:
+    """`!cancel job_id` to a `stop slowly` job: the answer, the looks at the job until its
+    TERM was seen, and the looks while it cleaned up after (each step sleeps 0.1 s: a wait
+    that looked would read the job several times a second meanwhile)."""
+    with JobReads(bot.app.store, job_id) as reads:
+        cancel = asyncio.create_task(bot.say(f"!cancel {job_id}"))
+        await async_wait_for(lambda: (marks / "cleaning-2").exists(), 60, what="TERM")
+        before = reads.count
+        last = marks / f"cleaning-{STEPS - 5}"
+        await async_wait_for(last.exists, 60, what="the clean-up to go on")
+        while_stopping = reads.count - before
+        said = await cancel
+    return said, before, while_stopping
+
+
 async def test_a_cancelled_job_of_this_process_is_reported_from_its_end_not_by_polling(
     catalog: Path, marks: Path, store_url: str
 ) -> None:
@@ -118,16 +135,7 @@ async def test_a_cancelled_job_of_this_process_is_reported_from_its_end_not_by_p
         running = asyncio.create_task(bot.handle(f"!stop slowly {marks}", to_room))
         await async_wait_for(lambda: (marks / "started").exists(), 60, what="the job to start")
         (job,) = await bot.app.store.list_jobs(limit=1)
-        with JobReads(bot.app.store, job.id) as reads:
-            cancel = asyncio.create_task(bot.say(f"!cancel {job.id}"))
-            await async_wait_for(lambda: (marks / "cleaning-2").exists(), 60, what="TERM")
-            before = reads.count
-            # The job stops for a while yet (each step sleeps 0.1 s): the old wait read the
-            # job five times a second meanwhile; the cancel now waits for the end's wake-up.
-            last = marks / f"cleaning-{STEPS - 5}"
-            await async_wait_for(last.exists, 60, what="the clean-up to go on")
-            while_stopping = reads.count - before
-            said = await cancel
+        said, _, while_stopping = await cancel_while_it_stops(bot, job.id, marks)
         ended = await bot.job(job.id)
         await running
     assert ended.state is JobState.CANCELLED
@@ -137,39 +145,59 @@ async def test_a_cancelled_job_of_this_process_is_reported_from_its_end_not_by_p
     assert [t for t in told if t.startswith(f"job {job.id} stop slowly: cancelled")], told
 
 
-@pytest.fixture
-def owner(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """`opsroom run` processes owning jobs; killed at the end if still there."""
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-        p.wait(30)
+@dataclass
+class Owner:
+    """A second process, `opsroom run`, owning a job it gives 600 s to stop after TERM."""
 
+    catalog: Path
+    marks: Path
+    store_url: str
+    folder: Path
+    proc: subprocess.Popen[bytes] | None = None
 
-async def test_a_job_of_another_process_that_outlasts_the_wait_is_reported_still_stopping(
-    catalog: Path, marks: Path, store_url: str, tmp_path: Path, owner: list[subprocess.Popen[bytes]]
-) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSROOM_")}
-    env.update(OPSROOM_STORE_URL=store_url, OPSROOM_RUNNER_KILL_GRACE="600")
-    owner.append(
-        subprocess.Popen(
-            [OPSROOM, "run", "--json", "--catalog", str(catalog), f"!stop held {marks}"],
-            cwd=tmp_path,
+    def start(self, command: str) -> int:
+        """Run `!<command> <marks>`: the job's id once it started and its process is known."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPSROOM_")}
+        env.update(OPSROOM_STORE_URL=self.store_url, OPSROOM_RUNNER_KILL_GRACE="600")
+        self.proc = subprocess.Popen(
+            [OPSROOM, "run", "--json", "--catalog", str(self.catalog), f"!{command} {self.marks}"],
+            cwd=self.folder,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
-    )
-    wait_for(lambda: (marks / "started").exists(), 60, what="the job to start")
-    found = wait_for(
-        lambda: row(store_url, "SELECT id FROM jobs WHERE state = 'running' AND pid > 0"),
-        30,
-        what="its process to be recorded",
-    )
-    assert found is not None
-    job_id = int(found["id"])
+        wait_for(lambda: (self.marks / "started").exists(), 60, what="the job to start")
+        found = wait_for(
+            lambda: row(self.store_url, "SELECT id FROM jobs WHERE state = 'running' AND pid > 0"),
+            30,
+            what="its process to be recorded",
+        )
+        assert found is not None
+        return int(found["id"])
+
+    def outcome(self) -> dict[str, Any]:
+        """What the owner's `opsroom run --json` said of the job once it returned."""
+        assert self.proc is not None
+        out, _ = self.proc.communicate(timeout=60)
+        said: dict[str, Any] = json.loads(out.splitlines()[-1])
+        return said
+
+
+@pytest.fixture
+def owner(catalog: Path, marks: Path, store_url: str, tmp_path: Path) -> Iterator[Owner]:
+    """The second process; killed at the end if still there."""
+    second = Owner(catalog, marks, store_url, tmp_path)
+    yield second
+    if second.proc is not None:
+        if second.proc.poll() is None:
+            second.proc.kill()
+        second.proc.wait(30)
+
+
+async def test_a_job_of_another_process_that_outlasts_the_wait_is_reported_still_stopping(
+    catalog: Path, marks: Path, store_url: str, owner: Owner
+) -> None:
+    job_id = owner.start("stop held")
     # This bot waits 0.1 + 3 s; the owner gives the job 600 s to stop after TERM.
     settings = Settings(store=StoreSettings(url=store_url), runner=RunnerSettings(kill_grace=0.1))
     async with Bot.open(catalog_dir=str(catalog), store_url=store_url, settings=settings) as bot:
@@ -177,34 +205,20 @@ async def test_a_job_of_another_process_that_outlasts_the_wait_is_reported_still
         stopping = await bot.job(job_id)
         await async_wait_for(lambda: (marks / "term").exists(), 60, what="the owner's TERM")
         (marks / "go").touch()
-        out, _ = owner[0].communicate(timeout=60)
+        outcome = owner.outcome()
         ended = await bot.job(job_id)
     assert _statuses(said.replies) == [
         f"cancel of job {job_id} requested; it is still stopping — `!job {job_id}` to check"
     ]
     assert stopping.state is JobState.RUNNING
     assert ended.state is JobState.CANCELLED
-    assert json.loads(out.splitlines()[-1])["state"] == "cancelled"
+    assert outcome["state"] == "cancelled"
 
 
 async def test_a_cancel_of_another_process_s_job_is_woken_by_its_end_on_every_store(
-    catalog: Path, marks: Path, store_url: str, tmp_path: Path, owner: list[subprocess.Popen[bytes]]
+    catalog: Path, marks: Path, store_url: str, owner: Owner
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSROOM_")}
-    env.update(OPSROOM_STORE_URL=store_url, OPSROOM_RUNNER_KILL_GRACE="600")
-    owner.append(
-        subprocess.Popen(
-            [OPSROOM, "run", "--json", "--catalog", str(catalog), f"!stop slowly {marks}"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-    )
-    wait_for(lambda: (marks / "started").exists(), 60, what="the job to start")
-    found = row(store_url, "SELECT id FROM jobs WHERE state = 'running'")
-    assert found is not None
-    job_id = int(found["id"])
+    job_id = owner.start("stop slowly")
     # A look at the store only once a minute: what wakes the cancel sooner is the end's notice.
     settings = Settings(
         store=StoreSettings(url=store_url),
@@ -212,17 +226,10 @@ async def test_a_cancel_of_another_process_s_job_is_woken_by_its_end_on_every_st
         workers=WorkersSettings(recheck=60),
     )
     async with Bot.open(catalog_dir=str(catalog), store_url=store_url, settings=settings) as bot:
-        with JobReads(bot.app.store, job_id) as reads:
-            cancel = asyncio.create_task(bot.say(f"!cancel {job_id}"))
-            # The owner hears of the request from its notice too, and the job gets its TERM.
-            await async_wait_for(lambda: (marks / "cleaning-2").exists(), 60, what="TERM")
-            before = reads.count
-            last = marks / f"cleaning-{STEPS - 5}"
-            await async_wait_for(last.exists, 60, what="the clean-up to go on")
-            while_stopping = reads.count - before
-            said = await cancel
-    out, _ = owner[0].communicate(timeout=60)
+        # The owner hears of the request from its notice too, and the job gets its TERM.
+        said, before, while_stopping = await cancel_while_it_stops(bot, job_id, marks)
+    outcome = owner.outcome()
     assert before >= 1  # the cancel's first look (the reads are counted on this store)
     assert while_stopping == 0, f"the waiting cancel read the job {while_stopping} times"
     assert _statuses(said.replies) == [f"job {job_id} stop slowly: cancelled"]
-    assert json.loads(out.splitlines()[-1])["state"] == "cancelled"
+    assert outcome["state"] == "cancelled"
