@@ -2,7 +2,8 @@
 
 SQLite has no LISTEN/NOTIFY. So each process that waits for what another may do (a cancel
 asked from a terminal, the end of a job it waits for, a freed place in the queue) binds a
-Unix datagram socket in a folder beside the database, `<file>-notices/`, and a writer, once
+Unix datagram socket in a hidden folder beside the database, `.<file>.notices/` (hidden, so
+that `cp opsroom.db* backup/` and the like still find files only), and a writer, once
 its transaction has committed, sends that transaction's notices (`<topic>:<job id>`, as on
 PostgreSQL) to every socket there: one datagram per listener per commit, never blocking.
 Notices are hints, never the record: one lost (a listener's full buffer, a writer killed
@@ -26,14 +27,14 @@ from opsroom.store.notify import Listening
 
 log = logging.getLogger("opsroom.store")
 
-SUFFIX = "-notices"
 _PATH_MAX = 107  # a Unix socket's path (sun_path, less its terminating zero)
 _DATAGRAM = 65536  # the most one datagram carries here
 
 
 def folder_of(database: str) -> str:
-    """The doorbell folder of the SQLite file at `database`."""
-    return os.path.abspath(database) + SUFFIX
+    """The doorbell folder of the SQLite file at `database`: `.<name>.notices` beside it."""
+    where, name = os.path.split(os.path.abspath(database))
+    return os.path.join(where, f".{name}.notices")
 
 
 class Doorbell(Listening):
