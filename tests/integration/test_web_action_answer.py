@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 from support import async_wait_for
 
 if TYPE_CHECKING:
@@ -106,7 +108,7 @@ async def test_approving_answers_with_the_decision_and_the_job_speaks_in_its_roo
             # The page's answer is the decision; "queued", said right after it, is the room's.
             decision = f"✔ job {job_id} storage wipe approved by web:bob; starting"
             assert [render_reply(r) for r in approved.replies] == [decision]
-            assert approved.outcome.outcome == "running"
+            assert approved.outcome.outcome == "queued"  # behind the job holding the slot
             assert approved.room == job.room
         finally:
             await act(ctx, "web:alice", None, f"!cancel {holder}")
@@ -121,3 +123,42 @@ async def test_approving_answers_with_the_decision_and_the_job_speaks_in_its_roo
         assert heard[0] == decision
         assert f"job {job_id} is queued behind job {holder}" in heard[1]
         assert any("wiping vol9" in t for t in heard[2:])
+
+
+async def test_a_decision_slower_than_the_page_is_answered_as_under_way_not_done(
+    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opsroom.model.jobs import JobState
+    from opsroom.web import actions
+
+    async with web_context(tmp_path, store_url) as ctx:
+        asked = await actions.act(ctx, "web:alice", None, "!storage wipe vol3")
+        job_id = asked.outcome.job_id
+        assert job_id is not None
+        job = await ctx.store.get_job(job_id)
+        assert job is not None
+        # The page waits for no answer at all: a server too busy to decide in ACK_WAIT.
+        monkeypatch.setattr(actions, "ACK_WAIT", 0.0)
+        approved = await actions.act(ctx, "web:bob", job, f"!approve {job_id}")
+        # Whatever was decided by then, the answer says it as it is: never an empty answer
+        # that a page shows as "done" while the job still waits for its approval.
+        assert approved.replies == ()
+        said = approved.outcome
+        assert said.output == f"under way: what comes of it is said in {job.room}"
+        # Its state as the store had it then, in the words of an outcome.
+        expected = {
+            JobState.AWAITING_APPROVAL: "awaiting_approval",
+            JobState.QUEUED: "queued",
+            JobState.RUNNING: "running",
+        }
+        assert said.state in expected
+        assert said.outcome == expected[said.state]
+        ended = await async_wait_for(
+            lambda: _finished(ctx, job_id), what="the approved job to run and end"
+        )
+        assert ended is JobState.SUCCEEDED
+
+
+async def _finished(ctx: WebContext, job_id: int) -> object:
+    job = await ctx.store.get_job(job_id)
+    return job.state if job is not None and job.state.finished else None

@@ -91,18 +91,25 @@ async def act(
         finally:
             first.cancel()
         settled = True
-        outcome = task.result() if task.done() else await _under_way(ctx, job)
+        outcome = task.result() if task.done() else await _under_way(ctx, job, answered.is_set())
     room = job.room if job is not None and to_room is not None else None
     return ActionResult(outcome, tuple(shown), room)
 
 
-async def _under_way(ctx: WebContext, job: Job | None) -> Outcome:
-    """The outcome so far of an action whose job goes on in the background."""
+async def _under_way(ctx: WebContext, job: Job | None, answered: bool) -> Outcome:
+    """The outcome so far of an action whose job goes on in the background; when nothing
+    was said yet (a busy server still deciding), its `output` says where the rest goes, so
+    the page never shows a bare "done" for what has not happened yet."""
     if job is None:
-        return Outcome("running")
+        return Outcome("running", output="" if answered else "under way")
     now: Job = await ctx.store.get_job(job.id) or job
-    if not now.state.finished:
-        outcome = "running"
-    else:
+    if now.state.finished:
         outcome = "succeeded" if now.state is JobState.SUCCEEDED else "failed"
-    return Outcome(outcome, job_id=now.id, state=now.state, exit_code=now.exit_code)
+    else:
+        outcome = _SO_FAR.get(now.state, "running")
+    said = "" if answered else f"under way: what comes of it is said in {now.room}"
+    return Outcome(outcome, job_id=now.id, state=now.state, exit_code=now.exit_code, output=said)
+
+
+# A job not over yet, as an action's outcome says it (router/outcome.py's words).
+_SO_FAR = {JobState.AWAITING_APPROVAL: "awaiting_approval", JobState.QUEUED: "queued"}
