@@ -107,9 +107,7 @@ class Doorbell(Listening):
         while True:
             try:
                 data = self._sock.recv(_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
+            except OSError:  # read them all (BlockingIOError), or the socket went
                 return
             for payload in data.decode("utf-8", "replace").split("\n"):
                 self._dispatch(payload)
@@ -117,9 +115,9 @@ class Doorbell(Listening):
 
 def ring(folder: str, payloads: list[str]) -> int:
     """Send `payloads` to every listener in `folder` now; how many heard them."""
-    data = "\n".join(payloads).encode("utf-8")
     if not hasattr(socket, "AF_UNIX"):
         return 0
+    data = "\n".join(payloads).encode("utf-8")
     try:
         names = os.listdir(folder)
     except OSError:
