@@ -40,7 +40,7 @@ from opsroom.model.blocks import Code, Reply, Status, Text
 from opsroom.model.catalog import CatalogIssue
 from opsroom.model.languages import own_environment
 from opsroom.router.deployment import Deployment, Live
-from opsroom.tasks import stop_task
+from opsroom.tasks import raise_if_cancelled, stop_task
 
 if TYPE_CHECKING:
     from opsroom.catalog.diff import CatalogDiff
@@ -242,6 +242,7 @@ class Deployer:
             try:
                 await self.update(trigger)
             except Exception:
+                raise_if_cancelled()
                 log.exception("catalog update failed")
             if not self._again:
                 return
@@ -253,6 +254,7 @@ class Deployer:
             try:
                 await self.update("poll")
             except Exception:
+                raise_if_cancelled()
                 log.exception("catalog update failed")
 
     async def watch_forever(self, *, debounce_ms: int = 400) -> None:

@@ -15,3 +15,15 @@ async def stop_task(task: asyncio.Future[Any] | None) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def raise_if_cancelled() -> None:
+    """Raise CancelledError when the running task has been asked to stop.
+
+    For loops that log a failure and go on: a failure met because of the cancel (a
+    library's clean-up failing after it, in its place) must not keep the loop, and the
+    shutdown waiting for it, going.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -65,7 +65,19 @@ class Served:
         """Signal the server and wait for it to exit (fails after `timeout` seconds)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        self.proc.wait(timeout=timeout)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # Not left running (it would hold its pipes until some later test): killed,
+            # and what it logged said.
+            self.proc.kill()
+            self.proc.wait()
+            self.close()
+            tail = "\n".join(self.log.splitlines()[-20:])
+            raise AssertionError(
+                f"opsroom serve did not stop within {timeout:g} s of {signal.Signals(sig).name};"
+                f" its log ends:\n{tail}"
+            ) from None
         self.close()
 
     def close(self) -> None:

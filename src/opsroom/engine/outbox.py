@@ -21,6 +21,7 @@ from opsroom.adapters.base import AdapterUnavailable, ChatAdapter, ConnectionSta
 from opsroom.errors import StoreError
 from opsroom.model.blocks import Reply
 from opsroom.model.wire import dump_reply, load_reply
+from opsroom.tasks import raise_if_cancelled
 
 if TYPE_CHECKING:
     from opsroom.store.outbox import KeptReply
@@ -147,6 +148,7 @@ class Outbox:
             except AdapterUnavailable:
                 pass  # gone again; the next round retries
             except Exception:
+                raise_if_cancelled()
                 log.exception("could not deliver the kept replies")
 
     async def _keep(self, room: str, thread_id: str | None, reply: Reply, *, live: bool) -> None:

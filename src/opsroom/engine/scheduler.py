@@ -31,6 +31,7 @@ from opsroom.model.messages import Inbound
 from opsroom.model.schedules import Schedule
 from opsroom.router.cron import COUNT_LIMIT, Cron, Plan, plan
 from opsroom.router.outcome import Outcome
+from opsroom.tasks import raise_if_cancelled
 
 if TYPE_CHECKING:
     from opsroom.engine.dispatch import Dispatcher
@@ -93,6 +94,7 @@ class Scheduler:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                raise_if_cancelled()
                 log.exception("schedules: could not look at what is due")
             else:
                 if first:

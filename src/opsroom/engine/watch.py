@@ -33,6 +33,7 @@ from opsroom.engine.remote import interrupt_lost_workers
 from opsroom.errors import StoreError
 from opsroom.model.blocks import Reply, Status
 from opsroom.model.jobs import Job, JobState
+from opsroom.tasks import raise_if_cancelled
 
 if TYPE_CHECKING:
     from opsroom.engine.dispatch import Dispatcher
@@ -89,8 +90,10 @@ class Watch:
             except asyncio.CancelledError:
                 raise
             except StoreError as e:
+                raise_if_cancelled()
                 log.warning("could not look after the other bots and workers yet (%s)", e)
             except Exception:
+                raise_if_cancelled()
                 log.exception("looking after the other bots and workers failed")
             await asyncio.sleep(every)
 

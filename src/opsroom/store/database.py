@@ -161,6 +161,13 @@ class Database:
         try:
             yield
         except (SQLAlchemyError, OSError) as e:
+            cancel = _cancel_behind(e)
+            if cancel is not None:
+                # Cancelled mid-statement: SQLAlchemy drops the connection, and rolling back
+                # on it then fails. That failure must not stand in for the cancel: a loop
+                # that goes on after a StoreError would outlive its stop (a hung shutdown),
+                # and asyncio.timeout would not see its own cancel.
+                raise cancel from None
             raise StoreError(f"store {redacted(self.url)}: could not {doing}: {_reason(e)}") from e
 
 
@@ -178,6 +185,18 @@ class Part:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+
+
+def _cancel_behind(e: BaseException) -> asyncio.CancelledError | None:
+    """The cancel that `e` was raised while handling, if any (its causes, then contexts)."""
+    seen: set[int] = set()
+    found: BaseException | None = e
+    while found is not None and id(found) not in seen:
+        if isinstance(found, asyncio.CancelledError):
+            return found
+        seen.add(id(found))
+        found = found.__cause__ or found.__context__
+    return None
 
 
 def _reason(e: BaseException) -> str:

@@ -279,12 +279,18 @@ class Cursor:
         rows = self._cursor.fetchmany(FETCH_PAGE)
         if len(rows) < FETCH_PAGE:
             return rows
-        while True:
-            await asyncio.sleep(0)
-            more = self._cursor.fetchmany(FETCH_PAGE)
-            rows.extend(more)
-            if len(more) < FETCH_PAGE:
-                return rows
+        try:
+            while True:
+                await asyncio.sleep(0)
+                more = self._cursor.fetchmany(FETCH_PAGE)
+                rows.extend(more)
+                if len(more) < FETCH_PAGE:
+                    return rows
+        except BaseException:
+            # Cancelled halfway: SQLAlchemy then closes the connection, but a statement
+            # left open keeps it (and its transaction's write lock) alive until collected.
+            self._cursor.close()
+            raise
 
     async def close(self) -> None:
         """Close the cursor."""

@@ -27,6 +27,7 @@ from opsroom.engine.bridge import Bridge
 from opsroom.engine.loop import on_stop_signals
 from opsroom.errors import ConfigError, MissingExtra, StoreError
 from opsroom.model.jobs import JobState
+from opsroom.tasks import raise_if_cancelled
 from opsroom.web.accounts import ADMIN, bootstrap_admin, has_demo_roles
 from opsroom.web.app import context_of, create_app
 from opsroom.web.context import WebContext
@@ -363,6 +364,7 @@ async def _every(seconds: float, work: Callable[[], Any]) -> None:
         except asyncio.CancelledError:
             raise
         except Exception:
+            raise_if_cancelled()
             log.exception("periodic work failed")
         await asyncio.sleep(seconds)
 

@@ -37,6 +37,7 @@ from opsroom.router.deployment import Deployment
 from opsroom.runner.tree import end_orphaned_job
 from opsroom.store.owner import owner_alive, owner_id
 from opsroom.store.tasks import TASK_NAME
+from opsroom.tasks import raise_if_cancelled
 from opsroom.worker.replies import ReplyWriter
 
 if TYPE_CHECKING:
@@ -183,6 +184,7 @@ class WorkerRuntime:
                     self.worker.id, catalog_commit=self.app.deployer.live.current.commit
                 )
             except StoreError as e:
+                raise_if_cancelled()
                 log.warning("could not record a heartbeat (%s); trying again", e)
                 continue
             if me.lost is not None:
