@@ -30,7 +30,7 @@ from opsroom.runner.tree import job_processes
 from opsroom.store import engine as store_engine
 from opsroom.testing import Bot
 from stores import row, with_store
-from support import FIXTURES, OPSROOM, Opsroom, wait_for
+from support import FIXTURES, OPSROOM, Opsroom, async_wait_for, wait_for
 
 JOBS = FIXTURES / "jobs_catalog"
 APPROVALS = FIXTURES / "approval_catalog"
@@ -161,6 +161,40 @@ async def test_an_adopted_job_is_announced_once_its_start_is_recorded(
     assert outcome.state is JobState.SUCCEEDED, outcome
     [(said, trail)] = seen
     assert f"job.start {left.job_id}" in trail, f"{said!r} was sent before the job's start"
+
+
+async def test_an_adopted_job_that_must_wait_its_turn_is_told_queued_not_starting(
+    store_url: str, tmp_path: Path
+) -> None:
+    catalog = catalog_of_true(tmp_path / "catalog")
+    (catalog / "bench" / "hold.sh").write_text(
+        "#!/usr/bin/env bash\n# @describe Hold the one job slot.\nsleep 60\n"
+    )
+    settings = Settings.model_validate({"runner": {"concurrency": 1}})
+    async with Bot.open(catalog_dir=str(catalog), store_url=store_url, settings=settings) as bot:
+        dispatcher = bot.app.dispatcher
+        holding = asyncio.create_task(bot.say("!bench hold"))
+        [holder] = await async_wait_for(
+            lambda: bot.app.store.list_jobs(states=[JobState.RUNNING]), what="the slot taken"
+        )
+        queued = Inbound(text="!bench true", principal="local:alice", room="local:r", wait=False)
+        left = await dispatcher.handle(queued, lambda reply: asyncio.sleep(0))
+        assert left.outcome == "queued"
+        told: list[str] = []
+
+        async def send(reply: Reply) -> None:
+            told.append(render_reply(reply))
+
+        adopting = asyncio.create_task(dispatcher.adopt_orphans(lambda room: send))
+        behind = f"job {left.job_id} is queued behind job {holder.id}"
+        await async_wait_for(lambda: any(behind in t for t in told), what="its place in line")
+        while_queued = list(told)
+        await bot.say(f"!cancel {holder.id}")
+        [outcome] = await asyncio.wait_for(adopting, 60)
+        await holding
+    assert outcome.state is JobState.SUCCEEDED, told
+    # Told it waits, and nothing that says it started while it did not.
+    assert not any("is starting" in t for t in while_queued), while_queued
 
 
 async def test_200_jobs_started_at_once_all_run_and_are_audited(

@@ -106,7 +106,8 @@ async def test_approving_answers_with_the_decision_and_the_job_speaks_in_its_roo
         try:
             approved = await act(ctx, "web:bob", job, f"!approve {job_id}")
             # The page's answer is the decision; "queued", said right after it, is the room's.
-            decision = f"✔ job {job_id} storage wipe approved by web:bob; starting"
+            # Not "starting": it waits for the slot first.
+            decision = f"✔ job {job_id} storage wipe approved by web:bob"
             assert [render_reply(r) for r in approved.replies] == [decision]
             assert approved.outcome.outcome == "queued"  # behind the job holding the slot
             assert approved.room == job.room

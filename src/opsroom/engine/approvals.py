@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from opsroom.config import Settings
-from opsroom.engine.supervisor import JobRequest, Supervisor
+from opsroom.engine.supervisor import Announce, JobRequest, Supervisor
 from opsroom.errors import ParseError, RefusedError
 from opsroom.model.approvals import VoteDecision
 from opsroom.model.audit import AuditEvent
@@ -181,14 +181,11 @@ class ApprovalDesk:
                 )
             )
             return Outcome("refused", job_id=job.id, state=JobState.FAILED, output=why)
-        approved = Reply(
-            (
-                Status(
-                    f"job {job.id} {job.command} approved by {inbound.principal}; starting",
-                    "success",
-                ),
-            ),
-            job_id=job.id,
+        decided = f"job {job.id} {job.command} approved by {inbound.principal}"
+        approved = Announce(
+            starting=Reply((Status(f"{decided}; starting", "success"),), job_id=job.id),
+            # Its place in the queue is said next ("queued behind job N"): not "starting".
+            waiting=Reply((Status(decided, "success"),), job_id=job.id),
         )
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in job.params.items()}
         invocation = Invocation(command=spec.name, params=params, dry_run=job.dry_run)

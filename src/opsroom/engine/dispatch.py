@@ -21,7 +21,13 @@ from opsroom.engine.approvals import ApprovalDesk
 from opsroom.engine.ends import BuiltinJobs
 from opsroom.engine.remote import check_remote
 from opsroom.engine.schedules import ScheduleDesk
-from opsroom.engine.supervisor import JobRequest, Supervisor, append_request, local_secrets
+from opsroom.engine.supervisor import (
+    Announce,
+    JobRequest,
+    Supervisor,
+    append_request,
+    local_secrets,
+)
 from opsroom.errors import RefusedError, StoreError, UserError
 from opsroom.model.approvals import VoteDecision
 from opsroom.model.audit import AuditEvent
@@ -507,8 +513,10 @@ class Dispatcher:
             job_id=job.id,
             kind="job",
         )
-        # Said once its start is on disk (or it waits in the queue), never before.
-        return await self.supervisor.execute(job, request, send, announce=starting)
+        # Said once its start is on disk, never before; one that must wait its turn again
+        # is told by its place in the queue alone.
+        announce = Announce(starting=starting)
+        return await self.supervisor.execute(job, request, send, announce=announce)
 
     def _builtin_ctx(
         self, inbound: Inbound, groups: frozenset[str], dep: Deployment

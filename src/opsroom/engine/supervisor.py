@@ -86,6 +86,20 @@ class JobRequest:
     deployment: Deployment | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """What a job's room is told once its start, or its place in the queue, is on disk."""
+
+    starting: Reply  # it starts at once
+    # It waits for its turn first; the queue's own line ("queued behind job N") follows.
+    # None: that line alone says it.
+    waiting: Reply | None = None
+
+    def now(self, claimed: bool) -> Reply | None:
+        """What to say, the job claimed (starting) or not (waiting)."""
+        return self.starting if claimed else self.waiting
+
+
 @dataclass(slots=True)
 class _Running:
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
@@ -218,20 +232,25 @@ class Supervisor:
         return req.deployment or self.live.current
 
     async def execute(
-        self, job: Job, req: JobRequest, send: Send, *, announce: Reply | None = None
+        self, job: Job, req: JobRequest, send: Send, *, announce: Announce | None = None
     ) -> Outcome:
         """Wait for capacity, run the job, and report; returns when it has ended.
 
         A job whose command runs on a queue's workers (SPEC §8) is handed to that queue
         and followed there; it never runs in this process. `announce` ("approved;
-        starting") is sent once the job's start (or its place in the queue) is on disk —
-        for a worker's job, once the worker has recorded its start.
+        starting", or without "starting" when the job must wait its turn) is sent once the
+        job's start (or its place in the queue) is on disk — for a worker's job, once the
+        worker has recorded its start.
         """
         queue = self.queue_of(req.spec)
         if queue is not None:
             # Its start is the worker's: `announce` waits for the worker's start record.
             return await self.remote.execute(
-                job, queue, send, announce=announce, end_unstarted=self.end_unstarted
+                job,
+                queue,
+                send,
+                announce=announce.starting if announce is not None else None,
+                end_unstarted=self.end_unstarted,
             )
         # Its catalog version's files stay as they are until the job has ended.
         with self.live.hold(self._deployment(req)):
@@ -264,7 +283,7 @@ class Supervisor:
         send: Send,
         *,
         params: dict[str, Any] | None = None,
-        announce: Reply | None = None,
+        announce: Announce | None = None,
         entry: AuditEvent | None = None,
     ) -> Outcome:
         prefix = self.settings.bot.prefix
@@ -350,7 +369,7 @@ class Supervisor:
         req: JobRequest,
         send: Send,
         params: dict[str, Any] | None,
-        announce: Reply | None,
+        announce: Announce | None,
         entry: AuditEvent | None = None,
     ) -> tuple[Job, dict[str, str], str] | Outcome:
         """Claim the job (recording it first when `job` is None) and audit its start.
@@ -377,8 +396,7 @@ class Supervisor:
             claim = await self.store.claim_job(
                 job.id, owner=self.owner, limits=limits, start=Start(token=token, catalog=catalog)
             )
-            if announce is not None:
-                await send(announce)
+            await self._announce(announce, claim.claimed, send)
             claimed = await self._wait_for_capacity(job, send, limits, token, catalog, claim)
             if claimed is None:
                 return await self._never_started(job, send)
@@ -402,8 +420,7 @@ class Supervisor:
         else:
             await append_request(self.store, entry)
             claim = await self.store.claim_job(job.id, owner=self.owner, limits=limits, start=start)
-        if announce is not None:
-            await send(announce)
+        await self._announce(announce, claim.claimed, send)
         if claim.claimed:
             return claim.job, secrets, token
         # Not now: it waits for its turn, and starts with its secrets as they are then.
@@ -494,6 +511,12 @@ class Supervisor:
         )
         # An end meanwhile has rung the line's bell: its first round sees that turn.
         return await self.line.wait(claim, limits, Start(token=token, catalog=catalog))
+
+    @staticmethod
+    async def _announce(announce: Announce | None, claimed: bool, send: Send) -> None:
+        said = announce.now(claimed) if announce is not None else None
+        if said is not None:
+            await send(said)
 
     async def _fail_before_start(self, job: Job, req: JobRequest, send: Send, why: str) -> Outcome:
         claimed = job  # running: its end is waited for as any running job's
