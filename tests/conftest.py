@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pg_cluster import Cluster, session_cluster
 from stores import STORES, new_store_url
 from support import FIXTURES, OPSROOM, Opsroom, Result
+
+if TYPE_CHECKING:
+    from opsroom.store.database import Database
 
 
 @pytest.fixture
@@ -87,3 +91,15 @@ def module_store_url(
     folder = tmp_path_factory.mktemp("store")
     with new_store_url(request.param, folder, cluster) as url:
         yield url
+
+
+@pytest.fixture
+async def db(store_url: str) -> AsyncIterator[Database]:
+    """The database of a new store (`store_url`), open; closed after the test."""
+    from opsroom.store.database import Database
+
+    opened = await Database.open(store_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()

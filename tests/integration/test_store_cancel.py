@@ -9,7 +9,6 @@ the shutdown waited for it for ever.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
@@ -26,16 +25,6 @@ LONG = {
     ),
     "postgresql": "SELECT pg_sleep(5)",
 }
-
-
-@pytest.fixture
-async def db(store_url: str) -> AsyncIterator[Database]:
-    """The store's database, open."""
-    database = await Database.open(store_url)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def cancel_mid_statement(db: Database, store_url: str, how: str) -> BaseException | None:

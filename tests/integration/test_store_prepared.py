@@ -4,7 +4,6 @@ SQLAlchemy does on every backend."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,15 +26,6 @@ END_JOB = Prepared(
 )
 # An expanding IN: a statement prepared.py leaves to SQLAlchemy.
 SOME_JOBS = Prepared(select(jobs.c.id).where(jobs.c.state.in_(["queued", "running"])))
-
-
-@pytest.fixture
-async def db(store_url: str) -> AsyncIterator[Database]:
-    opened = await Database.open(store_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def job_values(**changes: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from opsroom.retry import Backoff
 from opsroom.store.database import PENDING, Part
 from opsroom.store.url import redacted
-from opsroom.tasks import stop_task
+from opsroom.tasks import raise_if_cancelled, stop_task
 
 if TYPE_CHECKING:
     import psycopg
@@ -194,6 +194,7 @@ class Listener(Listening):
                     self._wake_all()
                     await self._receive(conn)
             except (psycopg.Error, OSError, TimeoutError) as e:
+                raise_if_cancelled()  # closing the connection after a cancel may fail
                 log.warning(
                     "notices from the store %s stopped (%s); listening again",
                     redacted(self._conninfo),
