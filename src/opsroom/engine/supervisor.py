@@ -95,10 +95,6 @@ class Announce:
     # None: that line alone says it.
     waiting: Reply | None = None
 
-    def now(self, claimed: bool) -> Reply | None:
-        """What to say, the job claimed (starting) or not (waiting)."""
-        return self.starting if claimed else self.waiting
-
 
 @dataclass(slots=True)
 class _Running:
@@ -514,7 +510,9 @@ class Supervisor:
 
     @staticmethod
     async def _announce(announce: Announce | None, claimed: bool, send: Send) -> None:
-        said = announce.now(claimed) if announce is not None else None
+        if announce is None:
+            return
+        said = announce.starting if claimed else announce.waiting
         if said is not None:
             await send(said)
 
